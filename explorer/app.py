@@ -1,0 +1,19 @@
+"""Latent Explorer: the Streamlit entry point. Run with `streamlit run explorer/app.py`."""
+
+import sys
+from pathlib import Path
+
+# `streamlit run explorer/app.py` puts explorer/ on the path, not the repo root that holds `training`.
+ROOT = str(Path(__file__).resolve().parent.parent)
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+
+import streamlit as st  # noqa: E402
+
+st.set_page_config(page_title="Latent Explorer", page_icon="🧭", layout="wide")
+
+PAGES = [
+    st.Page("pages/sample.py", title="Sample the latent space", icon="🎲", default=True),
+]
+
+st.navigation(PAGES).run()

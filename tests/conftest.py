@@ -1,0 +1,42 @@
+"""Shared fixtures: tiny data and tiny bundles made on the fly (no downloads, seconds on 2 cores)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+SHIPPED_DCGAN = REPO / "checkpoints" / "toyfaces" / "dcgan"
+
+
+@pytest.fixture(autouse=True)
+def _private_cache(tmp_path_factory, monkeypatch):
+    # Tests never touch the user's real dataset cache.
+    monkeypatch.setenv("LATENT_EXPLORER_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
+
+
+@pytest.fixture(scope="session")
+def tiny_faces():
+    from training.data.base import ImageDataset
+    from training.data.toyfaces import ATTRIBUTES, generate_toyfaces
+
+    images, labels = generate_toyfaces(48, seed=3, size=32, workers=1)
+    return ImageDataset("toyfaces", images, labels, ATTRIBUTES)
+
+
+@pytest.fixture(scope="session")
+def tiny_bundle(tiny_faces, tmp_path_factory) -> Path:
+    """A DCGAN trained for 4 steps at 32x32: real code path, tiny cost."""
+    from training.models.dcgan import DCGANConfig
+    from training.trainer import TrainConfig, train_dcgan
+
+    out = tmp_path_factory.mktemp("bundles") / "tiny-dcgan"
+    return train_dcgan(
+        tiny_faces,
+        DCGANConfig(latent_dim=16, image_size=32, g_width=8, d_width=8),
+        TrainConfig(steps=4, batch_size=16, snapshot_steps=(0, 2), checkpoint_every=2),
+        out,
+        source={"name": "toyfaces", "num_images": 48, "seed": 3},
+        progress=False,
+    )

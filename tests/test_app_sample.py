@@ -1,0 +1,76 @@
+"""Drive the sampling page headless with AppTest, on the shipped bundle, the way a teacher would."""
+
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+APP = str(Path(__file__).resolve().parent.parent / "explorer" / "app.py")
+
+
+@pytest.fixture
+def app():
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def page_text(at) -> str:
+    parts = [e.value for kind in ("error", "warning", "success", "info", "markdown") for e in getattr(at, kind)]
+    return "\n".join(str(p) for p in parts)
+
+
+def metric(at, label_start: str) -> str:
+    return next(m.value for m in at.metric if m.label.startswith(label_start))
+
+
+def test_default_is_standard_normal_and_healthy(app):
+    assert not app.error
+    assert "Healthy" in page_text(app)
+    assert abs(float(metric(app, "mean pairwise cosine"))) < 0.05
+    assert len(app.get("imgs")) >= 1
+
+
+def test_preset_n_minus_10_shows_collapse_in_numbers_and_words(app):
+    app.button(key="preset_N(-10,1)").click().run()
+    assert not app.exception
+    text = page_text(app)
+    assert "Collapsed" in text and "nearly parallel" in text
+    assert abs(float(metric(app, "mean pairwise cosine")) - 0.99) < 0.01
+    assert float(metric(app, "mean code norm")) > 90
+    assert float(metric(app, "norm distance from prior").rstrip()) > 50
+
+
+def test_preset_uniform_shows_shared_direction(app):
+    app.button(key="preset_U(0,1)").click().run()
+    assert not app.exception
+    assert abs(float(metric(app, "mean pairwise cosine")) - 0.75) < 0.05
+    assert "common direction" in page_text(app)
+
+
+def test_preset_symmetric_uniform_and_sample_count(app):
+    app.button(key="preset_U(-1,1)").click().run()
+    app.slider(key="n").set_value(128).run()
+    assert not app.exception
+    assert abs(float(metric(app, "mean pairwise cosine"))) < 0.05
+    assert "128 samples" in "\n".join(h.value for h in app.subheader)
+
+
+def test_invalid_settings_give_a_message_not_a_traceback(app):
+    app.slider(key="std").set_value(0.0).run()
+    assert not app.exception
+    assert any("std > 0" in e.value for e in app.error)
+    app.radio(key="kind").set_value("Uniform").run()
+    app.slider(key="low").set_value(2.0).run()
+    app.slider(key="high").set_value(1.0).run()
+    assert not app.exception
+    assert any("low < high" in e.value for e in app.error)
+    app.slider(key="high").set_value(3.0).run()  # the page recovers once the input is valid again
+    assert not app.error and not app.exception
+
+
+def test_single_sample_is_explained(app):
+    app.slider(key="n").set_value(1).run()
+    assert not app.exception
+    assert any("at least 2 samples" in w.value for w in app.warning)

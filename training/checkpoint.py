@@ -1,0 +1,250 @@
+"""Checkpoint bundles: one folder per model with safetensors weights, a config that rebuilds it, history and snapshots.
+
+Loading never unpickles anything: weights are safetensors, everything else is JSON or PNG.
+Every problem a user can cause is raised as LatentExplorerError naming the file and what is wrong.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from training.data.base import Attribute
+from training.errors import LatentExplorerError
+from training.latent import STANDARD_NORMAL, LatentDistribution
+from training.models import registry
+
+FORMAT_VERSION = 1
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "weights.safetensors"
+HISTORY_FILE = "history.json"
+METRICS_FILE = "metrics.json"
+LATENTS_FILE = "latents.npz"
+SNAPSHOT_DIR = "snapshots"
+
+
+@dataclass
+class Bundle:
+    """A loaded, validated bundle. Networks are in eval mode on the CPU."""
+
+    path: Path
+    config: dict
+    networks: dict[str, torch.nn.Module]
+    history: dict[str, list[float]] = field(default_factory=dict)
+    metrics: dict = field(default_factory=dict)
+
+    @property
+    def family(self) -> str:
+        return self.config["family"]
+
+    @property
+    def name(self) -> str:
+        return self.config.get("name") or f"{self.config['dataset']['name']}/{self.family}"
+
+    @property
+    def model_config(self) -> Any:
+        return registry.model_config(self.family, self.config["model"])
+
+    @property
+    def generator(self) -> torch.nn.Module:
+        """The network that maps codes to images (the GAN generator or the VAE decoder)."""
+        return self.networks[registry.GENERATOR_NAME[self.family]]
+
+    @property
+    def latent_dim(self) -> int:
+        return int(self.config["model"]["latent_dim"])
+
+    @property
+    def prior(self) -> LatentDistribution:
+        """The distribution the model was trained to decode (N(0,1) unless training said otherwise)."""
+        data = self.config.get("prior")
+        return LatentDistribution.from_json(data) if data else STANDARD_NORMAL
+
+    @property
+    def attributes(self) -> tuple[Attribute, ...]:
+        return tuple(Attribute.from_json(a) for a in self.config["dataset"].get("attributes", []))
+
+    def snapshot_paths(self) -> dict[int, Path]:
+        """Fixed-noise grids saved during training, by step."""
+        folder = self.path / SNAPSHOT_DIR
+        if not folder.is_dir():
+            return {}
+        found = {}
+        for png in folder.glob("step_*.png"):
+            try:
+                found[int(png.stem.split("_")[1])] = png
+            except (IndexError, ValueError):
+                continue
+        return dict(sorted(found.items()))
+
+    def latents(self) -> dict[str, np.ndarray] | None:
+        """Encoded held-out codes and labels (VAE bundles), loaded without pickle."""
+        file = self.path / LATENTS_FILE
+        if not file.exists():
+            return None
+        try:
+            with np.load(file, allow_pickle=False) as data:
+                return {k: data[k] for k in data.files}
+        except (OSError, ValueError) as exc:
+            raise LatentExplorerError(f"{file}: cannot read latent codes ({exc})") from None
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write to a temporary file beside `path`, then rename: a kill at any moment leaves the old file intact."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600 files; bundles are meant to be shared and committed
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_write_json(path: Path, data: Any) -> None:
+    atomic_write_bytes(path, (json.dumps(data, indent=1, sort_keys=False) + "\n").encode())
+
+
+def save_bundle(path: str | Path, config: dict, networks: dict[str, torch.nn.Module],
+                history: dict[str, list[float]] | None = None) -> Path:
+    """Write weights then history then config, each atomically. The config goes last so a reader
+    never sees a config that names tensors the weights file does not have yet."""
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    tensors = {}
+    for net_name, net in networks.items():
+        for key, tensor in net.state_dict().items():
+            tensors[f"{net_name}.{key}"] = tensor.detach().to("cpu").contiguous().clone()
+    tmp = path / f".{WEIGHTS_FILE}.tmp"
+    save_file(tensors, str(tmp), metadata={"format_version": str(FORMAT_VERSION)})
+    os.replace(tmp, path / WEIGHTS_FILE)
+    if history is not None:
+        atomic_write_json(path / HISTORY_FILE, history)
+    atomic_write_json(path / CONFIG_FILE, {"format_version": FORMAT_VERSION, **config})
+    return path
+
+
+def _read_json(file: Path, what: str) -> Any:
+    try:
+        return json.loads(file.read_text())
+    except FileNotFoundError:
+        raise LatentExplorerError(f"{file}: missing {what}; is this a Latent Explorer bundle folder?") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise LatentExplorerError(f"{file}: {what} is not valid JSON ({exc})") from None
+
+
+def read_config(path: str | Path) -> dict:
+    """Read and check config.json without touching the weights (cheap: the app lists bundles this way)."""
+    path = Path(path)
+    if not path.exists():
+        raise LatentExplorerError(f"{path}: no such bundle folder")
+    if not path.is_dir():
+        raise LatentExplorerError(f"{path}: a bundle is a folder holding {CONFIG_FILE} and {WEIGHTS_FILE}")
+    file = path / CONFIG_FILE
+    config = _read_json(file, "model config")
+    if not isinstance(config, dict):
+        raise LatentExplorerError(f"{file}: expected a JSON object, got {type(config).__name__}")
+    version = config.get("format_version")
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise LatentExplorerError(f"{file}: 'format_version' is missing or not an integer")
+    if version > FORMAT_VERSION:
+        raise LatentExplorerError(
+            f"{file}: bundle format version {version} is newer than this program reads ({FORMAT_VERSION}); "
+            "update Latent Explorer"
+        )
+    if version < 1:
+        raise LatentExplorerError(f"{file}: unknown bundle format version {version}")
+    for key, kind in (("family", str), ("model", dict), ("dataset", dict)):
+        if not isinstance(config.get(key), kind):
+            raise LatentExplorerError(f"{file}: '{key}' is missing or not a {kind.__name__}")
+    if config["family"] not in registry.FAMILIES:
+        raise LatentExplorerError(
+            f"{file}: unknown model family {config['family']!r} (known: {', '.join(registry.FAMILIES)})"
+        )
+    try:
+        attributes = [Attribute.from_json(a) for a in config["dataset"].get("attributes", [])]
+        if config.get("prior") is not None:
+            LatentDistribution.from_json(config["prior"])
+    except (KeyError, TypeError, AttributeError, ValueError, LatentExplorerError) as exc:
+        raise LatentExplorerError(f"{file}: unreadable dataset attributes or prior ({exc})") from None
+    del attributes
+    return config
+
+
+def _load_weights(file: Path) -> dict[str, torch.Tensor]:
+    if not file.exists():
+        raise LatentExplorerError(f"{file}: missing weights file")
+    try:
+        return load_file(str(file))
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        raise LatentExplorerError(f"{file}: weights are truncated or corrupt ({exc})") from None
+
+
+def load_bundle(path: str | Path, with_training_networks: bool = False) -> Bundle:
+    """Load and validate a bundle. By default only the networks the explorer needs are built
+    (a GAN's discriminator stays on disk); training resumes pass with_training_networks=True."""
+    path = Path(path)
+    config = read_config(path)
+    family = config["family"]
+    try:
+        networks = registry.build_networks(family, config["model"], training=with_training_networks)
+    except LatentExplorerError as exc:
+        raise LatentExplorerError(f"{path / CONFIG_FILE}: {exc}") from None
+    except (TypeError, ValueError) as exc:
+        raise LatentExplorerError(f"{path / CONFIG_FILE}: 'model' does not describe a {family} ({exc})") from None
+    weights_file = path / WEIGHTS_FILE
+    tensors = _load_weights(weights_file)
+    for net_name, net in networks.items():
+        prefix = f"{net_name}."
+        state = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+        expected = net.state_dict()
+        missing = sorted(set(expected) - set(state))
+        if missing:
+            raise LatentExplorerError(
+                f"{weights_file}: {net_name} tensors missing: {', '.join(missing[:5])}"
+                + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+            )
+        unexpected = sorted(set(state) - set(expected))
+        if unexpected:
+            raise LatentExplorerError(f"{weights_file}: unexpected {net_name} tensors: {', '.join(unexpected[:5])}")
+        for key, tensor in expected.items():
+            if state[key].shape != tensor.shape:
+                raise LatentExplorerError(
+                    f"{weights_file}: {net_name}.{key} has shape {tuple(state[key].shape)} but "
+                    f"{CONFIG_FILE} implies {tuple(tensor.shape)}"
+                )
+            if state[key].dtype != tensor.dtype:
+                raise LatentExplorerError(
+                    f"{weights_file}: {net_name}.{key} has dtype {state[key].dtype}, expected {tensor.dtype}"
+                )
+            if state[key].is_floating_point() and not torch.isfinite(state[key]).all():
+                raise LatentExplorerError(f"{weights_file}: {net_name}.{key} contains NaN or infinite values")
+        net.load_state_dict(state)
+        net.eval()
+    history_file = path / HISTORY_FILE
+    history = _read_json(history_file, "training history") if history_file.exists() else {}
+    metrics_file = path / METRICS_FILE
+    metrics = _read_json(metrics_file, "metrics") if metrics_file.exists() else {}
+    return Bundle(path=path, config=config, networks=networks, history=history, metrics=metrics)
+
+
+def find_bundles(root: str | Path) -> list[Path]:
+    """Every folder under root that holds a config.json, sorted (checkpoints/<dataset>/<model>)."""
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    return sorted(p.parent for p in root.rglob(CONFIG_FILE) if not any(part.startswith(".") for part in p.parts))
