@@ -60,6 +60,25 @@ class Bundle:
         return self.networks[registry.GENERATOR_NAME[self.family]]
 
     @property
+    def encoder(self) -> torch.nn.Module | None:
+        """The VAE's encoder (x -> (mu, logvar)); None for the GAN families."""
+        return self.networks.get("encoder")
+
+    @property
+    def conditions(self) -> tuple[Attribute, ...]:
+        """What a conditional GAN's generator takes as `labels` columns, in order; () for other families."""
+        if self.family != "cgan":
+            return ()
+        return tuple(Attribute.from_json(a) for a in self.config["model"]["conditions"])
+
+    @property
+    def codes(self) -> list[dict]:
+        """An InfoGAN's code layout (name, kind, [start, stop) slots in the generator input); [] otherwise."""
+        if self.family != "infogan":
+            return []
+        return self.model_config.code_layout()
+
+    @property
     def latent_dim(self) -> int:
         return int(self.config["model"]["latent_dim"])
 
@@ -136,6 +155,16 @@ def save_bundle(path: str | Path, config: dict, networks: dict[str, torch.nn.Mod
         atomic_write_json(path / HISTORY_FILE, history)
     atomic_write_json(path / CONFIG_FILE, {"format_version": FORMAT_VERSION, **config})
     return path
+
+
+def update_metrics(path: str | Path, key: str, value: Any) -> None:
+    """Set one entry of metrics.json, keeping the others (several evaluations write to the same file)."""
+    file = Path(path) / METRICS_FILE
+    metrics = _read_json(file, "metrics") if file.exists() else {}
+    if not isinstance(metrics, dict):
+        raise LatentExplorerError(f"{file}: expected a JSON object, got {type(metrics).__name__}")
+    metrics[key] = value
+    atomic_write_json(file, metrics)
 
 
 def _read_json(file: Path, what: str) -> Any:

@@ -2,6 +2,14 @@
 
 At 64x64 with the tutorial's widths the parameter names (main.0.weight, main.1.running_mean, ...)
 are exactly the tutorial's, which is what lets us import a student's own netG.pth.
+
+Interface every family's generator keeps (the explorer relies on it; vae, cgan and infogan reuse
+`Generator` so they inherit it):
+
+* `generator(z)` with z float (B, latent_dim) returns images (B, C, S, S) in [-1, 1]; any extra input a
+  family has (conditions, InfoGAN codes) is an optional keyword argument with a deterministic default;
+* `generator.first_layer_preactivation(z)` is what the first BatchNorm sees for those codes, and
+  `generator.first_batchnorm` is that BatchNorm (its running statistics describe the training inputs).
 """
 
 from __future__ import annotations
@@ -30,7 +38,7 @@ class DCGANConfig:
     g_activation: str = "relu"  # seed 002 compares ReLU with LeakyReLU in the generator
     condition_dim: int = 0  # extra generator inputs appended to z (conditional GAN, InfoGAN codes)
 
-    def validate(self) -> None:
+    def validate(self, what: str = "DCGAN") -> None:
         problems = []
         if self.image_size not in IMAGE_SIZES:
             problems.append(f"image_size must be one of {IMAGE_SIZES}, got {self.image_size}")
@@ -46,7 +54,7 @@ class DCGANConfig:
         if not 0 <= self.condition_dim <= MAX_LATENT_DIM:
             problems.append(f"condition_dim must be between 0 and {MAX_LATENT_DIM}, got {self.condition_dim}")
         if problems:
-            raise LatentExplorerError("invalid DCGAN config: " + "; ".join(problems))
+            raise LatentExplorerError(f"invalid {what} config: " + "; ".join(problems))
 
     @property
     def upsamplings(self) -> int:
@@ -93,6 +101,30 @@ class Generator(nn.Module):
         return self.main[1]
 
 
+def discriminator_body(config: DCGANConfig) -> nn.Sequential:
+    """The tutorial discriminator without its last layer: image (B, C, S, S) -> features (B, F, 4, 4).
+
+    The conditional GAN's and InfoGAN's discriminators and the VAE's encoder all read images with it.
+    """
+    mults = [2 ** k for k in range(config.upsamplings)]  # 1, 2, 4, 8 at 64x64
+    layers: list[nn.Module] = [
+        nn.Conv2d(config.channels, config.d_width, 4, 2, 1, bias=False),
+        nn.LeakyReLU(0.2, inplace=True),
+    ]
+    for a, b in zip(mults, mults[1:]):
+        layers += [
+            nn.Conv2d(config.d_width * a, config.d_width * b, 4, 2, 1, bias=False),
+            nn.BatchNorm2d(config.d_width * b),
+            nn.LeakyReLU(0.2, inplace=True),
+        ]
+    return nn.Sequential(*layers)
+
+
+def body_channels(config: DCGANConfig) -> int:
+    """Channels of the body's 4x4 feature map (d_width * 8 at 64x64)."""
+    return config.d_width * 2 ** (config.upsamplings - 1)
+
+
 class Discriminator(nn.Module):
     """image -> features (B, d_width * 8 * ...) -> one real/fake logit.
 
@@ -105,19 +137,8 @@ class Discriminator(nn.Module):
         super().__init__()
         config.validate()
         self.config = config
-        mults = [2 ** k for k in range(config.upsamplings)]  # 1, 2, 4, 8 at 64x64
-        layers: list[nn.Module] = [
-            nn.Conv2d(config.channels, config.d_width, 4, 2, 1, bias=False),
-            nn.LeakyReLU(0.2, inplace=True),
-        ]
-        for a, b in zip(mults, mults[1:]):
-            layers += [
-                nn.Conv2d(config.d_width * a, config.d_width * b, 4, 2, 1, bias=False),
-                nn.BatchNorm2d(config.d_width * b),
-                nn.LeakyReLU(0.2, inplace=True),
-            ]
-        self.main = nn.Sequential(*layers)
-        self.feature_channels = config.d_width * mults[-1]
+        self.main = discriminator_body(config)
+        self.feature_channels = body_channels(config)
         self.head = nn.Conv2d(self.feature_channels, 1, 4, 1, 0, bias=False)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
@@ -135,3 +156,11 @@ def weights_init(module: nn.Module) -> None:
     elif "BatchNorm" in name:
         nn.init.normal_(module.weight, 1.0, 0.02)
         nn.init.zeros_(module.bias)
+
+
+def build_networks(config: DCGANConfig, training: bool = False) -> dict[str, nn.Module]:
+    """The generator, plus the discriminator when training."""
+    networks: dict[str, nn.Module] = {"generator": Generator(config)}
+    if training:
+        networks["discriminator"] = Discriminator(config)
+    return networks

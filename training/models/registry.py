@@ -1,4 +1,18 @@
-"""Which networks make up each model family, and how to build them from a bundle's config."""
+"""Which networks make up each model family, and how to build them from a bundle's config.
+
+Families and their networks (names are the prefixes of the tensors in weights.safetensors):
+
+| family    | config          | built for the explorer     | added for training |
+|-----------|-----------------|----------------------------|--------------------|
+| "dcgan"   | DCGANConfig     | generator                  | discriminator      |
+| "vae"     | VAEConfig       | encoder, decoder           | (nothing)          |
+| "cgan"    | CGANConfig      | generator (z, labels)      | discriminator (real/fake + one classifier per condition) |
+| "infogan" | InfoGANConfig   | generator (z, codes)       | discriminator (real/fake + Q head) |
+| "featurenet" | FeatureNetConfig | featurenet (evaluation classifier, training.metrics; no generator) | (nothing) |
+
+`GENERATOR_NAME[family]` names the network that maps z (B, latent_dim) to images in [-1, 1]; every one of
+them accepts `net(z)` alone and exposes `first_layer_preactivation(z)` and `first_batchnorm`.
+"""
 
 from __future__ import annotations
 
@@ -7,36 +21,44 @@ from dataclasses import fields
 from torch import nn
 
 from training.errors import LatentExplorerError
-from training.models import dcgan
+from training.metrics import featurenet
+from training.models import cgan, dcgan, infogan, vae
 
-FAMILIES = ("dcgan",)
+FAMILIES = ("dcgan", "vae", "cgan", "infogan", "featurenet")
 # The network that turns a latent code into an image, per family.
-GENERATOR_NAME = {"dcgan": "generator"}
-_CONFIGS = {"dcgan": dcgan.DCGANConfig}
+GENERATOR_NAME = {"dcgan": "generator", "vae": "decoder", "cgan": "generator", "infogan": "generator"}
+_CONFIGS = {"dcgan": dcgan.DCGANConfig, "vae": vae.VAEConfig, "cgan": cgan.CGANConfig,
+            "infogan": infogan.InfoGANConfig, "featurenet": featurenet.FeatureNetConfig}
+_BUILDERS = {"dcgan": dcgan.build_networks, "vae": vae.build_networks, "cgan": cgan.build_networks,
+             "infogan": infogan.build_networks, "featurenet": featurenet.build_networks}
 
 
 def model_config(family: str, data: dict):
     """Rebuild the config dataclass, refusing unknown or missing fields instead of guessing."""
+    if family not in _CONFIGS:
+        raise LatentExplorerError(f"unknown model family {family!r} (known: {', '.join(FAMILIES)})")
     cls = _CONFIGS[family]
     names = {f.name for f in fields(cls)}
     unknown = sorted(set(data) - names)
     if unknown:
         raise LatentExplorerError(f"unknown {family} config fields: {', '.join(unknown)}")
+    defaults = cls()
+    values = dict(data)
     for f in fields(cls):
-        if f.name in data and not isinstance(data[f.name], type(getattr(cls(), f.name))):
-            expected = type(getattr(cls(), f.name)).__name__
-            raise LatentExplorerError(f"{family} config field {f.name!r} must be {expected}")
-    config = cls(**data)
+        if f.name not in values:
+            continue
+        expected = type(getattr(defaults, f.name))
+        value = values[f.name]
+        if expected is float and isinstance(value, int) and not isinstance(value, bool):
+            values[f.name] = float(value)  # JSON writes 1.0 as 1 in some tools; that is still a float field
+        elif not isinstance(value, expected) or (expected is not bool and isinstance(value, bool)):
+            raise LatentExplorerError(f"{family} config field {f.name!r} must be {expected.__name__}")
+    config = cls(**values)
     config.validate()
     return config
 
 
 def build_networks(family: str, data: dict, training: bool = False) -> dict[str, nn.Module]:
-    """Fresh (untrained) networks for a family. Only the generator unless training."""
-    if family not in _CONFIGS:
-        raise LatentExplorerError(f"unknown model family {family!r}")
+    """Fresh (untrained) networks for a family: what the explorer needs, plus the rest when training."""
     config = model_config(family, data)
-    networks: dict[str, nn.Module] = {"generator": dcgan.Generator(config)}
-    if training:
-        networks["discriminator"] = dcgan.Discriminator(config)
-    return networks
+    return _BUILDERS[family](config, training=training)

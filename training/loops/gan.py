@@ -1,0 +1,232 @@
+"""The adversarial training loop shared by DCGAN, the conditional GAN (ACGAN) and InfoGAN.
+
+One step, with the defaults exactly the PyTorch DCGAN tutorial's:
+  1. draw a real batch and z, make fakes G(z, extra inputs);
+  2. if D is due this step (every `d_every`-th step), update D `d_steps` times (each extra update on a fresh
+     batch): real -> 1 - label_smoothing, fake -> 0, targets flipped with probability label_flip, plus the
+     family's extra terms (classification of real and fake for ACGAN, Q's code loss for InfoGAN);
+     otherwise D is only evaluated, so the history still has D's numbers for every step;
+  3. update G with the non-saturating loss (make D call the fakes real) plus the family's extra term.
+What differs between families lives in the small `_Family` classes below; the loop is written once.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from training.data.base import ImageDataset
+from training.errors import LatentExplorerError
+from training.loops.common import Run, TrainConfig
+from training.models import cgan, dcgan, infogan
+
+BASE_KEYS = ("loss_g", "loss_d", "d_real", "d_fake")
+
+
+class _Family:
+    """DCGAN: G(z), D(x) -> one logit. The conditional families override the three hooks."""
+
+    display = "DCGAN"
+    extra_keys: tuple[str, ...] = ()
+
+    @classmethod
+    def history_keys(cls, model_config) -> tuple[str, ...]:
+        return BASE_KEYS + cls.extra_keys
+
+    def __init__(self, model_config, train_config: TrainConfig, run: Run, dataset: ImageDataset):
+        self.model_config = model_config
+        self.train_config = train_config
+        self.run = run
+
+    def networks(self) -> tuple[nn.Module, nn.Module]:
+        return dcgan.Generator(self.model_config), dcgan.Discriminator(self.model_config)
+
+    def inputs(self, labels: torch.Tensor, n: int) -> tuple[dict, object]:
+        """Keyword arguments for G beyond z, and whatever the losses need to know about them."""
+        return {}, None
+
+    def d_loss(self, d: nn.Module, real: torch.Tensor, fake: torch.Tensor, labels: torch.Tensor, extra: object,
+               real_target: torch.Tensor, fake_target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor,
+                                                                            torch.Tensor, dict]:
+        logit_real, logit_fake = d(real), d(fake)
+        loss = F.binary_cross_entropy_with_logits(logit_real, real_target) + \
+            F.binary_cross_entropy_with_logits(logit_fake, fake_target)
+        return loss, logit_real, logit_fake, {}
+
+    def g_loss(self, d: nn.Module, fake: torch.Tensor, extra: object) -> tuple[torch.Tensor, dict]:
+        logit = d(fake)
+        return F.binary_cross_entropy_with_logits(logit, torch.ones_like(logit)), {}
+
+
+class _Conditional(_Family):
+    """ACGAN: G(z, labels); D(x) -> real/fake logit + one classifier per condition (seed 002)."""
+
+    display = "conditional GAN"
+    extra_keys = ("class_real", "class_fake", "acc_real", "acc_fake")
+
+    def __init__(self, model_config: cgan.CGANConfig, train_config: TrainConfig, run: Run, dataset: ImageDataset):
+        super().__init__(model_config, train_config, run, dataset)
+        self.conditions = model_config.attributes()
+        by_name = {a.name: (i, a) for i, a in enumerate(dataset.attributes)}
+        columns = []
+        for condition in self.conditions:
+            if condition.name not in by_name or by_name[condition.name][1].values != condition.values:
+                raise LatentExplorerError(
+                    f"the model is conditioned on {condition.name!r} with values {list(condition.values)} but the "
+                    f"dataset's attributes are {[a.to_json() for a in dataset.attributes]}"
+                )
+            columns.append(by_name[condition.name][0])
+        self.columns = torch.tensor(columns, device=run.device)
+        self.weight = train_config.class_weight
+
+    def networks(self) -> tuple[nn.Module, nn.Module]:
+        return cgan.ConditionalGenerator(self.model_config), cgan.ACDiscriminator(self.model_config)
+
+    def inputs(self, labels: torch.Tensor, n: int) -> tuple[dict, object]:
+        # Fakes are asked for the label rows of the real batch: the data's own mix of attribute values.
+        wanted = labels.index_select(1, self.columns)
+        return {"labels": wanted}, wanted
+
+    def d_loss(self, d, real, fake, labels, extra, real_target, fake_target):
+        logit_real, aux_real = d.heads(real)
+        logit_fake, aux_fake = d.heads(fake)
+        wanted = labels.index_select(1, self.columns)
+        class_real = cgan.classification_loss(aux_real, wanted, self.conditions)
+        class_fake = cgan.classification_loss(aux_fake, extra, self.conditions)
+        loss = F.binary_cross_entropy_with_logits(logit_real, real_target) + \
+            F.binary_cross_entropy_with_logits(logit_fake, fake_target) + self.weight * (class_real + class_fake)
+        return loss, logit_real, logit_fake, {
+            "class_real": class_real.item(),
+            "acc_real": cgan.classification_accuracy(aux_real, wanted, self.conditions),
+        }
+
+    def g_loss(self, d, fake, extra):
+        logit, aux = d.heads(fake)
+        class_fake = cgan.classification_loss(aux, extra, self.conditions)
+        loss = F.binary_cross_entropy_with_logits(logit, torch.ones_like(logit)) + self.weight * class_fake
+        return loss, {"class_fake": class_fake.item(),
+                      "acc_fake": cgan.classification_accuracy(aux, extra, self.conditions)}
+
+
+class _Info(_Family):
+    """InfoGAN: G(z, codes); D(x) -> real/fake logit + Q's guess of the codes."""
+
+    display = "InfoGAN"
+
+    @classmethod
+    def history_keys(cls, model_config) -> tuple[str, ...]:
+        return BASE_KEYS + ("loss_info",) + (("info_acc",) if model_config.categorical_codes else ())
+
+    def __init__(self, model_config: infogan.InfoGANConfig, train_config: TrainConfig, run: Run,
+                 dataset: ImageDataset):
+        super().__init__(model_config, train_config, run, dataset)
+        self.weight = train_config.info_weight
+
+    def networks(self) -> tuple[nn.Module, nn.Module]:
+        return infogan.InfoGenerator(self.model_config), infogan.InfoDiscriminator(self.model_config)
+
+    def inputs(self, labels: torch.Tensor, n: int) -> tuple[dict, object]:
+        categories, continuous = infogan.sample_codes(n, self.model_config, self.run.code_rng)
+        categories, continuous = categories.to(self.run.device), continuous.to(self.run.device)
+        codes = infogan.make_codes(categories, continuous, self.model_config)
+        return {"codes": codes}, (categories, continuous)
+
+    def d_loss(self, d, real, fake, labels, extra, real_target, fake_target):
+        logit_real = d(real)
+        logit_fake, q = d.heads(fake)
+        info, _ = infogan.info_loss(q, *extra, self.model_config)
+        loss = F.binary_cross_entropy_with_logits(logit_real, real_target) + \
+            F.binary_cross_entropy_with_logits(logit_fake, fake_target) + self.weight * info
+        return loss, logit_real, logit_fake, {}
+
+    def g_loss(self, d, fake, extra):
+        logit, q = d.heads(fake)
+        info, accuracy = infogan.info_loss(q, *extra, self.model_config)
+        loss = F.binary_cross_entropy_with_logits(logit, torch.ones_like(logit)) + self.weight * info
+        values = {"loss_info": info.item()}
+        if self.model_config.categorical_codes:
+            values["info_acc"] = accuracy
+        return loss, values
+
+
+FAMILIES = {"dcgan": _Family, "cgan": _Conditional, "infogan": _Info}
+
+
+def train_gan(family: str, dataset: ImageDataset, model_config, train_config: TrainConfig, out: str | Path,
+              source: dict | None = None, progress: bool = True, name: str | None = None) -> Path:
+    """Train one of the adversarial families and write a bundle to `out`; returns the bundle path."""
+    cls = FAMILIES[family]
+    run = Run(family, cls.display, dataset, model_config, train_config, out, cls.history_keys(model_config),
+              source, name, progress)
+    game = cls(model_config, train_config, run, dataset)
+    generator, discriminator = (net.to(run.device) for net in game.networks())
+    generator.apply(dcgan.weights_init)
+    discriminator.apply(dcgan.weights_init)
+    betas = (train_config.beta1, train_config.beta2)
+    opt_g = torch.optim.Adam(generator.parameters(), lr=train_config.lr_g, betas=betas)
+    opt_d = torch.optim.Adam(discriminator.parameters(), lr=train_config.lr_d, betas=betas)
+    networks = {"generator": generator, "discriminator": discriminator}
+    if family == "infogan":
+        run.bundle_config["codes"] = model_config.code_layout()
+    if family == "cgan":
+        run.bundle_config["conditions"] = list(model_config.conditions)
+
+    def update_d(real, fake, labels, extra) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, dict]:
+        real_target, fake_target = run.targets(real.shape[0])
+        opt_d.zero_grad(set_to_none=True)
+        result = game.d_loss(discriminator, real, fake, labels, extra, real_target, fake_target)
+        result[0].backward()
+        opt_d.step()
+        return result
+
+    run.snapshot(0, generator)
+    batches = run.batches()
+    for step in run.steps():
+        d_updates = train_config.d_steps if (step - 1) % train_config.d_every == 0 else 0
+        for _ in range(d_updates - 1):  # extra D updates, each on its own batch
+            real, labels = next(batches)
+            kwargs, extra = game.inputs(labels, real.shape[0])
+            with torch.no_grad():
+                fake = generator(run.sample_noise(real.shape[0]), **kwargs)
+            update_d(real, fake, labels, extra)
+        real, labels = next(batches)
+        z = run.sample_noise(real.shape[0])
+        kwargs, extra = game.inputs(labels, real.shape[0])
+        fake = generator(z, **kwargs)
+        if d_updates:
+            loss_d, logit_real, logit_fake, d_values = update_d(real, fake.detach(), labels, extra)
+        else:  # D rests this step: measure it anyway so every step has D's numbers
+            with torch.no_grad():
+                loss_d, logit_real, logit_fake, d_values = game.d_loss(
+                    discriminator, real, fake.detach(), labels, extra, *run.targets(real.shape[0]))
+        opt_g.zero_grad(set_to_none=True)
+        loss_g, g_values = game.g_loss(discriminator, fake, extra)
+        loss_g.backward()
+        opt_g.step()
+        values = {"loss_g": loss_g.item(), "loss_d": loss_d.item(),
+                  "d_real": torch.sigmoid(logit_real).mean().item(),
+                  "d_fake": torch.sigmoid(logit_fake).mean().item(), **d_values, **g_values}
+        run.record(step, values)
+        run.maybe_snapshot_and_save(step, generator, networks)
+    return run.finish(networks)
+
+
+def train_dcgan(dataset: ImageDataset, model_config: dcgan.DCGANConfig, train_config: TrainConfig, out: str | Path,
+                source: dict | None = None, progress: bool = True, name: str | None = None) -> Path:
+    """Train a DCGAN (the tutorial recipe by default) and write a bundle to `out`."""
+    return train_gan("dcgan", dataset, model_config, train_config, out, source, progress, name)
+
+
+def train_cgan(dataset: ImageDataset, model_config: cgan.CGANConfig, train_config: TrainConfig, out: str | Path,
+               source: dict | None = None, progress: bool = True, name: str | None = None) -> Path:
+    """Train an ACGAN-style conditional GAN (conditions from `model_config.conditions`)."""
+    return train_gan("cgan", dataset, model_config, train_config, out, source, progress, name)
+
+
+def train_infogan(dataset: ImageDataset, model_config: infogan.InfoGANConfig, train_config: TrainConfig,
+                  out: str | Path, source: dict | None = None, progress: bool = True, name: str | None = None) -> Path:
+    """Train an InfoGAN (codes laid out by `model_config.code_layout()`, recorded in the bundle as `codes`)."""
+    return train_gan("infogan", dataset, model_config, train_config, out, source, progress, name)
