@@ -1,0 +1,70 @@
+"""`python -m training evaluate BUNDLE`: FD / precision / recall in our feature space, references and floors."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+
+def add_parser(sub) -> None:
+    parser = sub.add_parser(
+        "evaluate", help="score a bundle (FD, precision, recall in our own feature space; not Inception FID)",
+        description="Score a bundle against held-out real images and write its metrics.json. The feature network "
+                    "defaults to checkpoints/<dataset>/featurenet/ (see train-featurenet).")
+    parser.add_argument("bundle")
+    parser.add_argument("--samples", type=int, default=5000, help="generated images per row (default 5000)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the codes and of the real-image subsets")
+    parser.add_argument("--feature-net", default=None, help="feature network bundle (default: "
+                        "checkpoints/<dataset>/featurenet)")
+    parser.add_argument("--data-root", default=None, help="local folder of the real dataset (every dataset but "
+                        "toyfaces, which is regenerated from its seed)")
+    parser.add_argument("--k", type=int, default=3, help="nearest neighbours of precision/recall (default 3)")
+    parser.add_argument("--batch-size", type=int, default=250)
+    parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    parser.add_argument("--no-write", action="store_true", help="print only; leave metrics.json alone")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def format_report(result: dict) -> str:
+    """The result as a few human-readable lines."""
+    net = result["feature_network"]
+    accuracy = ", ".join(f"{k} {v:.3f}" for k, v in net["heldout_accuracy"].items())
+    lines = [
+        f"{result['bundle']['name']} ({result['bundle']['path']}): {result['samples']} samples per row, "
+        f"{result['real_samples']['test']} held-out real images, seed {result['seed']}, k = {result['k']}",
+        f"feature network {net['path']} ({net['feature_dim']} features; held-out accuracy {accuracy})",
+        "numbers are in that network's feature space: this is NOT Inception FID",
+        "",
+        f"{'':40s} {'FD':>10s} {'precision':>10s} {'recall':>10s}",
+    ]
+    for row in result["fd_precision_recall"].values():
+        label = row["description"]
+        lines.append(f"{label[:40]:40s} {row['fd']:10.3f} {row['precision']:10.3f} {row['recall']:10.3f}")
+    if "attribute_accuracy" in result:
+        lines += ["", "attribute accuracy of generated images (classifier's accuracy on real images):"]
+        for name, row in result["attribute_accuracy"]["attributes"].items():
+            real = row.get("classifier_real_accuracy")
+            lines.append(f"  {name:20s} {row['accuracy']:.3f}  (real {real if real is None else f'{real:.3f}'}, "
+                         f"chance {row['chance']:.3f})")
+    if "reconstruction" in result:
+        rec = result["reconstruction"]
+        lines += ["", f"reconstruction MSE on {rec['images']} held-out images: {rec['mse']:.5f} "
+                      f"(pixels in [-1, 1]); {rec['mse_01']:.5f} (pixels in [0, 1])"]
+    lines.append(f"\n{result['seconds']:.0f} s")
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> None:
+    from training.checkpoint import load_bundle, read_config
+    from training.metrics.evaluate import evaluate_bundle, write_metrics
+
+    family = read_config(args.bundle)["family"]
+    bundle = load_bundle(args.bundle, with_training_networks=family == "vae")  # the VAE's encoder, for MSE
+    result = evaluate_bundle(bundle, featurenet=args.feature_net, samples=args.samples, seed=args.seed,
+                             data_root=args.data_root, k=args.k, batch_size=args.batch_size,
+                             progress=not args.quiet)
+    print(json.dumps(result, indent=1) if args.json else format_report(result))
+    if not args.no_write:
+        written = write_metrics(bundle.path, result)
+        if not args.json:
+            print(f"wrote {written}")

@@ -1,0 +1,47 @@
+"""`python -m training train-featurenet`: train a dataset's feature network (attribute classifier) for evaluate."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_parser(sub) -> None:
+    parser = sub.add_parser(
+        "train-featurenet", help="train the attribute classifier whose features evaluate compares",
+        description="Train a small CNN to predict a dataset's labels and save it as a bundle with its held-out "
+                    "accuracy. evaluate looks for it at checkpoints/<dataset>/featurenet/.")
+    parser.add_argument("--data", default="toyfaces", help="dataset name (toyfaces)")
+    parser.add_argument("--data-root", default=None, help="local folder of a real dataset")
+    parser.add_argument("--num-images", type=int, default=None, help="training images (toyfaces: default 30000)")
+    parser.add_argument("--data-seed", type=int, default=0, help="seed of the procedural dataset")
+    parser.add_argument("--image-size", type=int, default=64)
+    parser.add_argument("--heldout", type=int, default=5000, help="held-out images for the accuracy (default 5000)")
+    parser.add_argument("--width", type=int, default=32, help="channels of the first conv (features: 4 x width)")
+    parser.add_argument("--steps", type=int, default=1500)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--lr", type=float, default=2e-3)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda ...")
+    parser.add_argument("--out", default=None, help="bundle folder (default checkpoints/<dataset>/featurenet)")
+
+
+def run(args: argparse.Namespace) -> None:
+    from training.metrics.evaluate import default_featurenet_path
+    from training.metrics.real import load_real
+    from training.metrics.train_featurenet import FeatureNetTrainConfig, config_for, train_featurenet
+
+    train_config = FeatureNetTrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
+                                         device=args.device)
+    train_config.validate()
+    real = load_real(args.data, image_size=args.image_size, num_images=args.num_images, seed=args.data_seed,
+                     data_root=args.data_root, n_test=args.heldout, progress=True)
+    model_config = config_for(real.train, width=args.width)
+    out = args.out or default_featurenet_path(args.data)
+    print(f"feature network for {args.data}: {len(real.train)} training images, {len(real.test)} held out, "
+          f"{model_config.feature_dim} features")
+    train_featurenet(real.train, real.test, model_config, train_config, out, real.train_source, real.test_source)
+    from training.checkpoint import read_config
+
+    accuracy = read_config(out)["accuracy"]
+    print("held-out accuracy: " + ", ".join(f"{k} {v:.4f}" for k, v in accuracy.items()))
+    print(f"wrote {out}")
