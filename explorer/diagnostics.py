@@ -34,23 +34,33 @@ def mean_pairwise_distance(x: torch.Tensor) -> float:
     return float(torch.pdist(flat).mean())
 
 
+def image_diversity(images: torch.Tensor, resolution: int = 16) -> float:
+    """Mean pairwise distance between images after average-pooling them to about resolution x resolution:
+    it measures differences in content (faces, hair, colours) rather than pixel-level noise, which would make
+    near-identical saturated images look diverse."""
+    factor = max(1, images.shape[-1] // resolution)
+    pooled = nn.functional.avg_pool2d(images.double(), factor) if factor > 1 else images
+    return mean_pairwise_distance(pooled)
+
+
 def saturated_fraction(images: torch.Tensor, threshold: float = SATURATION_THRESHOLD) -> float:
     return float((images.abs() > threshold).double().mean())
 
 
 def first_layer_shift(generator: nn.Module, z: torch.Tensor) -> float | None:
-    """How far the first layer's pre-activations sit from training, in units of the first BatchNorm's
-    running std: mean over channels of |batch mean - running mean| / running std. Near 0 for codes like
-    the training ones; tens for N(-10,1). None when the generator has no first BatchNorm to compare with."""
+    """How far the first layer's pre-activations sit from what the model saw in training, in units of the
+    first BatchNorm's running std: the root mean square of (pre-activation - running mean) / running std.
+    About 1 for codes like the training ones (that is what BatchNorm's statistics mean); it grows with the
+    code's length, so N(-10,1) codes give about 10. None when there is no first BatchNorm to compare with."""
     norm = getattr(generator, "first_batchnorm", None)
     if norm is None or not hasattr(generator, "first_layer_preactivation"):
         return None
     with torch.no_grad():
         pre = generator.first_layer_preactivation(z).double()
-    dims = [d for d in range(pre.dim()) if d != 1]
-    batch_mean = pre.mean(dim=dims)
-    running_std = (norm.running_var.double() + norm.eps).sqrt()
-    return float(((batch_mean - norm.running_mean.double()).abs() / running_std).mean())
+    shape = [1, -1] + [1] * (pre.dim() - 2)
+    mean = norm.running_mean.double().view(shape)
+    std = (norm.running_var.double() + norm.eps).sqrt().view(shape)
+    return float(((pre - mean) / std).pow(2).mean().sqrt())
 
 
 @dataclass(frozen=True)
@@ -83,7 +93,7 @@ class Diagnostics:
     prior_norm: NormReference
     norm_zscore: float  # (mean batch norm - prior mean norm) / prior norm std
     code_spread_ratio: float  # pairwise code distance / the prior's (U(0,1): about 1/3.5)
-    diversity: float  # mean pairwise distance between generated images
+    diversity: float  # mean pairwise distance between generated images (pooled to 16x16)
     diversity_ratio: float  # relative to the prior's samples from the same model and seed
     saturated: float
     prior_saturated: float
@@ -92,10 +102,14 @@ class Diagnostics:
 
     @property
     def verdict(self) -> str:
-        if self.diversity_ratio < 0.35 or (self.cosine > 0.95 and abs(self.norm_zscore) > 10):
+        """"collapsed": nearly one image; "reduced diversity": samples look alike; "off-distribution": still
+        varied but the generator is extrapolating; "healthy": like samples from the training prior."""
+        if self.diversity_ratio < 0.3:
             return "collapsed"
-        if self.diversity_ratio < 0.8 or self.cosine > 0.3 or abs(self.norm_zscore) > 4:
+        if self.diversity_ratio < 0.8:
             return "reduced diversity"
+        if abs(self.norm_zscore) > 4 or self.saturated > self.prior_saturated + 0.05:
+            return "off-distribution"
         return "healthy"
 
 
@@ -110,7 +124,8 @@ def diagnose(generator: nn.Module, dist: LatentDistribution, prior: LatentDistri
              images: torch.Tensor, prior_z: torch.Tensor, prior_images: torch.Tensor,
              norm_reference: NormReference) -> Diagnostics:
     """All numbers for one batch, compared with a batch from the training prior of the same size and seed."""
-    prior_diversity = mean_pairwise_distance(prior_images)
+    prior_diversity = image_diversity(prior_images)
+    diversity = image_diversity(images)
     prior_spread = mean_pairwise_distance(prior_z)
     norm_mean = float(z.double().norm(dim=1).mean())
     return Diagnostics(
@@ -124,8 +139,8 @@ def diagnose(generator: nn.Module, dist: LatentDistribution, prior: LatentDistri
         prior_norm=norm_reference,
         norm_zscore=norm_reference.zscore(norm_mean),
         code_spread_ratio=mean_pairwise_distance(z) / prior_spread if prior_spread > 0 else float("nan"),
-        diversity=mean_pairwise_distance(images),
-        diversity_ratio=mean_pairwise_distance(images) / prior_diversity if prior_diversity > 0 else float("nan"),
+        diversity=diversity,
+        diversity_ratio=diversity / prior_diversity if prior_diversity > 0 else float("nan"),
         saturated=saturated_fraction(images),
         prior_saturated=saturated_fraction(prior_images),
         first_layer_shift=first_layer_shift(generator, z),
@@ -141,31 +156,38 @@ def explain(d: Diagnostics) -> str:
                      f"(mean cosine {d.cosine:.2f}; {d.prior} codes give {d.prior_cosine:.2f}), so the generator "
                      "receives almost the same input every time.")
     elif d.cosine > 0.3:
+        spread = (f" and spread {1 / d.code_spread_ratio:.1f}x less than {d.prior} codes"
+                  if d.code_spread_ratio < 0.8 else "")
         parts.append(f"The codes from {d.distribution} share a large common direction (mean cosine {d.cosine:.2f}; "
-                     f"{d.prior} codes give {d.prior_cosine:.2f}) and spread {1 / d.code_spread_ratio:.1f}x less "
-                     f"than {d.prior} codes, so they differ from each other much less than training codes did.")
+                     f"{d.prior} codes give {d.prior_cosine:.2f}){spread}, so they differ from each other less "
+                     "than training codes did.")
+    elif d.code_spread_ratio < 0.8:
+        parts.append(f"The codes point in unrelated directions (mean cosine {d.cosine:.2f}) but spread "
+                     f"{1 / d.code_spread_ratio:.1f}x less than {d.prior} codes.")
     else:
         parts.append(f"The codes point in unrelated directions (mean cosine {d.cosine:.2f}), like {d.prior} codes.")
     z = d.norm_zscore
-    where = (f"{abs(z):.0f} standard deviations {'above' if z > 0 else 'below'} the norms the generator was "
-             f"trained on ({d.prior_norm.mean:.1f} ± {d.prior_norm.std:.1f})")
     if abs(z) > 4:
-        parts.append(f"Their length is {d.norm_mean:.1f}, {where}: far outside the region it learned.")
+        parts.append(f"Their length is {d.norm_mean:.1f}, {abs(z):.0f} standard deviations "
+                     f"{'above' if z > 0 else 'below'} the lengths the generator was trained on "
+                     f"({d.prior_norm.mean:.1f} ± {d.prior_norm.std:.1f}): outside the region it learned.")
     else:
         parts.append(f"Their length, {d.norm_mean:.1f}, is within the prior's typical range "
                      f"({d.prior_norm.mean:.1f} ± {d.prior_norm.std:.1f}).")
     if d.first_layer_shift is not None and d.prior_first_layer_shift is not None and \
-            d.first_layer_shift > max(3.0, 3 * d.prior_first_layer_shift):
+            d.first_layer_shift > 2 * d.prior_first_layer_shift:
         parts.append(f"The first layer's pre-activations sit {d.first_layer_shift:.1f} running standard deviations "
-                     f"from their training values (vs {d.prior_first_layer_shift:.1f} for {d.prior} codes).")
+                     f"from their training mean (vs {d.prior_first_layer_shift:.1f} for {d.prior} codes), so every "
+                     "later layer is pushed to its limits.")
     outcome = (f"{d.saturated:.0%} of output pixels are saturated (vs {d.prior_saturated:.0%}) and the images "
                f"are {d.diversity_ratio:.0%} as varied as {d.prior} samples")
-    if d.verdict == "collapsed":
-        parts.append(f"Result: {outcome}; the samples have collapsed into nearly one image.")
-    elif d.verdict == "reduced diversity":
-        parts.append(f"Result: {outcome}; the samples look alike.")
-    else:
-        parts.append(f"Result: {outcome}; the samples are as varied as the model can make them.")
+    endings = {
+        "collapsed": "the samples have collapsed into nearly one image.",
+        "reduced diversity": "the samples look alike.",
+        "off-distribution": "the samples still vary, but the generator is extrapolating, so expect artefacts.",
+        "healthy": "the samples are as varied as the model can make them.",
+    }
+    parts.append(f"Result: {outcome}; {endings[d.verdict]}")
     return " ".join(parts)
 
 

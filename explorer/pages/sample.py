@@ -87,7 +87,8 @@ with pictures:
     st.image(image_grid(batch.images), width="stretch")
 with numbers:
     st.subheader("Why they look like this")
-    verdict_box = {"collapsed": st.error, "reduced diversity": st.warning, "healthy": st.success}[d.verdict]
+    verdict_box = {"collapsed": st.error, "reduced diversity": st.warning, "off-distribution": st.warning,
+                   "healthy": st.success}[d.verdict]
     verdict_box(f"**{d.verdict.capitalize()}.** {explain(d)}")
     a, b = st.columns(2)
     a.metric("mean pairwise cosine of codes", f"{d.cosine:.3f}", help=f"{d.prior} codes: {d.prior_cosine:.3f}")
@@ -111,10 +112,12 @@ with st.expander("How are these numbers computed?"):
   N(-10,1) gives about 100/101 = 0.99, U(0,1) about 0.25/(1/3) = 0.75.
 * **Code norm**: the length of z. Under N(0,1) it concentrates near √{d.latent_dim} ≈ {d.prior_norm.mean:.1f}
   (the chi distribution); the generator never saw codes much longer or shorter.
-* **Diversity**: average distance between the generated images, divided by the same number for {d.prior}
-  samples drawn with the same seed from this model.
+* **Diversity**: average distance between the generated images (averaged down to 16x16 pixels, so it counts
+  differences in content, not pixel noise), divided by the same number for {d.prior} samples drawn with the same
+  seed from this model. Below 30% the samples have collapsed; below 80% they look alike.
 * **Saturated pixels**: the share of output values with |x| > 0.98: tanh is pinned at black or white.
-* **First-layer shift**: how far the average first-layer pre-activation moves from the BatchNorm running mean
-  recorded in training, in running standard deviations (the model runs in eval mode, as at deployment).
+* **First-layer shift**: the typical distance (root mean square) of the first layer's pre-activations from the
+  BatchNorm running mean recorded in training, in running standard deviations. About 1 for training-like codes;
+  it grows with the code's length. The model runs in eval mode, as a deployed model does.
 """
     )
