@@ -13,7 +13,11 @@ from training.errors import LatentExplorerError
 # toyfaces is generated from a seed, so "held-out" means faces drawn with another seed: independent draws from
 # the same distribution that no model trained on seed s has seen (face i of seed s comes from rng([s, i])).
 HELDOUT_SEED_OFFSET = 1_000_000
-# Datasets read from disk without their own test split: this fraction of the images (a seeded choice) is held out.
+# Datasets with an official test partition (load_dataset(..., split="test")).
+SPLIT_DATASETS = ("celeba", "fashion-mnist")
+# Datasets that find their files without a folder (fashion-mnist looks in the usual install locations).
+FINDS_ITS_OWN_FILES = ("fashion-mnist",)
+# Datasets without a partition: this fraction of the images (a seeded choice) is held out.
 HELDOUT_FRACTION = 0.1
 
 
@@ -25,42 +29,63 @@ class RealData:
     test_source: dict
 
 
+def _toyfaces(image_size: int, num_images: int | None, seed: int, n_test: int, progress: bool,
+              attributes: list[str] | None) -> RealData:
+    from training.data.registry import load_dataset
+
+    extra = {"attributes": attributes} if attributes else {}
+    train, source = load_dataset("toyfaces", image_size=image_size, num_images=num_images, seed=seed,
+                                 progress=progress, **extra)
+    test_seed = HELDOUT_SEED_OFFSET + int(seed)
+    test, test_source = load_dataset("toyfaces", image_size=image_size, num_images=n_test, seed=test_seed,
+                                     progress=progress, **extra)
+    test_source = {**test_source, "held_out": f"faces drawn with seed {test_seed}, which no model trained on "
+                                              f"seed {seed} saw"}
+    return RealData(train, test, source, test_source)
+
+
 def load_real(name: str, image_size: int, num_images: int | None = None, seed: int = 0,
-              data_root: str | Path | None = None, n_test: int = 5000, progress: bool = False) -> RealData:
-    """Training images (as the model or feature network saw them) and up to n_test held-out images."""
+              data_root: str | Path | None = None, n_test: int = 5000, progress: bool = False,
+              load_args: dict | None = None) -> RealData:
+    """Training images (as the model or feature network saw them) and up to n_test held-out images.
+
+    load_args (a bundle's config["dataset"]["source"]["load_args"]) rebuild a real dataset exactly as it was
+    trained on; data_root, when given, replaces the folder recorded there.
+    """
     from training.data.registry import load_dataset
 
     if n_test < 2:
         raise LatentExplorerError(f"need at least 2 held-out images, got {n_test}")
     if name == "toyfaces":
-        from training.data.toyfaces import load_toyfaces
-
-        train, source = load_dataset(name, image_size=image_size, num_images=num_images, seed=seed,
-                                     progress=progress)
-        test_seed = HELDOUT_SEED_OFFSET + int(seed)
-        test = load_toyfaces(n=n_test, seed=test_seed, size=image_size, progress=progress)
-        test_source = {"name": "toyfaces", "num_images": n_test, "seed": test_seed, "image_size": image_size,
-                       "held_out": f"faces drawn with seed {test_seed}, which no model trained on seed {seed} saw"}
-        return RealData(train, test, source, test_source)
-    if data_root is None:
+        return _toyfaces(image_size, num_images, seed, n_test, progress, (load_args or {}).get("attributes"))
+    args = dict(load_args or {"name": name, "image_size": image_size, "num_images": num_images})
+    if name in SPLIT_DATASETS and "split" not in args:
+        args["split"] = "train"
+    if data_root is not None:
+        args["path"] = str(data_root)
+    if args.get("path") is None and name not in FINDS_ITS_OWN_FILES:
         raise LatentExplorerError(
             f"the {name!r} images are not shipped with the program: pass --data-root with the local {name} "
             "folder (the one the model was trained on)"
         )
-    if not Path(data_root).exists():
-        raise LatentExplorerError(f"--data-root {data_root}: no such folder")
-    full, source = load_dataset(name, image_size=image_size, num_images=num_images, seed=seed,
-                                path=str(data_root), progress=progress)
-    order = np.random.default_rng(seed).permutation(len(full))
-    n_held = max(2, int(round(len(full) * HELDOUT_FRACTION)))
-    if len(full) - n_held < 2:
-        raise LatentExplorerError(f"{data_root}: {len(full)} images are too few to hold some out")
-    test_index = np.sort(order[:n_held][:n_test])
-    train = full.subset(np.sort(order[n_held:]))
-    test = full.subset(test_index)
-    test_source = {**source, "held_out": f"{len(test_index)} of {len(full)} images chosen with seed {seed}; "
-                   "a model trained on the whole folder has seen them"}
-    return RealData(train, test, source, test_source)
+    if args.get("path") is not None and not Path(args["path"]).exists():
+        raise LatentExplorerError(f"{args['path']}: no such folder; pass --data-root with the local {name} folder")
+    train, source = load_dataset(**args, progress=progress)
+    if name in SPLIT_DATASETS:
+        test, test_source = load_dataset(**{**args, "split": "test", "num_images": n_test}, progress=progress)
+        seen = args["split"] != "train"
+        note = "the dataset's official test partition" + (
+            f"; the model was trained on split {args['split']!r}, which includes it" if seen else "")
+        return RealData(train, test, source, {**test_source, "held_out": note})
+    order = np.random.default_rng(seed).permutation(len(train))
+    n_held = max(2, int(round(len(train) * HELDOUT_FRACTION)))
+    if len(train) - n_held < 2:
+        raise LatentExplorerError(f"{name}: {len(train)} images are too few to hold some out")
+    test = train.subset(np.sort(order[:n_held][:n_test]))
+    kept = train.subset(np.sort(order[n_held:]))
+    test_source = {**source, "held_out": f"{len(test)} of {len(train)} images chosen with seed {seed}; {name} has "
+                   "no test partition, so a model trained on the whole folder has seen them"}
+    return RealData(kept, test, source, test_source)
 
 
 def load_real_for_bundle(config: dict, data_root: str | Path | None = None, n_test: int = 5000,
@@ -72,6 +97,9 @@ def load_real_for_bundle(config: dict, data_root: str | Path | None = None, n_te
     if not name:
         raise LatentExplorerError("the bundle's config.json does not say which dataset it was trained on")
     image_size = int(source.get("image_size") or dataset.get("image_size") or config["model"]["image_size"])
-    root = data_root if data_root is not None else source.get("path")
+    load_args = source.get("load_args")
+    if name == "toyfaces" and source.get("attributes"):
+        load_args = {"attributes": source["attributes"]}
     return load_real(name, image_size=image_size, num_images=source.get("num_images"),
-                     seed=int(source.get("seed", 0)), data_root=root, n_test=n_test, progress=progress)
+                     seed=int(source.get("seed", 0)), data_root=data_root, n_test=n_test, progress=progress,
+                     load_args=load_args)
