@@ -12,13 +12,27 @@ def _steps_list(text: str) -> tuple[int, ...]:
         raise argparse.ArgumentTypeError(f"expected comma-separated step numbers, got {text!r}") from None
 
 
+def _names_list(text: str) -> list[str]:
+    return [v.strip() for v in text.split(",") if v.strip()]
+
+
 def add_parser(sub) -> None:
     train = sub.add_parser("train", help="train a model and write a bundle folder")
     train.add_argument("--model", choices=["dcgan"], default="dcgan")
     data = train.add_argument_group("data")
-    data.add_argument("--data", default="toyfaces", help="dataset name (toyfaces)")
-    data.add_argument("--data-path", default=None, help="local folder of a real dataset")
-    data.add_argument("--num-images", type=int, default=None, help="dataset size (toyfaces: default 30000)")
+    # Not argparse choices: an unknown name is a LatentExplorerError from load_dataset (exit 2 with the list).
+    data.add_argument("--data", default="toyfaces", metavar="{toyfaces,celeba,anime,fashion-mnist,folder}",
+                      help="dataset (default toyfaces); the README's Datasets section describes each")
+    data.add_argument("--data-root", default=None, metavar="PATH",
+                      help="folder of a real dataset (fashion-mnist: default /usr/share/datasets/fashion-mnist)")
+    data.add_argument("--attributes", type=_names_list, default=None, metavar="A,B,...",
+                      help="label columns to keep, e.g. Smiling,Eyeglasses,Male (default: all)")
+    data.add_argument("--face-margin", type=float, default=None, metavar="F",
+                      help="trim this fraction of the shorter side from each edge before resizing (LFW: 0.25)")
+    data.add_argument("--labels", default=None, metavar="CSV",
+                      help="labels CSV of a --data folder dataset (default: <data-root>/labels.csv if present)")
+    data.add_argument("--num-images", type=int, default=None,
+                      help="dataset size (toyfaces: default 30000; real datasets: the first N, default all)")
     data.add_argument("--data-seed", type=int, default=0, help="seed of the procedural dataset")
     data.add_argument("--image-size", type=int, default=64)
     opt = train.add_argument_group("optimisation")
@@ -63,7 +77,8 @@ def run(args: argparse.Namespace) -> None:
                                d_width=args.d_width, g_activation=args.g_activation)
     model_config.validate()
     dataset, source = load_dataset(args.data, image_size=args.image_size, num_images=args.num_images,
-                                   seed=args.data_seed, path=args.data_path)
+                                   seed=args.data_seed, path=args.data_root, attributes=args.attributes,
+                                   face_margin=args.face_margin, labels=args.labels)
     model_config.channels = dataset.channels
     print(f"dataset {dataset.name}: {len(dataset)} images {dataset.image_size}px; model {asdict(model_config)}")
     out = train_dcgan(dataset, model_config, train_config, args.out, source=source, name=args.name)
