@@ -10,9 +10,18 @@ from pathlib import Path
 
 from training.data.base import ImageDataset
 from training.errors import LatentExplorerError
-from training.loops.common import (DEFAULT_SNAPSHOT_STEPS, SNAPSHOT_SAMPLES, DivergenceGuard, TrainConfig,
-                                   dataset_summary, discriminator_targets, epoch_batches, resolve_device, save_grid,
-                                   versions)
+from training.loops.common import (
+    DEFAULT_SNAPSHOT_STEPS,
+    SNAPSHOT_SAMPLES,
+    DivergenceGuard,
+    TrainConfig,
+    dataset_summary,
+    discriminator_targets,
+    epoch_batches,
+    resolve_device,
+    save_grid,
+    versions,
+)
 from training.loops.gan import train_cgan, train_dcgan, train_infogan
 from training.loops.vae import train_vae
 

@@ -16,9 +16,37 @@ def _names_list(text: str) -> list[str]:
     return [v.strip() for v in text.split(",") if v.strip()]
 
 
+def _comma_ints(text: str) -> list[int]:
+    try:
+        return [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated whole numbers, got {text!r}") from None
+
+
+def _model_config(args: argparse.Namespace):
+    """The family's config from the model flags (a conditional GAN's conditions come once the data is loaded)."""
+    from training.models.cgan import CGANConfig
+    from training.models.dcgan import DCGANConfig
+    from training.models.infogan import InfoGANConfig
+    from training.models.vae import VAEConfig
+
+    sizes = dict(latent_dim=args.latent_dim, image_size=args.image_size, g_width=args.g_width,
+                 d_width=args.d_width, g_activation=args.g_activation)
+    if args.model == "vae":
+        return VAEConfig(**sizes, kl_weight=args.kl_weight, recon_loss=args.recon_loss)
+    if args.model == "cgan":
+        return CGANConfig(**sizes)
+    if args.model == "infogan":
+        return InfoGANConfig(**sizes, categorical_codes=list(args.info_categorical),
+                             continuous_codes=args.info_continuous)
+    return DCGANConfig(**sizes)
+
+
 def add_parser(sub) -> None:
     train = sub.add_parser("train", help="train a model and write a bundle folder")
-    train.add_argument("--model", choices=["dcgan"], default="dcgan")
+    train.add_argument("--model", choices=["dcgan", "vae", "cgan", "infogan"], default="dcgan",
+                       help="dcgan (the tutorial's), vae, cgan (ACGAN-style, needs labels), infogan; "
+                            "the README's Models section describes each")
     data = train.add_argument_group("data")
     # Not argparse choices: an unknown name is a LatentExplorerError from load_dataset (exit 2 with the list).
     data.add_argument("--data", default="toyfaces", metavar="{toyfaces,celeba,anime,fashion-mnist,folder}",
@@ -39,47 +67,81 @@ def add_parser(sub) -> None:
     opt.add_argument("--steps", type=int, default=5000)
     opt.add_argument("--batch-size", type=int, default=128)
     opt.add_argument("--lr", type=float, default=2e-4, help="learning rate of both networks")
-    opt.add_argument("--lr-g", type=float, default=None)
-    opt.add_argument("--lr-d", type=float, default=None)
+    opt.add_argument("--lr-g", type=float, default=None, help="generator (VAE: decoder) learning rate")
+    opt.add_argument("--lr-d", type=float, default=None, help="discriminator (VAE: encoder) learning rate")
     opt.add_argument("--beta1", type=float, default=0.5)
     opt.add_argument("--beta2", type=float, default=0.999)
     opt.add_argument("--noise", default="N(0,1)", help="training noise: N(0,1), U(0,1), U(-1,1), ...")
     opt.add_argument("--seed", type=int, default=0)
     opt.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:1 ...")
+    opt.add_argument("--d-every", type=int, default=1, metavar="K",
+                     help="update the discriminator only on every K-th step (seed 002 halves it: 2)")
+    opt.add_argument("--d-steps", type=int, default=1, metavar="K",
+                     help="discriminator updates, each on a fresh batch, per generator update")
+    opt.add_argument("--label-smoothing", type=float, default=0.0, metavar="S",
+                     help="one-sided: the discriminator's target for real images is 1 - S (e.g. 0.1)")
+    opt.add_argument("--label-flip", type=float, default=0.0, metavar="P",
+                     help="swap each real/fake target of the discriminator with probability P (e.g. 0.05)")
+    opt.add_argument("--class-weight", type=float, default=1.0, metavar="W",
+                     help="cgan: loss = adversarial + W x classification (seed 002 tried 2 and 10)")
+    opt.add_argument("--info-weight", type=float, default=1.0, metavar="W",
+                     help="infogan: loss = adversarial + W x Q's code loss")
+    opt.add_argument("--diverge-patience", type=int, default=1000, metavar="N",
+                     help="stop when D(G(z)) < 0.001 for N steps in a row (the discriminator has won)")
     model = train.add_argument_group("model")
-    model.add_argument("--latent-dim", type=int, default=100)
-    model.add_argument("--g-width", type=int, default=64, help="generator width (ngf)")
-    model.add_argument("--d-width", type=int, default=64, help="discriminator width (ndf)")
+    model.add_argument("--latent-dim", type=int, default=100, help="nz (InfoGAN: noise, without the codes)")
+    model.add_argument("--g-width", type=int, default=64, help="generator / decoder width (ngf)")
+    model.add_argument("--d-width", type=int, default=64, help="discriminator / encoder width (ndf)")
     model.add_argument("--g-activation", choices=["relu", "leaky_relu"], default="relu")
+    model.add_argument("--kl-weight", type=float, default=1e-4, metavar="W",
+                       help="vae: loss = reconstruction + W x KL (seed 003 compares 1e-4 and 1e-5)")
+    model.add_argument("--recon-loss", choices=["mse", "bce"], default="mse", help="vae: reconstruction loss")
+    model.add_argument("--conditions", type=_names_list, default=None, metavar="A,B,...",
+                       help="cgan: attributes to condition on (default: all the dataset's)")
+    model.add_argument("--info-categorical", type=_comma_ints, default=[10], metavar="K,...",
+                       help="infogan: number of values of each categorical code ('' for none; default 10)")
+    model.add_argument("--info-continuous", type=int, default=2, metavar="N",
+                       help="infogan: number of continuous codes, uniform on [-1, 1] (default 2)")
     out = train.add_argument_group("output")
     out.add_argument("--snapshot-steps", type=_steps_list, default=(0, 200, 1000, 2500, 5000, 10000, 20000))
     out.add_argument("--checkpoint-every", type=int, default=500)
     out.add_argument("--out", required=True, help="bundle folder to write")
     out.add_argument("--name", default=None, help="display name stored in the bundle")
+    out.add_argument("--holdout-fraction", type=float, default=0.1, metavar="F",
+                     help="vae: share of the images held out for the test MSE and latents.npz")
 
 
 def run(args: argparse.Namespace) -> None:
     from dataclasses import asdict
 
     from training.data.registry import load_dataset
+    from training.errors import LatentExplorerError
     from training.latent import LatentDistribution
-    from training.models.dcgan import DCGANConfig
-    from training.trainer import TrainConfig, train_dcgan
+    from training.models.cgan import CGANConfig
+    from training.trainer import TrainConfig, train
 
     noise = LatentDistribution.parse(args.noise)
     train_config = TrainConfig(
         steps=args.steps, batch_size=args.batch_size, lr_g=args.lr_g or args.lr, lr_d=args.lr_d or args.lr,
         beta1=args.beta1, beta2=args.beta2, seed=args.seed, noise=noise.to_json(),
         snapshot_steps=args.snapshot_steps, checkpoint_every=args.checkpoint_every, device=args.device,
+        d_every=args.d_every, d_steps=args.d_steps, label_smoothing=args.label_smoothing, label_flip=args.label_flip,
+        class_weight=args.class_weight, info_weight=args.info_weight, diverge_patience=args.diverge_patience,
+        holdout_fraction=args.holdout_fraction,
     )
     train_config.validate()
-    model_config = DCGANConfig(latent_dim=args.latent_dim, image_size=args.image_size, g_width=args.g_width,
-                               d_width=args.d_width, g_activation=args.g_activation)
-    model_config.validate()
+    model_config = _model_config(args)
+    # Refuse bad flags before loading data (a conditional GAN's conditions are checked once the data is here).
+    (model_config.dcgan_config() if args.model == "cgan" else model_config).validate()
+    if args.conditions is not None and args.model != "cgan":
+        raise LatentExplorerError(f"--conditions is for --model cgan; a {args.model} is not conditioned")
     dataset, source = load_dataset(args.data, image_size=args.image_size, num_images=args.num_images,
                                    seed=args.data_seed, path=args.data_root, attributes=args.attributes,
                                    face_margin=args.face_margin, labels=args.labels)
     model_config.channels = dataset.channels
-    print(f"dataset {dataset.name}: {len(dataset)} images {dataset.image_size}px; model {asdict(model_config)}")
-    out = train_dcgan(dataset, model_config, train_config, args.out, source=source, name=args.name)
+    if args.model == "cgan":
+        model_config.conditions = CGANConfig.for_dataset(dataset.attributes, args.conditions).conditions
+    model_config.validate()
+    print(f"dataset {dataset.name}: {len(dataset)} images {dataset.image_size}px; {args.model} {asdict(model_config)}")
+    out = train(args.model, dataset, model_config, train_config, args.out, source=source, name=args.name)
     print(f"wrote {out}")

@@ -50,7 +50,9 @@ class CGANConfig:
             names = known
         unknown = [n for n in names if n not in known]
         if unknown:
-            raise LatentExplorerError(f"the dataset has no attribute {', '.join(map(repr, unknown))}; it has {', '.join(known)}")
+            raise LatentExplorerError(
+                f"the dataset has no attribute {', '.join(map(repr, unknown))}; it has {', '.join(known)}"
+            )
         chosen = [a.to_json() for a in attributes if a.name in names]
         return CGANConfig(conditions=chosen, **sizes)
 
@@ -74,7 +76,9 @@ class CGANConfig:
 
     def validate(self) -> None:
         if not self.conditions:
-            raise LatentExplorerError("invalid conditional GAN config: conditions is empty; name at least one attribute")
+            raise LatentExplorerError(
+                "invalid conditional GAN config: conditions is empty; name at least one attribute"
+            )
         if not self._conditions_ok():
             raise LatentExplorerError(
                 "invalid conditional GAN config: each condition needs a 'name' and at least two 'values'"
@@ -179,7 +183,8 @@ class ACDiscriminator(dcgan.Discriminator):
         return self.head(h).view(-1), [a.view(-1) if a.shape[1] == 1 else a for a in aux]
 
 
-def classification_loss(aux: list[torch.Tensor], labels: torch.Tensor, attributes: tuple[Attribute, ...]) -> torch.Tensor:
+def classification_loss(aux: list[torch.Tensor], labels: torch.Tensor,
+                        attributes: tuple[Attribute, ...]) -> torch.Tensor:
     """Mean over conditions of BCE (binary) or cross-entropy (categorical), so the classification weight means
     the same thing whatever the number of conditions."""
     losses = []
