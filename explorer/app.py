@@ -14,6 +14,10 @@ st.set_page_config(page_title="Latent Explorer", page_icon="🧭", layout="wide"
 
 PAGES = [
     st.Page("pages/sample.py", title="Sample the latent space", icon="🎲", default=True),
+    st.Page("pages/sweep.py", title="Mean sweep", icon="📉"),
+    st.Page("pages/interpolate.py", title="Interpolation", icon="🌐"),
+    st.Page("pages/training.py", title="Training replay", icon="⏱️"),
+    st.Page("pages/upload.py", title="Bring your own generator", icon="📤"),
 ]
 
 st.navigation(PAGES).run()

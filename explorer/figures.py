@@ -36,3 +36,113 @@ def norm_histogram(norms: np.ndarray, prior_norms: np.ndarray, reference: NormRe
     fig.update_layout(barmode="overlay", xaxis_title="code norm ||z||", yaxis_title="density", height=320,
                       margin=dict(l=10, r=10, t=30, b=10), legend=dict(orientation="h", y=1.15))
     return fig
+
+
+def upscale(array: np.ndarray, scale: int = DISPLAY_SCALE) -> np.ndarray:
+    """Nearest-neighbour enlargement of an (H, W[, C]) uint8 picture, e.g. a saved snapshot grid."""
+    if scale <= 1:
+        return array
+    return array.repeat(scale, axis=0).repeat(scale, axis=1)
+
+
+def labelled_rows(labels: list[str], rows: list[torch.Tensor], scale: int = DISPLAY_SCALE, padding: int = 2,
+                  font_size: int | None = None) -> np.ndarray:
+    """One picture with a text label left of each row of images (a sweep, an interpolation): (H', W', 3) uint8."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    if not rows:
+        raise ValueError("labelled_rows needs at least one row")
+    width = max(r.shape[0] for r in rows)
+    grids = [image_grid(r, nrow=width, scale=scale, padding=padding) for r in rows]
+    row_h = max(g.shape[0] for g in grids)
+    grid_w = max(g.shape[1] for g in grids)
+    font = ImageFont.load_default(size=font_size or max(14, row_h // 5))
+    label_w = int(max(font.getbbox(text)[2] for text in labels)) + 24
+    canvas = Image.new("RGB", (label_w + grid_w, row_h * len(rows)), "white")
+    draw = ImageDraw.Draw(canvas)
+    for i, (text, grid) in enumerate(zip(labels, grids)):
+        canvas.paste(Image.fromarray(grid), (label_w, i * row_h))
+        box = font.getbbox(text)
+        draw.text((label_w - 12 - box[2], i * row_h + (row_h - box[3]) // 2), text, fill="#222", font=font)
+    return np.asarray(canvas)
+
+
+def sweep_figure(means: np.ndarray, columns: dict[str, np.ndarray], varied: tuple[float, float] | None,
+                 prior_label: str) -> go.Figure:
+    """The collapse diagnostics against the mean, one panel each, sharing the x axis; the band marks the
+    means whose samples stay varied."""
+    from plotly.subplots import make_subplots
+
+    panels = [
+        ("diversity_ratio", f"output diversity vs {prior_label}", "#e4572e", 1.0),
+        ("cosine", "mean pairwise cosine of codes", "#2e86ab", None),
+        ("saturated", "saturated pixels", "#6c3483", None),
+        ("first_layer_shift", "first-layer shift (BN std)", "#1e8449", None),
+        ("norm_zscore", "code norm vs prior (std devs)", "#7f8c8d", 0.0),
+    ]
+    panels = [p for p in panels if p[0] in columns and np.isfinite(columns[p[0]]).any()]
+    fig = make_subplots(rows=len(panels), cols=1, shared_xaxes=True, vertical_spacing=0.03,
+                        subplot_titles=[p[1] for p in panels])
+    for i, (key, title, colour, reference) in enumerate(panels, start=1):
+        y = columns[key]
+        fig.add_scatter(x=means, y=y, mode="lines+markers", name=title, line=dict(color=colour, width=3),
+                        marker=dict(size=8), row=i, col=1, showlegend=False,
+                        hovertemplate="mean %{x:g}: %{y:.3g}<extra>" + title + "</extra>")
+        if reference is not None:
+            fig.add_hline(y=reference, line_dash="dot", line_color="#999", row=i, col=1)
+        if key in ("diversity_ratio", "saturated"):
+            fig.update_yaxes(tickformat=".0%", row=i, col=1)
+        if varied is not None:
+            fig.add_vrect(x0=varied[0] - 0.25, x1=varied[1] + 0.25, fillcolor="#2ecc71", opacity=0.12,
+                          line_width=0, row=i, col=1)
+    fig.update_xaxes(title_text="mean m of z ~ N(m, std)", row=len(panels), col=1)
+    fig.update_layout(height=170 * len(panels) + 60, margin=dict(l=10, r=10, t=40, b=10), font=dict(size=15))
+    return fig
+
+
+def path_norms_figure(t: np.ndarray, linear: np.ndarray, spherical: np.ndarray, reference: NormReference,
+                      prior_label: str) -> go.Figure:
+    """||z|| along the linear and spherical paths, over the band where the prior's norms live."""
+    fig = go.Figure()
+    fig.add_hrect(y0=reference.mean - 2 * reference.std, y1=reference.mean + 2 * reference.std,
+                  fillcolor="#8f8f8f", opacity=0.2, line_width=0,
+                  annotation_text=f"{prior_label} norms (mean ± 2 std)", annotation_position="top left")
+    fig.add_scatter(x=t, y=linear, name="linear", line=dict(color="#e4572e", width=4))
+    fig.add_scatter(x=t, y=spherical, name="spherical (slerp)", line=dict(color="#2e86ab", width=4))
+    low = min(float(linear.min()), reference.mean - 3 * reference.std)
+    high = max(float(max(linear.max(), spherical.max())), reference.mean + 3 * reference.std)
+    fig.update_layout(xaxis_title="position along the path t", yaxis_title="code norm ||z||", height=360,
+                      yaxis_range=[0.9 * low, 1.05 * high], margin=dict(l=10, r=10, t=30, b=10),
+                      legend=dict(orientation="h", y=1.12), font=dict(size=15))
+    return fig
+
+
+def loss_figure(steps: np.ndarray, curves: dict[str, np.ndarray], labels: dict[str, str],
+                marker_step: int | None = None, equilibrium: dict[str, float] | None = None) -> go.Figure:
+    """Training curves: losses on top, D's outputs (probabilities) below when present; a line at the viewed step."""
+    from plotly.subplots import make_subplots
+
+    colours = {"loss_g": "#e4572e", "loss_d": "#2e86ab", "d_real": "#1e8449", "d_fake": "#6c3483",
+               "recon": "#e4572e", "kl": "#2e86ab"}
+    probabilities = [k for k in ("d_real", "d_fake") if k in curves]
+    losses = [k for k in curves if k not in probabilities]
+    rows = 2 if probabilities and losses else 1
+    titles = (["losses", "discriminator outputs (probability)"] if rows == 2
+              else ["discriminator outputs (probability)" if probabilities else "losses"])
+    fig = make_subplots(rows=rows, cols=1, shared_xaxes=True, vertical_spacing=0.08, subplot_titles=titles)
+    for key in losses + probabilities:
+        row = 2 if rows == 2 and key in probabilities else 1
+        fig.add_scatter(x=steps, y=curves[key], name=labels.get(key, key), mode="lines",
+                        line=dict(color=colours.get(key), width=2), row=row, col=1)
+    for key, value in (equilibrium or {}).items():
+        if key in curves:
+            row = 2 if rows == 2 and key in probabilities else 1
+            fig.add_hline(y=value, line_dash="dot", line_color=colours.get(key, "#999"), row=row, col=1,
+                          annotation_text=f"equilibrium {value:.2f}", annotation_position="bottom right")
+    if marker_step is not None:
+        for row in range(1, rows + 1):
+            fig.add_vline(x=marker_step, line_dash="dash", line_color="#444", row=row, col=1)
+    fig.update_xaxes(title_text="training step", row=rows, col=1)
+    fig.update_layout(height=300 * rows + 60, margin=dict(l=10, r=10, t=40, b=10), font=dict(size=15),
+                      legend=dict(orientation="h", y=1.08))
+    return fig

@@ -62,7 +62,8 @@ def load_state_dict(path: str | Path, label: str | None = None) -> dict[str, tor
         what = f" (it names the class `{found.group(1)}`)" if found else ""
         raise LatentExplorerError(
             f"{label} holds a whole pickled model or other Python objects{what}, not a state dict. "
-            f"Latent Explorer never unpickles code, because loading such a file can run anything. To fix it, {RESAVE_HINT}."
+            "Latent Explorer never unpickles code, because loading such a file can run anything. "
+            f"To fix it, {RESAVE_HINT}."
         ) from None
     except Exception as exc:  # torch raises RuntimeError, EOFError, KeyError... for damaged files
         raise LatentExplorerError(f"{label}: cannot read it as a PyTorch file; it is truncated or damaged "
