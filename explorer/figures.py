@@ -118,13 +118,14 @@ def path_norms_figure(t: np.ndarray, linear: np.ndarray, spherical: np.ndarray, 
 
 
 def loss_figure(steps: np.ndarray, curves: dict[str, np.ndarray], labels: dict[str, str],
-                marker_step: int | None = None, equilibrium: dict[str, float] | None = None) -> go.Figure:
+                marker_step: int | None = None, equilibrium: dict[str, float] | None = None,
+                probability_keys: tuple[str, ...] = ("d_real", "d_fake")) -> go.Figure:
     """Training curves: losses on top, D's outputs (probabilities) below when present; a line at the viewed step."""
     from plotly.subplots import make_subplots
 
     colours = {"loss_g": "#e4572e", "loss_d": "#2e86ab", "d_real": "#1e8449", "d_fake": "#6c3483",
-               "recon": "#e4572e", "kl": "#2e86ab"}
-    probabilities = [k for k in ("d_real", "d_fake") if k in curves]
+               "recon": "#e4572e", "kl": "#2e86ab", "loss": "#7f8c8d"}
+    probabilities = [k for k in curves if k in probability_keys]
     losses = [k for k in curves if k not in probabilities]
     rows = 2 if probabilities and losses else 1
     titles = (["losses", "discriminator outputs (probability)"] if rows == 2

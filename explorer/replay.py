@@ -15,7 +15,14 @@ from training.errors import LatentExplorerError
 
 # History keys the loss plot knows, in display order, with their labels.
 GAN_SERIES = {"loss_g": "G loss", "loss_d": "D loss", "d_real": "D(x)", "d_fake": "D(G(z))"}
-VAE_SERIES = {"recon": "reconstruction", "kl": "KL"}
+VAE_SERIES = {"loss": "VAE loss", "recon": "reconstruction", "kl": "KL"}
+# What the conditional GAN and InfoGAN loops add.
+EXTRA_SERIES = {"class_real": "class loss (real)", "class_fake": "class loss (fake)",
+                "acc_real": "class accuracy (real)", "acc_fake": "class accuracy (fake)",
+                "loss_info": "info loss", "info_acc": "info accuracy"}
+SERIES_LABELS = {**GAN_SERIES, **VAE_SERIES, **EXTRA_SERIES}
+# Curves that are probabilities or accuracies (drawn on their own 0..1 panel).
+PROBABILITY_KEYS = ("d_real", "d_fake", "acc_real", "acc_fake", "info_acc")
 # At the game's equilibrium D outputs 0.5 everywhere: D's BCE loss is 2 ln 2, G's non-saturating loss ln 2.
 EQUILIBRIUM_LOSS_D = 2 * math.log(2)
 EQUILIBRIUM_LOSS_G = math.log(2)
@@ -34,10 +41,20 @@ def smooth(values: np.ndarray | list[float], window: int) -> np.ndarray:
 
 
 def series(history: dict, keys: dict[str, str] | None = None) -> dict[str, np.ndarray]:
-    """The known curves present in a history, as float arrays the length of history['step']."""
+    """The curves of a history as float arrays the length of history['step']: the given keys, or every
+    numeric curve (known ones first, in SERIES_LABELS order)."""
     steps = history.get("step") or []
-    keys = keys or {**GAN_SERIES, **VAE_SERIES}
-    return {k: np.asarray(history[k], dtype=float) for k in keys if len(history.get(k) or []) == len(steps) > 0}
+    if keys is None:
+        keys = {**SERIES_LABELS, **{k: k for k in history if k != "step" and k not in SERIES_LABELS}}
+    out = {}
+    for k in keys:
+        values = history.get(k)
+        if isinstance(values, list) and len(values) == len(steps) > 0:
+            try:
+                out[k] = np.asarray(values, dtype=float)
+            except (TypeError, ValueError):
+                continue
+    return out
 
 
 @dataclass(frozen=True)
@@ -136,6 +153,42 @@ def explain_losses(s: LossStory) -> str:
     return " ".join(parts)
 
 
+@dataclass(frozen=True)
+class VAEStory:
+    steps: int
+    fraction: float
+    recon_first: Window
+    recon_last: Window
+    kl_first: Window
+    kl_last: Window
+
+
+def vae_story(history: dict, fraction: float = 0.2) -> VAEStory | None:
+    curves = series(history, VAE_SERIES)
+    if "recon" not in curves or "kl" not in curves or len(curves["recon"]) < 10:
+        return None
+    n = len(curves["recon"])
+    k = max(2, int(round(n * fraction)))
+    return VAEStory(int(history["step"][-1]), fraction, Window.of(curves["recon"][:k]), Window.of(curves["recon"][-k:]),
+                    Window.of(curves["kl"][:k]), Window.of(curves["kl"][-k:]))
+
+
+def explain_vae_losses(s: VAEStory) -> str:
+    """A VAE's losses do behave like a classifier's: one network, one fixed target. Said with this run's numbers."""
+    pct = f"{s.fraction:.0%}"
+    drop = 1 - s.recon_last.mean / s.recon_first.mean if s.recon_first.mean else 0.0
+    parts = [f"A VAE is one model with a fixed target (rebuild the input, keep the codes close to N(0,1)), so its "
+             f"loss falls like a classifier's: the reconstruction error went from {s.recon_first.mean:.4f} over the "
+             f"first {pct} of the {s.steps} steps to {s.recon_last.mean:.4f} over the last {pct} "
+             f"({drop:.0%} lower)."]
+    if s.kl_last.mean > s.kl_first.mean:
+        parts.append(f"The KL term rose from {s.kl_first.mean:.2f} to {s.kl_last.mean:.2f}: the encoder spends more "
+                     "of the latent space to reconstruct better, the trade-off the KL coefficient sets.")
+    else:
+        parts.append(f"The KL term went from {s.kl_first.mean:.2f} to {s.kl_last.mean:.2f}.")
+    return " ".join(parts)
+
+
 def value_at(history: dict, key: str, step: int, window: int = 1) -> float | None:
     """A curve's (smoothed) value at the history row nearest to `step`; None before the first row."""
     steps = np.asarray(history.get("step") or [], dtype=float)
@@ -177,7 +230,7 @@ def real_images(dataset: dict, n: int, local_path: str | None = None) -> torch.T
 
 
 # Training options that describe bookkeeping, not the experiment.
-_SKIP_OPTIONS = {"snapshot_steps", "checkpoint_every", "device", "device_used"}
+_SKIP_OPTIONS = {"snapshot_steps", "checkpoint_every", "device", "device_used", "images_per_second"}
 _OPTION_LABELS = {
     "steps": "steps", "batch_size": "batch", "lr_g": "lr G", "lr_d": "lr D", "beta1": "beta1", "beta2": "beta2",
     "seed": "seed", "noise": "training noise", "seconds": "train seconds", "latent_dim": "latent dim",
@@ -278,7 +331,7 @@ def experiment_table(paths: list[str | Path]) -> list[dict[str, object]]:
                     options[_label(key)] = _option_value(value)
         if "num_images" in config["dataset"]:
             options[_label("num_images")] = config["dataset"]["num_images"]
-        options["trained to step"] = config.get("step", "?")
+        options["status"] = run_status(config)
         name = config.get("name") or f"{config['dataset'].get('name', '?')}/{config['family']}"
         records.append((name, metrics, options))
     metric_names = list(dict.fromkeys(m for _, metrics, _ in records for m in metrics))
@@ -293,6 +346,15 @@ def experiment_table(paths: list[str | Path]) -> list[dict[str, object]]:
         row.update(options)
         rows.append(row)
     return rows
+
+
+def run_status(config: dict) -> str:
+    """"finished", or where a run stopped early (diverged, the discriminator won, or interrupted)."""
+    planned = (config.get("training") or {}).get("steps")
+    step = config.get("step")
+    if not isinstance(planned, int) or not isinstance(step, int):
+        return "unknown"
+    return "finished" if step >= planned else f"stopped at step {step} of {planned}"
 
 
 def differing_options(rows: list[dict[str, object]]) -> list[str]:

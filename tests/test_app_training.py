@@ -102,7 +102,7 @@ def test_experiment_table_compares_options_and_marks_missing_metrics(tmp_path):
     (low / "metrics.json").write_text(json.dumps({"fd_precision_recall": {"model": {"fd": 33.3}}}))
     rows = experiment_table([base, low, tmp_path / "missing"])
     assert [r["model"] for r in rows] == ["toyfaces/dcgan", "low lr"]
-    assert rows[0]["FD"] == NOT_EVALUATED and rows[1]["FD"] == 33.3
+    assert rows[0]["FD"] == NOT_EVALUATED and rows[1]["FD"] == 33.3 and rows[0]["status"] == "finished"
     assert rows[1]["lr G"] == 5e-5 and rows[0]["batch"] == 64 and rows[0]["training noise"] == "N(0, 1)"
     assert "snapshot_steps" not in rows[0] and "device" not in rows[0]  # bookkeeping, not the experiment
     assert differing_options(rows) == ["FD", "lr G"]

@@ -13,15 +13,18 @@ from explorer.figures import image_grid, loss_figure, upscale
 from explorer.replay import (
     EQUILIBRIUM_LOSS_D,
     EQUILIBRIUM_LOSS_G,
-    GAN_SERIES,
-    VAE_SERIES,
+    PROBABILITY_KEYS,
+    SERIES_LABELS,
     differing_options,
     experiment_table,
     explain_losses,
+    explain_vae_losses,
     loss_story,
     real_images,
+    run_status,
     series,
     smooth,
+    vae_story,
     value_at,
 )
 from training.errors import LatentExplorerError
@@ -54,6 +57,10 @@ if bundle is None:
     st.stop()
 history, snapshots = bundle.history, bundle.snapshot_paths()
 imported = bundle.config["dataset"].get("name") == "imported"
+status = run_status(bundle.config)
+if status.startswith("stopped"):
+    st.warning(f"This run {status}: it diverged, its discriminator won completely, it was interrupted, or it is "
+               "still training. What you see is the last good bundle it wrote.")
 if not history and not snapshots:
     st.info(f"**{bundle.name}** comes without a training record (no history.json, no snapshots)"
             + (": it was imported from a state dict, which holds only the final weights." if imported else ".")
@@ -75,7 +82,8 @@ if snapshots:
         st.subheader(f"At step {viewed_step}")
         window = int(st.session_state["replay_window"]) if st.session_state["replay_smooth"] else 1
         shown = False
-        for key, label in {**GAN_SERIES, **VAE_SERIES}.items():
+        for key in list(series(history))[:6]:
+            label = SERIES_LABELS.get(key, key)
             value = value_at(history, key, viewed_step, window)
             if value is not None:
                 st.metric(label, f"{value:.3f}")
@@ -99,9 +107,10 @@ if curves:
     window = int(st.session_state["replay_window"]) if st.session_state["replay_smooth"] else 1
     steps_axis = np.asarray(history["step"], dtype=float)
     shown_curves = {k: smooth(v, window) for k, v in curves.items()}
-    st.plotly_chart(loss_figure(steps_axis, shown_curves, {**GAN_SERIES, **VAE_SERIES}, marker_step=viewed_step,
+    st.plotly_chart(loss_figure(steps_axis, shown_curves, SERIES_LABELS, marker_step=viewed_step,
                                 equilibrium={"loss_d": EQUILIBRIUM_LOSS_D, "loss_g": EQUILIBRIUM_LOSS_G,
-                                             "d_real": 0.5}), key="replay_losses")
+                                             "d_real": 0.5}, probability_keys=PROBABILITY_KEYS),
+                    key="replay_losses")
     story = loss_story(history)
     if story is not None:
         pct = f"{story.fraction:.0%}"
@@ -113,9 +122,8 @@ if curves:
         m4.metric(f"D(G(z)) last {pct}", f"{story.fake_last.mean:.2f}",
                   delta=f"{story.fake_last.mean - story.fake_first.mean:+.2f} since the start", delta_color="off")
         st.info(explain_losses(story))
-    elif set(curves) & set(VAE_SERIES):
-        st.info("A VAE's losses (reconstruction and KL) do fall like a classifier's: they measure a fixed target. "
-                "The two-player explanation applies to GANs.")
+    elif vae_story(history) is not None:
+        st.info(explain_vae_losses(vae_story(history)))
     else:
         st.info("Too few history rows to compare the start and the end of training.")
 else:
@@ -141,13 +149,11 @@ with real_col:
         st.info(f"No real images: {exc}.")
 with fake_col:
     st.subheader(f"Generated: z ~ {bundle.prior.label}")
-    problem = bundles.unconditional_problem(bundle)
-    if problem:
-        st.info(problem)
-    else:
-        z = sample_latents(bundle.prior, COMPARE_SAMPLES, bundle.latent_dim, seed=int(st.session_state["replay_seed"]))
-        st.image(image_grid(generate(bundle.generator, z), nrow=4), width="stretch")
-        st.caption(f"{COMPARE_SAMPLES} samples from the final weights (step {bundle.config.get('step', '?')}).")
+    z = sample_latents(bundle.prior, COMPARE_SAMPLES, bundle.latent_dim, seed=int(st.session_state["replay_seed"]))
+    st.image(image_grid(generate(bundle.generator, z), nrow=4), width="stretch")
+    extra = (" Conditions and codes take their default values, a balanced cycle through all of them."
+             if bundle.family in ("cgan", "infogan") else "")
+    st.caption(f"{COMPARE_SAMPLES} samples from the final weights (step {bundle.config.get('step', '?')}).{extra}")
 
 # --- experiment table ----------------------------------------------------------------------------------------
 st.header(f"Experiments on {dataset.get('name')}")
