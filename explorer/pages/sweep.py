@@ -105,7 +105,8 @@ with st.expander("How to read the sweep"):
   That shared offset is a vector m·(1, …, 1) of length |m|·√{bundle.latent_dim}: it soon dominates the random
   part, so every code points almost the same way (cosine near 1) and is far longer than anything in training.
 * **Diversity** is the mean distance between the generated images, relative to {bundle.prior.label} samples
-  from the same base noise. Below {VARIED_RATIO:.0%} the samples look alike; below 35% they have collapsed.
+  from the same base noise. Below {VARIED_RATIO:.0%} the samples look alike; far below it the verdict column
+  says "collapsed".
 * **Saturated pixels** are outputs pinned at black or white by tanh; **first-layer shift** measures how far the
   first BatchNorm's inputs sit from what it saw in training (in its running standard deviations).
 * The sweep is not symmetric: a positive offset and a negative one push the first layer in opposite directions,
