@@ -20,7 +20,8 @@ SESSION_KEY = "session_bundles"
 UNCONDITIONAL_FAMILIES = ("dcgan", "vae")
 
 
-@st.cache_resource(show_spinner="Loading model…")
+# Bounded: every upload adds a model, and a classroom uploads many.
+@st.cache_resource(show_spinner="Loading model…", max_entries=32)
 def _load_cached(path: str, mtime: float) -> Bundle:
     # mtime is part of the key so a retrained bundle is picked up without restarting the server.
     return load_bundle(path)

@@ -201,7 +201,8 @@ def value_at(history: dict, key: str, step: int, window: int = 1) -> float | Non
 
 def real_images(dataset: dict, n: int, local_path: str | None = None) -> torch.Tensor:
     """n real training images (B, C, H, W) in [-1, 1] for the bundle's dataset description. toyfaces are
-    regenerated from the recorded seed; other datasets need a local copy (raises LatentExplorerError)."""
+    regenerated from the recorded seed; other datasets are read, prepared as in training, from local_path or
+    the folder recorded at training time when it still exists (else LatentExplorerError)."""
     from training.data.base import images_to_tensor
 
     name = dataset.get("name", "?")
@@ -216,12 +217,20 @@ def real_images(dataset: dict, n: int, local_path: str | None = None) -> torch.T
     if name == "imported":
         raise LatentExplorerError("this generator was imported without its training data, so there are no real "
                                   "images to compare with")
-    if not local_path:
-        raise LatentExplorerError(f"the {name} images are not shipped with the app; give the path of a local copy "
-                                  "to see real images beside the generated ones")
+    root = local_path or source.get("path")
+    if not root or not Path(root).exists():
+        raise LatentExplorerError(
+            f"the {name} images are not shipped with the app" + (f" ({local_path}: no such folder)" if local_path
+                                                                  else "")
+            + "; give the path of a local copy to see real images beside the generated ones")
+    import inspect
+
     from training.data.registry import load_dataset
 
-    data, _ = load_dataset(name, image_size=size, path=local_path, progress=False)
+    accepted = inspect.signature(load_dataset).parameters
+    options = {k: source[k] for k in ("num_images", "seed", "attributes", "face_margin", "split", "labels")
+               if k in accepted and source.get(k) is not None}
+    data, _ = load_dataset(name, image_size=size, path=str(root), progress=False, **options)
     if len(data) == 0:
         raise LatentExplorerError(f"{local_path}: no images found")
     index = np.arange(min(n, len(data)))

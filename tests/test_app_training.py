@@ -109,11 +109,17 @@ def test_experiment_table_compares_options_and_marks_missing_metrics(tmp_path):
     assert experiment_table([base])[0]["metrics"] == NOT_EVALUATED
 
 
-def test_real_images_for_toyfaces_and_a_clear_message_otherwise():
+def test_real_images_for_toyfaces_a_local_folder_and_a_clear_message_otherwise(tmp_path):
+    from PIL import Image
+
     real = real_images({"name": "toyfaces", "image_size": 16, "source": {"seed": 3, "num_images": 50}}, 4)
     assert real.shape == (4, 3, 16, 16) and real.min() >= -1 and real.max() <= 1
+    for i in range(3):
+        Image.new("RGB", (48, 40), (40 * i, 90, 200)).save(tmp_path / f"{i}.png")
+    local = real_images({"name": "folder", "image_size": 32, "source": {"name": "folder"}}, 16, str(tmp_path))
+    assert local.shape == (3, 3, 32, 32)
     with pytest.raises(LatentExplorerError, match="not shipped"):
-        real_images({"name": "celeba", "image_size": 64}, 4)
+        real_images({"name": "celeba", "image_size": 64, "source": {"path": str(tmp_path / "gone")}}, 4)
     with pytest.raises(LatentExplorerError, match="imported without its training data"):
         real_images({"name": "imported"}, 4)
 
