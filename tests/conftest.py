@@ -40,3 +40,15 @@ def tiny_bundle(tiny_faces, tmp_path_factory) -> Path:
         source={"name": "toyfaces", "num_images": 48, "seed": 3},
         progress=False,
     )
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _one_torch_thread():
+    # Tiny test models spend more time synchronising two threads than computing; one thread is faster
+    # and keeps timings steady when the machine is busy.
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
