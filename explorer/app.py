@@ -13,11 +13,11 @@ import streamlit as st  # noqa: E402
 st.set_page_config(page_title="Latent Explorer", page_icon="🧭", layout="wide")
 
 PAGES = [
-    st.Page("pages/sample.py", title="Sample the latent space", icon="🎲", default=True),
-    st.Page("pages/sweep.py", title="Mean sweep", icon="📉"),
-    st.Page("pages/interpolate.py", title="Interpolation", icon="🌐"),
-    st.Page("pages/training.py", title="Training replay", icon="⏱️"),
-    st.Page("pages/upload.py", title="Bring your own generator", icon="📤"),
+    st.Page("views/sample.py", title="Sample the latent space", icon="🎲", default=True),
+    st.Page("views/sweep.py", title="Mean sweep", icon="📉"),
+    st.Page("views/interpolate.py", title="Interpolation", icon="🌐"),
+    st.Page("views/training.py", title="Training replay", icon="⏱️"),
+    st.Page("views/upload.py", title="Bring your own generator", icon="📤"),
 ]
 
 st.navigation(PAGES).run()

@@ -102,9 +102,11 @@ class Diagnostics:
 
     @property
     def verdict(self) -> str:
-        """"collapsed": nearly one image; "reduced diversity": samples look alike; "off-distribution": still
+        """"collapsed": nearly one image (diversity under 25%, or under 50% when the codes are nearly parallel
+        or the pixels saturate); "reduced diversity": samples look alike (under 80%); "off-distribution": still
         varied but the generator is extrapolating; "healthy": like samples from the training prior."""
-        if self.diversity_ratio < 0.3:
+        same_input = self.cosine > 0.95 or self.saturated > self.prior_saturated + 0.2
+        if self.diversity_ratio < 0.25 or (self.diversity_ratio < 0.5 and same_input):
             return "collapsed"
         if self.diversity_ratio < 0.8:
             return "reduced diversity"

@@ -12,7 +12,7 @@ APP = str(Path(__file__).resolve().parent.parent / "explorer" / "app.py")
 def app():
     at = AppTest.from_file(APP, default_timeout=180)
     at.run()
-    at.switch_page("pages/interpolate.py").run()
+    at.switch_page("views/interpolate.py").run()
     assert not at.exception, at.exception
     return at
 

@@ -59,7 +59,7 @@ def pick(at, page: str, name: str):
     return at
 
 
-@pytest.mark.parametrize("page", ["pages/sweep.py", "pages/interpolate.py"])
+@pytest.mark.parametrize("page", ["views/sweep.py", "views/interpolate.py"])
 def test_z_only_pages_say_they_do_not_apply_to_a_conditional_gan(app, page):
     pick(app, page, "tiny cgan")
     assert any("does not apply" in i.value for i in app.info)
@@ -67,12 +67,12 @@ def test_z_only_pages_say_they_do_not_apply_to_a_conditional_gan(app, page):
 
 
 def test_vae_decoder_is_swept_and_its_curves_are_explained(app):
-    pick(app, "pages/sweep.py", "tiny vae")
+    pick(app, "views/sweep.py", "tiny vae")
     assert app.dataframe[0].value["mean"].tolist()[0] == -10
-    pick(app, "pages/training.py", "tiny vae")
+    pick(app, "views/training.py", "tiny vae")
     text = "\n".join(i.value for i in app.info)
     assert "fixed target" in text and "KL term rose" in text
-    pick(app, "pages/training.py", "tiny cgan")
+    pick(app, "views/training.py", "tiny cgan")
     assert any("balanced cycle" in c.value for c in app.caption)  # generated with default conditions
 
 

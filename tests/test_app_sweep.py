@@ -12,7 +12,7 @@ APP = str(Path(__file__).resolve().parent.parent / "explorer" / "app.py")
 def app():
     at = AppTest.from_file(APP, default_timeout=180)
     at.run()
-    at.switch_page("pages/sweep.py").run()
+    at.switch_page("views/sweep.py").run()
     assert not at.exception, at.exception
     return at
 

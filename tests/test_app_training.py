@@ -128,7 +128,7 @@ def test_real_images_for_toyfaces_a_local_folder_and_a_clear_message_otherwise(t
 def app():
     at = AppTest.from_file(APP, default_timeout=180)
     at.run()
-    at.switch_page("pages/training.py").run()
+    at.switch_page("views/training.py").run()
     assert not at.exception, at.exception
     return at
 

@@ -28,7 +28,7 @@ def state_dict_bytes() -> bytes:
 def app():
     at = AppTest.from_file(APP, default_timeout=180)
     at.run()
-    at.switch_page("pages/upload.py").run()
+    at.switch_page("views/upload.py").run()
     assert not at.exception, at.exception
     return at
 
@@ -47,15 +47,15 @@ def test_imported_generator_is_explored_on_every_page(app, state_dict_bytes):
     name = app.dataframe[0].value["model"][0]
     assert name == "imported · netG.pth"
 
-    app.switch_page("pages/sweep.py").run()
+    app.switch_page("views/sweep.py").run()
     assert not app.exception
     assert app.sidebar.selectbox(key="bundle_select").value == name  # selected for this session
     assert app.dataframe[0].value["mean"].tolist()[0] == -10
 
-    app.switch_page("pages/interpolate.py").run()
+    app.switch_page("views/interpolate.py").run()
     assert not app.exception and float(next(m.value for m in app.metric if m.label == "shortest code, linear")) < 9
 
-    app.switch_page("pages/training.py").run()
+    app.switch_page("views/training.py").run()
     assert not app.exception
     text = "\n".join(i.value for i in app.info)
     assert "without a training record" in text and "imported from a state dict" in text
@@ -63,7 +63,7 @@ def test_imported_generator_is_explored_on_every_page(app, state_dict_bytes):
     assert "imported without its training data" in text
     assert len(app.get("image")) == 1  # generated samples still shown
 
-    app.switch_page("pages/sample.py").run()
+    app.switch_page("views/sample.py").run()
     assert not app.exception
     assert app.sidebar.selectbox(key="bundle_select").value == name
 

@@ -91,7 +91,7 @@ if uploaded is not None:
         z = sample_latents(bundle.prior, 16, bundle.latent_dim, seed=0)
         st.subheader(f"A first look: 16 samples from {bundle.prior.label}")
         st.image(image_grid(generate(bundle.generator, z), nrow=8), width="stretch")
-        st.page_link("pages/sample.py", label="Explore it on the sampling page", icon="🎲")
+        st.page_link("views/sample.py", label="Explore it on the sampling page", icon="🎲")
         st.caption("An imported generator has no training history or snapshots, so the training replay shows only "
                    "its samples.")
 

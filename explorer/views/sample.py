@@ -114,7 +114,8 @@ with st.expander("How are these numbers computed?"):
   (the chi distribution); the generator never saw codes much longer or shorter.
 * **Diversity**: average distance between the generated images (averaged down to 16x16 pixels, so it counts
   differences in content, not pixel noise), divided by the same number for {d.prior} samples drawn with the same
-  seed from this model. Below 30% the samples have collapsed; below 80% they look alike.
+  seed from this model. Below 80% the samples look alike; below 25% (or below 50% with nearly parallel
+  codes or saturated pixels) they have collapsed into one image.
 * **Saturated pixels**: the share of output values with |x| > 0.98: tanh is pinned at black or white.
 * **First-layer shift**: the typical distance (root mean square) of the first layer's pre-activations from the
   BatchNorm running mean recorded in training, in running standard deviations. About 1 for training-like codes;

@@ -1,0 +1,51 @@
+"""build-checkpoints: a bundle's recorded recipe retrains the same model."""
+
+import shutil
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from training.__main__ import main
+from training.errors import LatentExplorerError
+from training.rebuild import data_root_variable, dataset_arguments, recipe
+
+
+def test_rebuild_reproduces_a_bundle_bit_for_bit(tmp_path):
+    shipped = tmp_path / "checkpoints" / "toyfaces" / "tiny"
+    assert main(["train", "--data", "toyfaces", "--num-images", "40", "--image-size", "32", "--steps", "3",
+                 "--batch-size", "8", "--g-width", "8", "--d-width", "8", "--latent-dim", "12",
+                 "--snapshot-steps", "0", "--out", str(shipped)]) == 0
+    assert main(["build-checkpoints", "--checkpoints", str(tmp_path / "checkpoints"), "--only", "toyfaces/tiny",
+                 "--out", str(tmp_path / "rebuilt")]) == 0
+    before = load_file(str(shipped / "weights.safetensors"))
+    after = load_file(str(tmp_path / "rebuilt" / "toyfaces" / "tiny" / "weights.safetensors"))
+    assert before.keys() == after.keys()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+
+
+def test_unknown_selection_and_missing_real_data(tmp_path, capsys, monkeypatch):
+    root = tmp_path / "checkpoints"
+    (root / "x").mkdir(parents=True)
+    assert main(["build-checkpoints", "--checkpoints", str(root), "--only", "anime/cgan"]) == 2
+    assert "no shipped bundle matches" in capsys.readouterr().err
+    config = {"family": "cgan", "dataset": {"name": "anime", "source": {"name": "anime", "load_args": {
+        "name": "anime", "path": str(tmp_path / "gone"), "image_size": 64}}}}
+    monkeypatch.delenv(data_root_variable("anime"), raising=False)
+    with pytest.raises(LatentExplorerError, match="LATENT_EXPLORER_ANIME_ROOT"):
+        dataset_arguments(config)
+    monkeypatch.setenv("LATENT_EXPLORER_ANIME_ROOT", str(tmp_path))
+    assert dataset_arguments(config)["path"] == str(tmp_path)
+
+
+def test_recipe_refuses_fields_it_does_not_know(tiny_bundle, tmp_path):
+    import json
+
+    path = tmp_path / "b"
+    shutil.copytree(tiny_bundle, path)
+    config = json.loads((path / "config.json").read_text())
+    family, _, train_config = recipe(config)
+    assert family == "dcgan" and train_config.steps == 4
+    config["training"]["warp_drive"] = True
+    with pytest.raises(LatentExplorerError, match="warp_drive"):
+        recipe(config)

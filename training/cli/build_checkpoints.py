@@ -1,0 +1,49 @@
+"""`python -m training build-checkpoints [--only anime/cgan]`: retrain shipped bundles from their own recipes."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+REPO_CHECKPOINTS = Path(__file__).resolve().parent.parent.parent / "checkpoints"
+
+
+def add_parser(sub) -> None:
+    parser = sub.add_parser("build-checkpoints", help="retrain shipped bundles with the recipe in their config.json")
+    parser.add_argument("--only", default=None, metavar="DATASET[/MODEL],...",
+                        help="e.g. anime/cgan or toyfaces (default: every shipped bundle)")
+    parser.add_argument("--checkpoints", default=str(REPO_CHECKPOINTS), help="where the shipped bundles are")
+    parser.add_argument("--data-root", default=None, metavar="PATH",
+                        help="local copy of the dataset (else $LATENT_EXPLORER_<DATASET>_ROOT, e.g. "
+                             "LATENT_EXPLORER_ANIME_ROOT, else the path recorded at training time)")
+    parser.add_argument("--out", default=None, metavar="DIR",
+                        help="write rebuilt bundles under DIR/<dataset>/<model> (default: in place, replacing them)")
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
+    parser.add_argument("--dry-run", action="store_true", help="print the recipes, train nothing")
+
+
+def run(args: argparse.Namespace) -> None:
+    import json
+
+    import torch
+
+    from training.checkpoint import read_config
+    from training.data.registry import load_dataset
+    from training.rebuild import dataset_arguments, recipe, select
+    from training.trainer import train
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    root = Path(args.checkpoints)
+    only = [o for o in args.only.split(",") if o.strip()] if args.only else None
+    for bundle in select(root, only):
+        config = read_config(bundle)
+        family, model_config, train_config = recipe(config)
+        data_args = dataset_arguments(config, args.data_root)
+        relative = bundle.relative_to(root)
+        out = Path(args.out) / relative if args.out else bundle
+        print(f"{relative}: {family}, {train_config.steps} steps, data {json.dumps(data_args)} -> {out}")
+        if args.dry_run:
+            continue
+        dataset, source = load_dataset(**data_args)
+        train(family, dataset, model_config, train_config, out, source=source, name=config.get("name"))

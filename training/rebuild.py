@@ -1,0 +1,75 @@
+"""Rebuild a shipped bundle from the recipe its config.json records (`python -m training build-checkpoints`)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import fields
+from pathlib import Path
+
+from training.checkpoint import find_bundles, read_config
+from training.errors import LatentExplorerError
+from training.loops.common import TrainConfig
+from training.models import registry
+
+# Filled in by the run itself, not part of the recipe.
+RUNTIME_FIELDS = ("seconds", "device_used", "images_per_second")
+TRAINABLE = ("dcgan", "vae", "cgan", "infogan")
+
+
+def data_root_variable(dataset: str) -> str:
+    """The environment variable that points at a dataset's local copy, e.g. LATENT_EXPLORER_ANIME_ROOT."""
+    return "LATENT_EXPLORER_" + dataset.upper().replace("-", "_") + "_ROOT"
+
+
+def dataset_arguments(config: dict, data_root: str | None = None) -> dict:
+    """load_dataset() keyword arguments that rebuild the training data; a real dataset's folder comes from
+    data_root, else the environment variable, else the path recorded at training time."""
+    source = config["dataset"].get("source") or {}
+    name = source.get("name") or config["dataset"]["name"]
+    if "load_args" in source:
+        args = dict(source["load_args"])
+    elif name == "toyfaces":
+        args = {"name": "toyfaces", "image_size": source.get("image_size", config["dataset"]["image_size"]),
+                "num_images": source.get("num_images"), "seed": source.get("seed", 0)}
+        if source.get("attributes"):
+            args["attributes"] = source["attributes"]
+    else:
+        raise LatentExplorerError(f"the bundle's config does not record how to load its dataset {name!r}")
+    if name != "toyfaces":
+        root = data_root or os.environ.get(data_root_variable(name)) or args.get("path")
+        if not root or not Path(root).exists():
+            raise LatentExplorerError(
+                f"{name} data is not on this machine (looked for {root!r}); pass --data-root PATH or set "
+                f"{data_root_variable(name)}"
+            )
+        args["path"] = str(root)
+    return args
+
+
+def recipe(config: dict) -> tuple[str, object, TrainConfig]:
+    """(family, model config, training config) exactly as recorded."""
+    family = config["family"]
+    if family not in TRAINABLE:
+        raise LatentExplorerError(f"bundles of family {family!r} are imported, not trained; nothing to rebuild")
+    model_config = registry.model_config(family, config["model"])
+    recorded = {k: v for k, v in config.get("training", {}).items() if k not in RUNTIME_FIELDS}
+    known = {f.name for f in fields(TrainConfig)}
+    unknown = sorted(set(recorded) - known)
+    if unknown:
+        raise LatentExplorerError(f"the recorded training config has fields this version does not know: {unknown}")
+    if "snapshot_steps" in recorded:
+        recorded["snapshot_steps"] = tuple(recorded["snapshot_steps"])
+    return family, model_config, TrainConfig(**recorded)
+
+
+def select(root: Path, only: list[str] | None) -> list[Path]:
+    """Shipped bundles under root, optionally only those named like 'anime/cgan' or 'toyfaces'."""
+    bundles = [p for p in find_bundles(root) if read_config(p)["family"] in TRAINABLE]
+    if not only:
+        return bundles
+    chosen = [p for p in bundles if any(str(p.relative_to(root)) == o.strip("/") or
+                                        str(p.relative_to(root)).startswith(o.strip("/") + "/") for o in only)]
+    if not chosen:
+        names = ", ".join(str(p.relative_to(root)) for p in bundles)
+        raise LatentExplorerError(f"no shipped bundle matches {only}; the shipped bundles are: {names}")
+    return chosen
