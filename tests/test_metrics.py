@@ -151,6 +151,16 @@ def test_featurenet_trains_and_saves_a_bundle(tiny_featurenet, faces32):
     assert not any(p.suffix in (".pt", ".pth", ".pkl") for p in tiny_featurenet.iterdir())
 
 
+def test_augment_is_mild_and_reproducible(faces32):
+    from training.metrics.train_featurenet import augment
+
+    x, _ = faces32.test.batch(slice(0, 8))
+    a = augment(x, torch.Generator().manual_seed(0))
+    assert a.shape == x.shape and a.min() >= -1 and a.max() <= 1
+    assert torch.equal(a, augment(x, torch.Generator().manual_seed(0)))
+    assert 0 < (a - x).abs().mean() < 0.2  # corrupted, but still the same faces
+
+
 def test_featurenet_needs_labels():
     unlabelled = ImageDataset("folder", np.zeros((4, 16, 16, 3), np.uint8), np.zeros((4, 0), np.int64), ())
     with pytest.raises(LatentExplorerError, match="no labels"):
@@ -331,7 +341,7 @@ def test_evaluate_json_on_tiny_bundle(tiny_bundle, tiny_featurenet, tmp_path, ca
     assert main(["evaluate", str(bundle), "--samples", "32", "--quiet", "--no-write",
                  "--feature-net", str(tiny_featurenet)]) == 0
     text = capsys.readouterr().out
-    assert "NOT Inception" in text and "real training images vs held-out" in text and "wrote" not in text
+    assert "NOT Inception" in text and "floor: real train vs real held-out" in text and "wrote" not in text
 
 
 def test_evaluate_user_errors(tiny_bundle, tmp_path, capsys, monkeypatch):
@@ -364,3 +374,16 @@ def test_collapse_has_a_number(faces32, tiny_featurenet, tmp_path):
     assert rows["normal_minus10"]["recall"] < 0.02 < rows["model"]["recall"]
     assert rows["uniform_0_1"]["recall"] < rows["model"]["recall"]
     assert rows["normal_minus10"]["fd"] > rows["uniform_0_1"]["fd"] > rows["model"]["fd"] > rows["real_floor"]["fd"]
+
+
+def test_shipped_toyfaces_featurenet():
+    from tests.conftest import REPO
+    from training.metrics.evaluate import default_featurenet_path
+
+    path = REPO / "checkpoints" / "toyfaces" / "featurenet"
+    assert path.exists(), f"the shipped feature network {path} is missing"
+    assert default_featurenet_path("toyfaces") == path
+    bundle = load_bundle(path)
+    assert bundle.family == "featurenet" and bundle.config["dataset"]["source"]["seed"] == 0
+    assert min(bundle.config["accuracy"].values()) >= 0.99
+    assert sum(f.stat().st_size for f in path.iterdir()) < 5_000_000

@@ -37,9 +37,14 @@ def format_report(result: dict) -> str:
         "",
         f"{'':40s} {'FD':>10s} {'precision':>10s} {'recall':>10s}",
     ]
-    for row in result["fd_precision_recall"].values():
-        label = row["description"]
-        lines.append(f"{label[:40]:40s} {row['fd']:10.3f} {row['precision']:10.3f} {row['recall']:10.3f}")
+    for key, row in result["fd_precision_recall"].items():
+        if key == "real_floor":
+            label = "floor: real train vs real held-out"
+        elif key == "model":
+            label = f"model, z ~ {row['latent']} (its prior)"
+        else:
+            label = f"reference: same model, z ~ {row['latent']}"
+        lines.append(f"{label:40s} {row['fd']:10.3f} {row['precision']:10.3f} {row['recall']:10.3f}")
     if "attribute_accuracy" in result:
         lines += ["", "attribute accuracy of generated images (classifier's accuracy on real images):"]
         for name, row in result["attribute_accuracy"]["attributes"].items():

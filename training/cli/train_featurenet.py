@@ -17,7 +17,7 @@ def add_parser(sub) -> None:
     parser.add_argument("--image-size", type=int, default=64)
     parser.add_argument("--heldout", type=int, default=5000, help="held-out images for the accuracy (default 5000)")
     parser.add_argument("--width", type=int, default=32, help="channels of the first conv (features: 4 x width)")
-    parser.add_argument("--steps", type=int, default=1500)
+    parser.add_argument("--steps", type=int, default=1200)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--seed", type=int, default=0)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch.nn import functional as F
 from tqdm import tqdm
 
 from training.data.base import ImageDataset
@@ -21,12 +22,16 @@ PURPOSE = ("attribute classifier whose penultimate layer is the feature space of
 
 @dataclass
 class FeatureNetTrainConfig:
-    steps: int = 1500
+    steps: int = 1200  # the shipped toyfaces network: loss flat after ~600 steps, 100% held-out accuracy
     batch_size: int = 64
     lr: float = 2e-3  # Adam, cosine-decayed to 0 over the run
     weight_decay: float = 1e-4
     seed: int = 0
     device: str = "auto"
+    # Train on lightly corrupted copies (pixel noise, a little blur, shifts of a few pixels) so the features
+    # care about what is drawn, not about the high-frequency artefacts every young generator makes; without
+    # it a 100%-accurate classifier put every GAN sample outside the real manifold (precision 0).
+    augment: bool = True
 
     def validate(self) -> None:
         if self.steps < 1:
@@ -50,6 +55,26 @@ def config_for(dataset: ImageDataset, width: int = 32) -> FeatureNetConfig:
                               heads=[len(a.values) for a in dataset.attributes])
     config.validate()
     return config
+
+
+MAX_NOISE = 0.15  # std of the added pixel noise, pixels in [-1, 1]
+MAX_SHIFT = 2  # pixels
+
+
+@torch.no_grad()
+def augment(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Label-preserving corruptions: per image, Gaussian noise of a random strength, a random share of a 3x3
+    blur, and a shift of up to MAX_SHIFT pixels (edges replicated)."""
+    b = len(x)
+    blur = F.avg_pool2d(F.pad(x, (1, 1, 1, 1), mode="replicate"), 3, stride=1)
+    share = torch.rand(b, 1, 1, 1, generator=generator) * 0.6
+    x = x + share * (blur - x)
+    x = x + torch.rand(b, 1, 1, 1, generator=generator) * MAX_NOISE * torch.randn(x.shape, generator=generator)
+    padded = F.pad(x, (MAX_SHIFT,) * 4, mode="replicate")
+    h, w = x.shape[-2:]
+    offsets = torch.randint(0, 2 * MAX_SHIFT + 1, (b, 2), generator=generator).tolist()
+    x = torch.stack([padded[i, :, dy:dy + h, dx:dx + w] for i, (dy, dx) in enumerate(offsets)])
+    return x.clamp(-1, 1)
 
 
 @torch.no_grad()
@@ -92,6 +117,7 @@ def train_featurenet(train: ImageDataset, heldout: ImageDataset, model_config: F
     net = FeatureNet(model_config).to(device)
     opt = torch.optim.AdamW(net.parameters(), lr=train_config.lr, weight_decay=train_config.weight_decay)
     rng = np.random.default_rng(train_config.seed)
+    aug_rng = torch.Generator().manual_seed(train_config.seed + 1)
     history: dict[str, list[float]] = {"step": [], "loss": []}
     started = time.time()
     order, cursor = rng.permutation(len(train)), 0
@@ -103,6 +129,8 @@ def train_featurenet(train: ImageDataset, heldout: ImageDataset, model_config: F
         index = np.sort(order[cursor:cursor + train_config.batch_size])
         cursor += train_config.batch_size
         x, y = train.batch(index)
+        if train_config.augment:
+            x = augment(x, aug_rng)
         for group in opt.param_groups:
             group["lr"] = train_config.lr * 0.5 * (1 + math.cos(math.pi * (step - 1) / train_config.steps))
         loss = net.loss(net(x.to(device)), y.to(device))
