@@ -10,6 +10,7 @@ import pytest
 import torch
 from torch import nn
 
+from tests.conftest import REPO
 from training.checkpoint import Bundle, load_bundle, read_config
 from training.data.base import Attribute, ImageDataset, images_to_tensor
 from training.errors import LatentExplorerError
@@ -355,6 +356,8 @@ def test_evaluate_user_errors(tiny_bundle, tmp_path, capsys, monkeypatch):
     assert "--samples must be more than" in capsys.readouterr().err
     assert main(["evaluate", str(tiny_bundle), "--quiet", "--feature-net", str(tiny_bundle)]) == 2
     assert "not a feature network" in capsys.readouterr().err
+    assert main(["evaluate", str(REPO / "checkpoints" / "toyfaces" / "featurenet"), "--quiet"]) == 2
+    assert "evaluate scores generative models" in capsys.readouterr().err
 
 
 # ---------------------------------------------------------------------------------------------- collapse
@@ -377,7 +380,6 @@ def test_collapse_has_a_number(faces32, tiny_featurenet, tmp_path):
 
 
 def test_shipped_toyfaces_featurenet():
-    from tests.conftest import REPO
     from training.metrics.evaluate import default_featurenet_path
 
     path = REPO / "checkpoints" / "toyfaces" / "featurenet"

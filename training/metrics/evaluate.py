@@ -183,6 +183,10 @@ def evaluate_bundle(bundle: Bundle, featurenet: str | Path | None = None, sample
                     seed: int = 0, data_root: str | Path | None = None, k: int = distances.DEFAULT_K,
                     batch_size: int = 250, progress: bool = False) -> dict:
     """Every number for one bundle, as the dict metrics.json stores (nothing is written here)."""
+    from training.models.registry import GENERATOR_NAME
+
+    if bundle.family not in GENERATOR_NAME:
+        raise LatentExplorerError(f"{bundle.path} is a {bundle.family} bundle; evaluate scores generative models")
     if samples <= k:
         raise LatentExplorerError(f"--samples must be more than k = {k} (got {samples})")
     started = time.time()
