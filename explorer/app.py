@@ -15,6 +15,9 @@ st.set_page_config(page_title="Latent Explorer", page_icon="🧭", layout="wide"
 PAGES = [
     st.Page("views/sample.py", title="Sample the latent space", icon="🎲", default=True),
     st.Page("views/sweep.py", title="Mean sweep", icon="📉"),
+    st.Page("views/attributes.py", title="Attributes", icon="🎭"),
+    st.Page("views/vae_map.py", title="VAE latent map", icon="🗺️"),
+    st.Page("views/compare.py", title="VAE vs GAN", icon="⚖️"),
     st.Page("views/interpolate.py", title="Interpolation", icon="🌐"),
     st.Page("views/training.py", title="Training replay", icon="⏱️"),
     st.Page("views/upload.py", title="Bring your own generator", icon="📤"),

@@ -147,3 +147,58 @@ def loss_figure(steps: np.ndarray, curves: dict[str, np.ndarray], labels: dict[s
     fig.update_layout(height=300 * rows + 60, margin=dict(l=10, r=10, t=40, b=10), font=dict(size=15),
                       legend=dict(orientation="h", y=1.08))
     return fig
+
+
+# A qualitative palette readable on a projector; the overlay is always black crosses.
+MAP_COLOURS = ("#2e86ab", "#e4572e", "#1e8449", "#f1c40f", "#6c3483", "#7f8c8d", "#d35400", "#16a085", "#c0392b",
+               "#34495e", "#e84393", "#00b894")
+
+
+def latent_scatter(xy: np.ndarray, groups: np.ndarray, index: np.ndarray, title: str,
+                   axis_titles: tuple[str, str] = ("1", "2"), overlay: np.ndarray | None = None,
+                   overlay_label: str | None = None, selected: int | None = None) -> go.Figure:
+    """Codes as points coloured by group (one legend entry per value); each point carries its code index as
+    customdata, so a selection event says which code was picked. Optional overlay of other codes (crosses)
+    and a ring around the selected code."""
+    fig = go.Figure()
+    groups = np.asarray(groups).astype(str)
+    for k, value in enumerate(dict.fromkeys(groups.tolist())):
+        mask = groups == value
+        fig.add_scatter(x=xy[mask, 0], y=xy[mask, 1], mode="markers", name=value,
+                        marker=dict(size=7, color=MAP_COLOURS[k % len(MAP_COLOURS)], opacity=0.75),
+                        customdata=np.asarray(index)[mask].reshape(-1, 1),
+                        hovertemplate="code %{customdata[0]}<extra>" + value + "</extra>")
+    if overlay is not None and len(overlay):
+        fig.add_scatter(x=overlay[:, 0], y=overlay[:, 1], mode="markers", name=overlay_label or "overlay",
+                        marker=dict(size=9, symbol="x", color="#111"), hoverinfo="skip")
+    if selected is not None:
+        where = np.flatnonzero(np.asarray(index) == selected)
+        if len(where):
+            p = xy[where[0]]
+            fig.add_scatter(x=[p[0]], y=[p[1]], mode="markers", name=f"code {selected}", hoverinfo="skip",
+                            marker=dict(size=20, symbol="circle-open", color="#111", line=dict(width=3)))
+    fig.update_layout(title=title, xaxis_title=axis_titles[0], yaxis_title=axis_titles[1], height=520,
+                      margin=dict(l=10, r=10, t=50, b=10), font=dict(size=15), legend=dict(itemsizing="constant"),
+                      dragmode="select", clickmode="event+select")
+    return fig
+
+
+def walk_figure(ts: list[float], recognised: list[float], norms: list[float], label: str,
+                prior_norm: float | None = None) -> go.Figure:
+    """Along an attribute walk: how often the feature network sees the attribute, and the codes' norm."""
+    from plotly.subplots import make_subplots
+
+    fig = make_subplots(specs=[[{"secondary_y": True}]])
+    fig.add_scatter(x=ts, y=recognised, name=f"recognised as {label}", mode="lines+markers",
+                    line=dict(color="#e4572e", width=4), marker=dict(size=9), secondary_y=False)
+    fig.add_scatter(x=ts, y=norms, name="mean code norm", mode="lines+markers", line=dict(color="#7f8c8d", dash="dot"),
+                    secondary_y=True)
+    if prior_norm:
+        fig.add_hline(y=prior_norm, line_dash="dash", line_color="#bbb", secondary_y=True,
+                      annotation_text="training codes' norm", annotation_position="bottom right")
+    fig.update_yaxes(title_text="share recognised", tickformat=".0%", range=[0, 1.05], secondary_y=False)
+    fig.update_yaxes(title_text="code norm", secondary_y=True)
+    fig.update_xaxes(title_text="position t along the direction (in gaps between the groups)")
+    fig.update_layout(height=340, margin=dict(l=10, r=10, t=30, b=10), font=dict(size=15),
+                      legend=dict(orientation="h", y=1.15))
+    return fig

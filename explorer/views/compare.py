@@ -1,0 +1,188 @@
+"""Page: a VAE and a GAN of the same dataset on the same latent settings: blurry but faithful, or sharp but partial?"""
+
+import json
+
+import pandas as pd
+import streamlit as st
+
+from explorer import bundles
+from explorer.comparison import ModelScores, comparison_rows, explain_comparison, metric_scores
+from explorer.figures import image_grid
+from explorer.replay import real_images
+from explorer.sampling import sample_and_diagnose
+from explorer.sharpness import mean_sharpness
+from training.checkpoint import read_config
+from training.errors import LatentExplorerError
+from training.latent import PRESETS, LatentDistribution
+
+GAN_FAMILIES = ("dcgan", "cgan", "infogan")
+DEFAULTS = {"compare_kind": "Normal", "compare_mean": 0.0, "compare_std": 1.0, "compare_low": 0.0,
+            "compare_high": 1.0, "compare_n": 32, "compare_seed": 0}
+
+
+def apply_preset(name: str) -> None:
+    dist = PRESETS[name]
+    st.session_state["compare_kind"] = "Normal" if dist.kind == "normal" else "Uniform"
+    if dist.kind == "normal":
+        st.session_state["compare_mean"], st.session_state["compare_std"] = dist.mean, dist.std
+    else:
+        st.session_state["compare_low"], st.session_state["compare_high"] = dist.low, dist.high
+
+
+def configs() -> dict[str, tuple[str, dict]]:
+    """Display name -> (folder, config) of every readable generator bundle."""
+    out = {}
+    for name, path in bundles.available().items():
+        try:
+            out[name] = (path, read_config(path))
+        except LatentExplorerError:
+            continue
+    return out
+
+
+@st.cache_resource(max_entries=16, show_spinner="Sampling…")
+def cached_batch(path: str, mtime: float, dist_json: str, n: int, seed: int):
+    bundle = bundles.load(path)
+    batch = sample_and_diagnose(bundle, LatentDistribution.from_json(json.loads(dist_json)), n, seed)
+    return batch.images, batch.diagnostics, mean_sharpness(batch.images)
+
+
+@st.cache_data(max_entries=8, show_spinner="Drawing real images…")
+def cached_real_sharpness(dataset_json: str, n: int) -> float | None:
+    try:
+        return mean_sharpness(real_images(json.loads(dataset_json), n))
+    except LatentExplorerError:
+        return None
+
+
+def pick(label: str, options: list[str], key: str, preferred: str | None, container) -> str:
+    """A select box that follows the sidebar's model when the sidebar has just changed to one of its options."""
+    if st.session_state.get(key) not in options or (sidebar_changed and preferred in options):
+        st.session_state[key] = preferred if preferred in options else options[0]
+    return container.selectbox(label, options, key=key)
+
+
+def fmt(value: float) -> str:
+    return f"{value:.0f}" if abs(value) >= 100 else f"{value:.3g}"
+
+
+for key, value in DEFAULTS.items():
+    st.session_state.setdefault(key, value)
+
+st.title("VAE vs GAN")
+st.write("Feed a VAE's decoder and a GAN's generator codes from the same distribution: the VAE paints soft, "
+         "average faces that cover the data, the GAN crisp faces that may cover only part of it. The numbers say "
+         "how far that holds for these two models.")
+
+selected = bundles.sidebar_picker()
+if selected is None:
+    st.stop()
+known = configs()
+vaes = [n for n, (_, c) in known.items() if c["family"] == "vae"]
+gans_all = [n for n, (_, c) in known.items() if c["family"] in GAN_FAMILIES]
+if not vaes or not gans_all:
+    missing = " and no ".join(w for w, have in (("VAE", vaes), ("GAN", gans_all)) if not have)
+    st.info(f"This page compares a VAE with a GAN of the same dataset, and there is no {missing} to compare yet, so "
+            "it does not apply. Train the missing model with `python -m training train --model vae` (or `dcgan`) "
+            "into checkpoints/<dataset>/.")
+    st.stop()
+selected_name = next((n for n, (p, _) in known.items() if p == str(selected.path)), None)
+sidebar_changed = st.session_state.get("compare_sidebar_seen") != selected_name
+st.session_state["compare_sidebar_seen"] = selected_name
+
+with st.container(border=True):
+    left, right = st.columns(2)
+    vae_name = pick("VAE", vaes, "compare_vae", selected_name, left)
+    dataset = known[vae_name][1]["dataset"].get("name")
+    gans = [n for n in gans_all if known[n][1]["dataset"].get("name") == dataset]
+    if not gans:
+        st.info(f"There is no GAN trained on {dataset}, the VAE's dataset, so this comparison does not apply to "
+                f"**{vae_name}**. Pick another VAE, or train a GAN on {dataset}.")
+        st.stop()
+    gan_name = pick("GAN (same dataset)", gans, "compare_gan", selected_name, right)
+
+    cols = st.columns(len(PRESETS) + 1)
+    cols[0].markdown("**Presets**")
+    for col, name in zip(cols[1:], PRESETS):
+        col.button(name, on_click=apply_preset, args=(name,), use_container_width=True, key=f"compare_preset_{name}")
+    kind = st.radio("Distribution", ["Normal", "Uniform"], horizontal=True, key="compare_kind")
+    left, right = st.columns(2)
+    if kind == "Normal":
+        left.slider("mean", -20.0, 20.0, step=0.5, key="compare_mean")
+        right.slider("std", 0.0, 5.0, step=0.05, key="compare_std")
+    else:
+        left.slider("low", -10.0, 10.0, step=0.1, key="compare_low")
+        right.slider("high", -10.0, 10.0, step=0.1, key="compare_high")
+    left.slider("samples per model", 4, 64, step=4, key="compare_n")
+    right.number_input("seed", min_value=0, max_value=2**31 - 1, step=1, key="compare_seed")
+
+try:
+    if kind == "Normal":
+        dist = LatentDistribution.normal(st.session_state["compare_mean"], st.session_state["compare_std"])
+    else:
+        dist = LatentDistribution.uniform(st.session_state["compare_low"], st.session_state["compare_high"])
+except LatentExplorerError as exc:
+    st.error(f"{exc}. Adjust the sliders to continue.")
+    st.stop()
+
+n, seed = int(st.session_state["compare_n"]), int(st.session_state["compare_seed"])
+scores, images = {}, {}
+try:
+    for role, name in (("VAE", vae_name), ("GAN", gan_name)):
+        path = known[name][0]
+        bundle = bundles.load(path)
+        mtime = (bundle.path / "config.json").stat().st_mtime
+        images[role], diagnostics, sharpness = cached_batch(path, mtime, json.dumps(dist.to_json()), n, seed)
+        m = metric_scores(bundle.metrics)
+        scores[role] = ModelScores(name=name, family=bundle.family, diagnostics=diagnostics, sharpness=sharpness,
+                                   precision=m["precision"], recall=m["recall"], fd=m["fd"],
+                                   reconstruction_mse=m["reconstruction_mse"], feature_network=m["feature_network"])
+except LatentExplorerError as exc:
+    st.error(f"Cannot open this model: {exc}")
+    st.stop()
+
+vae_config = known[vae_name][1]
+real_sharpness = cached_real_sharpness(json.dumps(vae_config["dataset"], sort_keys=True), n)
+same_dim = scores["VAE"].diagnostics.latent_dim == scores["GAN"].diagnostics.latent_dim
+
+pictures = st.columns(2)
+for col, role in zip(pictures, ("VAE", "GAN")):
+    s = scores[role]
+    col.subheader(f"{role}: {s.name}")
+    col.image(image_grid(images[role]), width="stretch",
+              caption=f"{n} samples, z ~ {dist.label}, seed {seed}; {s.diagnostics.verdict}")
+    col.metric("sharpness (variance of the Laplacian)", fmt(s.sharpness),
+               delta=f"{s.sharpness / real_sharpness:.0%} of real images" if real_sharpness else None,
+               delta_color="off")
+if scores["GAN"].family in ("cgan", "infogan"):
+    st.caption(f"{gan_name} is a {scores['GAN'].family}: its conditions / codes take their default values, a balanced "
+               "cycle through all of them.")
+if not same_dim:
+    st.caption(f"The two models have different latent dimensions ({scores['VAE'].diagnostics.latent_dim} and "
+               f"{scores['GAN'].diagnostics.latent_dim}): they get codes from the same distribution and seed, but not "
+               "the same codes.")
+
+st.subheader("The numbers")
+rows = comparison_rows([scores["VAE"], scores["GAN"]], real_sharpness)
+if real_sharpness:
+    rows.append({"model": "real images", "family": "data",
+                 "sharpness (Laplacian variance)": float(f"{real_sharpness:.4g}"), "sharpness vs real images": 1.0})
+st.dataframe(pd.DataFrame(rows), hide_index=True, key="compare_table")
+notes = {s.feature_network for s in scores.values() if s.feature_network}
+st.caption("Sharpness and diagnostics are measured on the batches above. Precision, recall and FD come from each "
+           "bundle's metrics.json (the model at its training prior"
+           + (f", feature network: {', '.join(sorted(notes))}" if notes else "") + "); empty where not evaluated.")
+(st.success if dist.label in (scores["VAE"].diagnostics.prior, scores["GAN"].diagnostics.prior) else st.warning)(
+    explain_comparison(scores["VAE"], scores["GAN"], dist.label, real_sharpness))
+with st.expander("What the numbers mean"):
+    st.markdown(
+        """
+* **Sharpness**: the variance of the Laplacian (a second-derivative filter) over each grey image, averaged over the
+  batch. Edges make it large; blur makes it small. Compare it with real images of the same size.
+* **Precision** (Kynkäänniemi et al. 2019): the share of generated images that fall inside the region of real
+  images in the feature network's space: are the samples realistic? **Recall**: the share of real images that
+  fall inside the region of generated ones: does the model cover all kinds of faces?
+* **Output diversity**: mean distance between the samples (pooled to 16x16); "vs its own prior samples" compares
+  the batch with the same model fed its training prior, as on the sampling page.
+"""
+    )

@@ -1,0 +1,91 @@
+"""Drive the VAE latent map headless: PCA with a distribution overlay, t-SNE, a chosen code, reconstructions."""
+
+import pytest
+from latent_bundles import copy_root, metric, metric_labels, open_page, shared_root, shipped, use_checkpoints
+
+from training.checkpoint import load_bundle
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory):
+    return shared_root(tmp_path_factory)
+
+
+@pytest.fixture
+def tiny(root, monkeypatch):
+    use_checkpoints(monkeypatch, root)
+    return root
+
+
+def texts(at) -> str:
+    return "\n".join(e.value for e in [*at.info, *at.warning, *at.success])
+
+
+def test_pca_map_with_the_n_minus_10_overlay(tiny):
+    vae = load_bundle(tiny / "toyfaces" / "vae")
+    n = len(vae.latents()["codes"])
+    at = open_page("vae_map", "vae")
+    assert not at.error
+    # Default: PCA, coloured by the first attribute, N(-10,1) overlaid: far outside the cloud of real codes.
+    assert metric(at, "overlay codes inside the data cloud") == "0%"
+    far = float(metric(at, "distance of N(-10, 1) codes from the data centre"))
+    data = float(metric(at, "held-out codes' distance (mean / 99%)").split(" / ")[1])
+    assert far == pytest.approx((16 * 101) ** 0.5, rel=0.1) and far > 5 * data
+    assert "0% of it falls inside the data cloud" in texts(at)
+    assert "PCA axes hold" in texts(at) and f"of the {n} codes" in texts(at)
+    assert "neighbours with the same hair_colour" in metric_labels(at)
+    # Reconstructions of the held-out images, and the training run's number for all of them.
+    holdout = vae.metrics["holdout_reconstruction"]
+    assert metric(at, f"MSE on all {holdout['images']} held-out images") == f"{holdout['mse']:.4f}"
+    assert float(metric(at, "MSE of these 16 faces (pixels in [-1, 1])")) > 0
+    at.selectbox(key="map_overlay").set_value("N(0,1)")
+    at.selectbox(key="map_colour").set_value("(one colour)")
+    at.slider(key="map_recon_n").set_value(4).run()
+    assert not at.exception, at.exception
+    assert "distance of N(0, 1) codes from the data centre" in metric_labels(at)
+    assert "MSE of these 4 faces (pixels in [-1, 1])" in metric_labels(at)
+    assert "neighbours with the same hair_colour" not in metric_labels(at)
+    at.selectbox(key="map_overlay").set_value("none").run()
+    assert not any(label.startswith("distance of") for label in metric_labels(at))
+
+
+def test_tsne_perplexity_and_choosing_a_code(tiny):
+    at = open_page("vae_map", "vae")
+    at.radio(key="map_projection").set_value("t-SNE").run()
+    assert not at.exception, at.exception
+    assert "t-SNE places the 24 codes" in texts(at)
+    assert any("using 7.67." in c.value for c in at.caption)  # perplexity 30 is too much for 24 codes: said so
+    at.slider(key="map_perplexity").set_value(5).run()
+    assert not at.exception and not any("using" in c.value for c in at.caption)
+    at.selectbox(key="map_colour").set_value("smiling").run()
+    assert "neighbours with the same smiling" in metric_labels(at)
+    at.number_input(key="map_point").set_value(3).run()
+    assert not at.exception
+    assert any(h.value == "Code 3" for h in at.subheader)
+    assert float(metric(at, "reconstruction MSE of this face")) > 0
+    assert any(c.value.startswith("labels: hair_colour = ") for c in at.caption)
+
+
+def test_not_a_vae_and_a_vae_without_latents(root, tmp_path, monkeypatch):
+    copy = copy_root(root, tmp_path, ("dcgan", "vae"))
+    (copy / "toyfaces" / "vae" / "latents.npz").unlink()  # a run still training has none yet
+    use_checkpoints(monkeypatch, copy)
+    at = open_page("vae_map", "dcgan")
+    assert "has no encoder" in texts(at) and "does not apply" in texts(at)
+    assert not at.get("image")
+    at = open_page("vae_map", "vae")
+    assert "written when VAE training finishes" in texts(at)
+    assert len(at.get("image")) == 1  # the 32 random samples still show
+    at.number_input(key="map_sample_seed").set_value(4).run()
+    assert not at.exception
+
+
+@shipped("vae")
+def test_shipped_vae_map():
+    at = open_page("vae_map", "vae", timeout=300)
+    assert not at.exception
+    if "overlay codes inside the data cloud" in metric_labels(at):  # latents.npz is there
+        assert metric(at, "overlay codes inside the data cloud") == "0%"
+        assert "never saw codes there" in texts(at)
+        at.selectbox(key="map_overlay").set_value("N(0,1)").run()
+        assert int(metric(at, "overlay codes inside the data cloud").rstrip("%")) > 50  # the KL term at work

@@ -1,0 +1,76 @@
+"""Sharpness (variance of the Laplacian) and the VAE-vs-GAN table and explanation, on made-up numbers."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from torch.nn import functional as F
+
+from explorer.comparison import ModelScores, comparison_rows, explain_comparison, metric_scores
+from explorer.diagnostics import Diagnostics, NormReference
+from explorer.sharpness import grey_255, laplacian_variance, mean_sharpness
+
+
+def test_blurring_lowers_the_laplacian_variance():
+    sharp = torch.from_numpy(np.kron(np.indices((8, 8)).sum(0) % 2, np.ones((4, 4)))).float() * 2 - 1
+    sharp = sharp.expand(1, 3, 32, 32).clone()  # a checkerboard of 4x4 squares
+    blurred = F.avg_pool2d(F.pad(sharp, (2, 2, 2, 2), mode="replicate"), 5, stride=1)
+    assert blurred.shape == sharp.shape
+    assert laplacian_variance(blurred)[0] < 0.5 * laplacian_variance(sharp)[0]
+    assert laplacian_variance(torch.zeros(2, 3, 16, 16)).tolist() == [0.0, 0.0]  # a flat image has no edges
+    both = torch.cat([sharp, blurred])
+    assert mean_sharpness(both) == pytest.approx(laplacian_variance(both).mean())
+
+
+def test_grey_scale_and_known_value():
+    assert grey_255(torch.ones(1, 3, 2, 2)).flatten().tolist() == pytest.approx([255.0] * 4)
+    # One white pixel in the middle of a black 3x3 grey image: the Laplacian there is -4 * 255, a single value.
+    x = -torch.ones(1, 1, 5, 5)
+    x[0, 0, 2, 2] = 1
+    response = np.array([[0, 255, 0], [255, -1020, 255], [0, 255, 0]], dtype=float)
+    assert laplacian_variance(x)[0] == pytest.approx(response.var())
+
+
+def diagnostics(diversity: float, ratio: float = 1.0, verdict_cosine: float = 0.0, prior: str = "N(0, 1)",
+                dist: str = "N(0, 1)") -> Diagnostics:
+    return Diagnostics(distribution=dist, prior=prior, num_samples=32, latent_dim=100, cosine=verdict_cosine,
+                       prior_cosine=0.0, norm_mean=10.0, prior_norm=NormReference(10.0, 0.7), norm_zscore=0.0,
+                       code_spread_ratio=1.0, diversity=diversity, diversity_ratio=ratio, saturated=0.0,
+                       prior_saturated=0.0, first_layer_shift=1.0, prior_first_layer_shift=1.0)
+
+
+def test_classic_story_when_the_numbers_say_so():
+    vae = ModelScores("vae", "vae", diagnostics(6.0), sharpness=120.0, precision=0.4, recall=0.7)
+    gan = ModelScores("gan", "dcgan", diagnostics(5.0), sharpness=1800.0, precision=0.8, recall=0.3)
+    text = explain_comparison(vae, gan, "N(0, 1)", real_sharpness=3000.0)
+    assert "15.0x sharper" in text and "1800 vs 120; real images: 3000" in text
+    assert "blurry but faithful" in text and "sharp but partial" in text
+    assert "precision 0.40 / recall 0.70 for the VAE, 0.80 / 0.30 for the GAN" in text
+    rows = comparison_rows([vae, gan], 3000.0)
+    assert rows[0]["sharpness vs real images"] == 0.04
+    assert rows[1]["precision"] == 0.8 and rows[1]["verdict"] == "healthy"
+
+
+def test_explanation_follows_the_numbers_when_they_break_the_story():
+    vae = ModelScores("vae", "vae", diagnostics(6.0), sharpness=900.0, precision=0.5, recall=0.3)
+    gan = ModelScores("gan", "dcgan", diagnostics(2.0, ratio=0.2, verdict_cosine=0.99, dist="N(-10, 1)"),
+                      sharpness=100.0, precision=0.7, recall=0.6)
+    text = explain_comparison(vae, gan, "N(-10, 1)")
+    assert "Here the VAE's samples are the sharper ones" in text
+    assert "no sign of being partial" in text
+    assert "Under z ~ N(-10, 1)" in text and "GAN's is collapsed (20%" in text
+    no_metrics = ModelScores("plain", "dcgan", diagnostics(4.0), sharpness=1000.0)
+    assert "No precision/recall for plain" in explain_comparison(vae, no_metrics, "N(0, 1)")
+
+
+def test_metric_scores_reads_evaluate_and_training_layouts():
+    evaluated = {"fd_precision_recall": {"model": {"fd": 12.5, "precision": 0.61, "recall": 0.42}},
+                 "feature_network": {"name": "toyfaces · feature network"}, "reconstruction": {"mse": 0.03}}
+    scores = metric_scores(evaluated)
+    assert scores == {"precision": 0.61, "recall": 0.42, "fd": 12.5, "reconstruction_mse": 0.03,
+                      "feature_network": "toyfaces · feature network"}
+    trained = metric_scores({"holdout_reconstruction": {"mse": 0.0392, "images": 3000}})
+    assert trained["reconstruction_mse"] == 0.0392 and trained["precision"] is None
+    assert all(v is None for v in metric_scores({}).values())
+    assert not math.isnan(comparison_rows([ModelScores("m", "vae", diagnostics(1.0), 5.0)])[0]["output diversity"])
