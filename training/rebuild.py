@@ -57,6 +57,9 @@ def recipe(config: dict) -> tuple[str, object, TrainConfig]:
     unknown = sorted(set(recorded) - known)
     if unknown:
         raise LatentExplorerError(f"the recorded training config has fields this version does not know: {unknown}")
+    if family == "cgan":
+        # Bundles written before the option existed trained D's classifier on fakes too (the ACGAN paper).
+        recorded.setdefault("classify_fakes", True)
     if "snapshot_steps" in recorded:
         recorded["snapshot_steps"] = tuple(recorded["snapshot_steps"])
     return family, model_config, TrainConfig(**recorded)
