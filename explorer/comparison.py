@@ -99,8 +99,8 @@ def explain_comparison(vae: ModelScores, gan: ModelScores, distribution: str,
                      f"{_num(gan.sharpness)}{real}).")
     have_pr = None not in (vae.precision, vae.recall, gan.precision, gan.recall)
     if have_pr:
-        pr = (f"precision {vae.precision:.2f} / recall {vae.recall:.2f} for the VAE, {gan.precision:.2f} / "
-              f"{gan.recall:.2f} for the GAN")
+        pr = (f"precision {vae.precision:.3g} / recall {vae.recall:.3g} for the VAE, {gan.precision:.3g} / "
+              f"{gan.recall:.3g} for the GAN")
         vae_covers = vae.recall > gan.recall + 0.02
         gan_realistic = gan.precision > vae.precision + 0.02
         if vae_covers and gan_realistic:

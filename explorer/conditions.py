@@ -109,14 +109,14 @@ def explain_pairs(p: Pairs, recognised_first: float | None = None, recognised_se
     parts = [f"Each of the {n} pairs uses one code z twice, once with {p.attribute} = {p.first} and once with "
              f"{p.attribute} = {p.second}. The two images of a pair differ by {p.pair_change:.2g} per pixel on "
              f"average, while two different codes differ by {p.face_change:.2g}: the condition changes "
-             f"{p.ratio:.0%} as much as changing the face does."]
+             f"{p.ratio:.0%} as much as changing the code z does."]
     if p.ratio < 0.05:
         parts.append("The generator hardly listens to this condition (it may have learned to ignore it).")
     elif p.ratio < 0.6:
-        parts.append("The condition changes a part of the picture while z keeps the rest: the same face, with and "
-                     "without the attribute.")
+        parts.append("The condition changes a part of the picture while z keeps the rest: the same picture, with "
+                     "and without the attribute.")
     else:
-        parts.append("The condition changes most of the picture, so the pairs do not look like the same face: the "
+        parts.append("The condition changes most of the picture, so the pairs do not look like the same picture: the "
                      "generator entangles this attribute with everything else.")
     if recognised_first is not None and recognised_second is not None:
         parts.append(f"The feature network recognises {p.attribute} = {p.first} in {recognised_first:.0%} of the "

@@ -191,6 +191,9 @@ def explain_overlay(c: CloudDistance, label: str, n: int) -> str:
         parts.append("These codes overlap the region the encoder fills, so the decoder has seen codes like them.")
     else:
         parts.append("Most of these codes sit at the edge of the region the encoder fills.")
+    if 1.1 < c.ratio < 2:
+        parts.append("The encoded means are less spread than these codes: a VAE's code for an image is its mean plus "
+                     "the encoder's noise, and the map shows only the means.")
     parts.append(f"In the PCA plane their distance is {c.plane_distance:.3g}x the typical held-out code's (the "
                  "plane shows only two of the directions, so it can understate how far they are).")
     return " ".join(parts)
@@ -246,8 +249,12 @@ def neighbour_agreement(xy: np.ndarray, groups: np.ndarray, k: int = 10) -> tupl
     return float(same), chance
 
 
+# What else varies in a dataset's images (the encoder must place it somewhere too), where we know it.
+NUISANCE = {"toyfaces": "skin tone, face shape, position, size and background"}
+
+
 def explain_map(projection: str, attribute: str | None, agreement: float, chance: float, explained: np.ndarray | None,
-                n: int) -> str:
+                n: int, dataset: str | None = None) -> str:
     parts = []
     if explained is not None:
         parts.append(f"The two PCA axes hold {explained.sum():.0%} of the variance of the {n} codes "
@@ -259,10 +266,11 @@ def explain_map(projection: str, attribute: str | None, agreement: float, chance
         parts.append(f"In this {projection} map, {agreement:.0%} of each code's nearest neighbours have the same "
                      f"{attribute} as it (chance: {chance:.0%}).")
         if agreement > chance + 0.25:
-            parts.append(f"The encoder clearly groups faces by {attribute}.")
+            parts.append(f"The encoder clearly groups the images by {attribute}.")
         elif agreement > chance + 0.08:
-            parts.append(f"Faces with the same {attribute} tend to sit together, but the groups overlap.")
+            parts.append(f"Images with the same {attribute} tend to sit together, but the groups overlap.")
         else:
-            parts.append(f"{attribute} barely shapes this map: the encoder organises the codes by other things "
-                         "(in toy faces: skin tone, position, size, background).")
+            others = f" (in {dataset}: {NUISANCE[dataset]})" if dataset in NUISANCE else ""
+            parts.append(f"{attribute} barely shapes this map: the encoder organises the codes by other "
+                         f"things{others}.")
     return " ".join(parts)

@@ -37,7 +37,7 @@ def test_conditional_gan_switches_and_pairs(tiny):
     assert "Each of the 10 pairs" in explanation(at) and "smiling = no" in explanation(at)
     ratio = metric(at, "attribute change vs face change")
     pair = metric(at, "change within a pair (per pixel)")
-    face = metric(at, "change between faces (per pixel)")
+    face = metric(at, "change between codes (per pixel)")
     assert float(face) > 0 and ratio.endswith("%")
     assert f"differ by {pair} per pixel" in explanation(at) and f"codes differ by {face}" in explanation(at)
     # A categorical pair, then the same value twice (a message, not a traceback).

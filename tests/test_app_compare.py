@@ -1,5 +1,8 @@
 """Drive the VAE-vs-GAN page headless: the same latent settings for both, one table, an explanation from it."""
 
+import json
+import shutil
+
 import pytest
 from latent_bundles import copy_root, metric, open_page, shared_root, shipped, use_checkpoints
 
@@ -76,6 +79,22 @@ def test_a_gan_without_metrics_and_the_sidebar_choice(tiny):
     assert table(at).loc["tiny cgan", "family"] == "cgan"
     at.selectbox(key="compare_gan").set_value("tiny dcgan").run()
     assert not at.exception and "tiny dcgan" in table(at).index
+
+
+def test_a_gan_of_another_dataset_has_no_partner(root, tmp_path, monkeypatch):
+    copy = copy_root(root, tmp_path, ("vae", "dcgan"))
+    other = copy / "other" / "dcgan"
+    shutil.copytree(copy / "toyfaces" / "dcgan", other)
+    config = json.loads((other / "config.json").read_text())
+    config["dataset"]["name"], config["name"] = "other-faces", "other dcgan"
+    (other / "config.json").write_text(json.dumps(config))
+    use_checkpoints(monkeypatch, copy)
+    at = open_page("compare", "vae")
+    at.sidebar.selectbox(key="bundle_select").set_value("other dcgan").run()
+    assert not at.exception, at.exception
+    assert "No VAE is trained on other-faces" in at.info[0].value
+    assert list(table(at).index)[:2] == ["tiny vae", "tiny dcgan"]  # the GAN list holds the VAE's dataset only
+    assert at.selectbox(key="compare_gan").options == ["tiny dcgan"]
 
 
 def test_without_a_vae_the_page_does_not_apply(root, tmp_path, monkeypatch):

@@ -46,7 +46,7 @@ def test_classic_story_when_the_numbers_say_so():
     text = explain_comparison(vae, gan, "N(0, 1)", real_sharpness=3000.0)
     assert "15.0x sharper" in text and "1800 vs 120; real images: 3000" in text
     assert "blurry but faithful" in text and "sharp but partial" in text
-    assert "precision 0.40 / recall 0.70 for the VAE, 0.80 / 0.30 for the GAN" in text
+    assert "precision 0.4 / recall 0.7 for the VAE, 0.8 / 0.3 for the GAN" in text
     rows = comparison_rows([vae, gan], 3000.0)
     assert rows[0]["sharpness vs real images"] == 0.04
     assert rows[1]["precision"] == 0.8 and rows[1]["verdict"] == "healthy"

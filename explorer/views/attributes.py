@@ -33,6 +33,7 @@ from explorer.directions import (
 )
 from explorer.figures import image_grid, labelled_rows, walk_figure
 from explorer.latent_map import held_out_codes
+from training.checkpoint import LATENTS_FILE
 from training.errors import LatentExplorerError
 from training.latent import sample_latents
 
@@ -75,6 +76,24 @@ def labelled_samples(path: str, mtime: float, net_path: str, net_mtime: float, n
     return z.numpy(), labels.numpy(), net.attributes
 
 
+@st.cache_data(max_entries=8, show_spinner="Reading the encoded codes…")
+def cached_held_out(path: str, mtime: float, latents_mtime: float):
+    bundle = bundles.load(path)
+    return held_out_codes(bundle.latents(), bundle.attributes, str(bundle.path / LATENTS_FILE))
+
+
+@st.cache_resource(max_entries=16, show_spinner="Walking along the direction…")
+def cached_walk(walk_key: str, positions: tuple[float, ...], _generator, _direction, _start, _net, column: int | None,
+                value: int):
+    """Images at every position of the walk and, with a feature network, how often it sees the attribute.
+    walk_key names everything the underscored arguments hold (bundle, codes, direction, start codes)."""
+    images = {t: generate(_generator, walk(_start, _direction, t)) for t in positions}
+    recognised = {}
+    if _net is not None and column is not None:
+        recognised = {t: recognition_rate(predict_labels(_net, images[t]), column, value) for t in positions}
+    return images, recognised
+
+
 @st.cache_data(max_entries=32, show_spinner="Finding the direction…")
 def cached_direction(source_key: str, _codes: np.ndarray, _target: np.ndarray, method: str, attribute: str,
                      value: str):
@@ -109,11 +128,15 @@ def conditional_page(bundle, net_info) -> None:
         for k, a in enumerate(conditions):
             col = cols[k % len(cols)]
             if a.is_binary:
+                if not isinstance(st.session_state.get(f"attr_cond_{a.name}", False), bool):
+                    st.session_state[f"attr_cond_{a.name}"] = False
                 chosen[a.name] = "yes" if col.toggle(a.name.replace("_", " "), key=f"attr_cond_{a.name}") else "no"
             else:
+                if st.session_state.get(f"attr_cond_{a.name}") not in a.values:
+                    st.session_state[f"attr_cond_{a.name}"] = a.values[0]
                 chosen[a.name] = col.selectbox(a.name.replace("_", " "), a.values, key=f"attr_cond_{a.name}")
         left, right = st.columns(2)
-        left.slider("faces in the grid", 4, 64, step=4, key="attr_n")
+        left.slider("images in the grid", 4, 64, step=4, key="attr_n")
         right.number_input("seed of the codes z", min_value=0, max_value=2**31 - 1, step=1, key="attr_seed")
     n, seed = int(st.session_state["attr_n"]), int(st.session_state["attr_seed"])
     z = sample_latents(bundle.prior, n, bundle.latent_dim, seed=seed)
@@ -140,7 +163,7 @@ def conditional_page(bundle, net_info) -> None:
             worst = min(rates, key=rates.get)
             chance = {a.name: 1 / len(a.values) for a in conditions}
             st.write(f"The feature network finds every requested attribute in at least {rates[worst]:.0%} of these "
-                     f"{n} faces; the hardest is **{worst} = {chosen[worst]}** (chance would be "
+                     f"{n} images; the hardest is **{worst} = {chosen[worst]}** (chance would be "
                      f"{chance[worst]:.0%}).")
 
     st.header("Pairs: the same z, one attribute changed")
@@ -178,7 +201,7 @@ def conditional_page(bundle, net_info) -> None:
     rates_second = recognised_block(net_info, {attribute: second}, pairs.second_images).get(name)
     m1, m2, m3 = st.columns(3)
     m1.metric("change within a pair (per pixel)", f"{pairs.pair_change:.2g}")
-    m2.metric("change between faces (per pixel)", f"{pairs.face_change:.2g}")
+    m2.metric("change between codes (per pixel)", f"{pairs.face_change:.2g}")
     m3.metric("attribute change vs face change", f"{pairs.ratio:.0%}")
     if rates_first is not None and rates_second is not None:
         m1.metric(f"recognised as {name} = {first}", f"{rates_first:.0%}")
@@ -208,7 +231,7 @@ def infogan_page(bundle) -> None:
                 continuous[c["name"]] = float(col.slider(f"{c['name']} (trained on {c['low']:g}..{c['high']:g})",
                                                          -2.0, 2.0, step=0.1, key=key))
         left, right = st.columns(2)
-        left.slider("faces in the grid", 4, 64, step=4, key="attr_n")
+        left.slider("images in the grid", 4, 64, step=4, key="attr_n")
         right.number_input("seed of the codes z", min_value=0, max_value=2**31 - 1, step=1, key="attr_seed")
     n, seed = int(st.session_state["attr_n"]), int(st.session_state["attr_seed"])
     z = sample_latents(bundle.prior, n, bundle.latent_dim, seed=seed)
@@ -234,11 +257,11 @@ def infogan_page(bundle) -> None:
     table = pd.DataFrame(effects)
     st.dataframe(table, hide_index=True, key="attr_info_effects")
     strongest = max(effects, key=lambda e: e["image change per step"])
-    st.info(f"Changing faces (a different z) changes the image by {face:.2g} per pixel. The code that matters most "
-            f"is **{strongest['code']}**: one step of it changes the image by "
-            f"{strongest['image change per step']:.2g}, {strongest['image change per step'] / face:.0%} of a change of "
-            "face. A code whose change stays near 0 was ignored by the generator." if face > 0 else
-            "All faces in the grid are identical, so the codes cannot be compared.")
+    step = strongest["image change per step"]
+    st.info(f"Changing the code z changes the image by {face:.2g} per pixel. The code that matters most is "
+            f"**{strongest['code']}**: one step of it changes the image by {step:.2g}, {step / face:.0%} of a change "
+            "of z. A code whose change stays near 0 was ignored by the generator." if face > 0 else
+            "All images in the grid are identical, so the codes cannot be compared.")
 
 
 # --- directions (VAE, unconditional GAN) ---------------------------------------------------------------------
@@ -246,13 +269,12 @@ def infogan_page(bundle) -> None:
 def labelled_codes(bundle, net_info):
     """(codes, labels, attributes, description, cache key) or None with a message shown."""
     mtime = mtime_of(bundle.path)
-    if bundle.family == "vae":
-        arrays = bundle.latents()
-        if arrays is not None:
-            held = held_out_codes(arrays, bundle.attributes, str(bundle.path / "latents.npz"))
-            return (held.codes, held.labels, held.attributes,
-                    f"{len(held)} encoded held-out images with their true labels (latents.npz)",
-                    f"{bundle.path}:{mtime}:latents", held)
+    latents = bundle.path / LATENTS_FILE
+    if bundle.family == "vae" and latents.exists():
+        held = cached_held_out(str(bundle.path), mtime, latents.stat().st_mtime)
+        return (held.codes, held.labels, held.attributes,
+                f"{len(held)} encoded held-out images with their true labels (latents.npz)",
+                f"{bundle.path}:{mtime}:{latents.stat().st_mtime}:latents", held)
     if net_info is None:
         what = ("this VAE has no latents.npz yet (it is written when training finishes)"
                 if bundle.family == "vae" else "an unconditional GAN's samples come without labels")
@@ -297,10 +319,10 @@ def directions_page(bundle, net_info) -> None:
         c2.radio("direction from", list(METHODS), key="attr_dir_method")
         c2.slider("walk as far as t =", 0.5, 4.0, step=0.25, key="attr_dir_t",
                   help="t = 1 moves a code by the gap between the average code with and without the attribute")
-        c3.slider("faces per row", 2, 12, step=1, key="attr_dir_faces")
+        c3.slider("images per row", 2, 12, step=1, key="attr_dir_faces")
         c3.number_input("seed of the start codes", min_value=0, max_value=2**31 - 1, step=1, key="attr_dir_seed")
         if held is not None and held.images is not None:
-            c3.checkbox("start from encoded held-out faces", key="attr_dir_real")
+            c3.checkbox("start from encoded held-out images", key="attr_dir_real")
     target = attribute_target(labels, attributes, name, value)
     method = st.session_state["attr_dir_method"]
     try:
@@ -313,24 +335,22 @@ def directions_page(bundle, net_info) -> None:
     seed = int(st.session_state["attr_dir_seed"])
     if held is not None and st.session_state.get("attr_dir_real") and held.images is not None:
         start = torch.from_numpy(held.codes[:max(faces, min(WALK_EVAL, len(held)))].copy())
-        start_text = "encoded held-out faces"
+        start_text, start_key = "encoded held-out images", "held-out"
     else:
         start = sample_latents(bundle.prior, max(faces, WALK_EVAL), bundle.latent_dim, seed=seed)
-        start_text = f"codes from {bundle.prior.label}"
+        start_text, start_key = f"codes from {bundle.prior.label}", f"seed {seed}"
     positions = walk_positions(t_max, 5)
-    fine = walk_positions(t_max, 9)
-    generator = bundle.generator
-    walked = {t: generate(generator, walk(start, direction, t)) for t in sorted(set(positions) | set(fine))}
+    fine = walk_positions(t_max, 9)  # includes the 5 shown positions
+    column = featurenet_column(net_info[1], attribute) if net_info is not None else None
+    net_key = f"{net_info[2]}:{mtime_of(net_info[2])}" if net_info is not None else "no featurenet"
+    walked, recognised = cached_walk(f"{source_key}|{method}|{name}={value}|{start_key}|{len(start)}|{net_key}",
+                                     tuple(sorted(set(positions) | set(fine))), bundle.generator, direction, start,
+                                     net_info[0] if net_info is not None else None, column,
+                                     attribute.values.index(value))
     st.image(labelled_rows([f"t = {t:+g}" for t in positions], [walked[t][:faces] for t in positions]),
              width="stretch", caption=f"each column starts from one of the {start_text} and walks along the "
              f"direction of {name} = {value}")
 
-    recognised: dict[float, float] = {}
-    column = featurenet_column(net_info[1], attribute) if net_info is not None else None
-    if net_info is not None and column is not None:
-        for t in fine:
-            recognised[t] = recognition_rate(predict_labels(net_info[0], walked[t]), column,
-                                             attribute.values.index(value))
     norms = {t: float(walk(start, direction, t).double().norm(dim=1).mean()) for t in fine}
     prior_norm = float(sample_latents(bundle.prior, 512, bundle.latent_dim, seed=1).double().norm(dim=1).mean())
     left, right = st.columns([3, 2])

@@ -55,11 +55,14 @@ def cached_real_sharpness(dataset_json: str, n: int) -> float | None:
         return None
 
 
-def pick(label: str, options: list[str], key: str, preferred: str | None, container) -> str:
-    """A select box that follows the sidebar's model when the sidebar has just changed to one of its options."""
-    if st.session_state.get(key) not in options or (sidebar_changed and preferred in options):
-        st.session_state[key] = preferred if preferred in options else options[0]
+def pick(label: str, options: list[str], key: str, container) -> str:
+    if st.session_state.get(key) not in options:
+        st.session_state[key] = options[0]
     return container.selectbox(label, options, key=key)
+
+
+def dataset_of(name: str) -> str | None:
+    return known[name][1]["dataset"].get("name")
 
 
 def fmt(value: float) -> str:
@@ -87,19 +90,30 @@ if not vaes or not gans_all:
             "into checkpoints/<dataset>/.")
     st.stop()
 selected_name = next((n for n, (p, _) in known.items() if p == str(selected.path)), None)
-sidebar_changed = st.session_state.get("compare_sidebar_seen") != selected_name
-st.session_state["compare_sidebar_seen"] = selected_name
+if st.session_state.get("compare_sidebar_seen") != selected_name:
+    # The sidebar's model just changed: compare it (and a partner trained on the same dataset).
+    st.session_state["compare_sidebar_seen"] = selected_name
+    if selected_name in vaes:
+        st.session_state["compare_vae"] = selected_name
+    elif selected_name in gans_all:
+        partners = [v for v in vaes if dataset_of(v) == dataset_of(selected_name)]
+        if partners:
+            st.session_state["compare_vae"] = partners[0]
+            st.session_state["compare_gan"] = selected_name
+        else:
+            st.info(f"No VAE is trained on {dataset_of(selected_name)}, the dataset of **{selected_name}**, so it has "
+                    "no partner here; pick a VAE and a GAN of another dataset below.")
 
 with st.container(border=True):
     left, right = st.columns(2)
-    vae_name = pick("VAE", vaes, "compare_vae", selected_name, left)
-    dataset = known[vae_name][1]["dataset"].get("name")
-    gans = [n for n in gans_all if known[n][1]["dataset"].get("name") == dataset]
+    vae_name = pick("VAE", vaes, "compare_vae", left)
+    dataset = dataset_of(vae_name)
+    gans = [n for n in gans_all if dataset_of(n) == dataset]
     if not gans:
         st.info(f"There is no GAN trained on {dataset}, the VAE's dataset, so this comparison does not apply to "
                 f"**{vae_name}**. Pick another VAE, or train a GAN on {dataset}.")
         st.stop()
-    gan_name = pick("GAN (same dataset)", gans, "compare_gan", selected_name, right)
+    gan_name = pick("GAN (same dataset)", gans, "compare_gan", right)
 
     cols = st.columns(len(PRESETS) + 1)
     cols[0].markdown("**Presets**")

@@ -1,4 +1,4 @@
-"""Page: the VAE's latent map: where the encoder puts held-out faces, what the decoder makes of any point, how
+"""Page: the VAE's latent map: where the encoder puts held-out images, what the decoder makes of any point, how
 well it reconstructs, and where codes from another distribution land."""
 
 import numpy as np
@@ -75,7 +75,7 @@ if bundle is None:
     st.stop()
 if bundle.family != "vae":
     vaes = [name for name, path in bundles.available().items() if family_of(path) == "vae"]
-    st.info(f"**{bundle.name}** ({bundle.family}) has no encoder, so there is no map of encoded faces "
+    st.info(f"**{bundle.name}** ({bundle.family}) has no encoder, so there is no map of encoded images "
             "and this page does not apply to it. "
             + (f"Pick a VAE in the sidebar: {', '.join(vaes)}." if vaes else
                "Train one with `python -m training train --model vae --out checkpoints/<dataset>/vae`."))
@@ -138,7 +138,7 @@ if held is not None:
     selected = int(st.session_state["map_point"])
     chart, side = st.columns([3, 2])
     with chart:
-        title = f"{projection} of {len(index)} encoded held-out faces" + (f", coloured by {attribute}" if attribute
+        title = f"{projection} of {len(index)} encoded held-out images" + (f", coloured by {attribute}" if attribute
                                                                          else "")
         st.plotly_chart(latent_scatter(xy, groups, index, title, axes, overlay_xy, overlay_label, selected),
                         key="map_chart", on_select=select_point, selection_mode="points")
@@ -161,7 +161,8 @@ if held is not None:
         agreement, chance = neighbour_agreement(xy, groups) if attribute else (float("nan"), float("nan"))
         if attribute:
             st.metric(f"neighbours with the same {attribute}", f"{agreement:.0%}", help=f"chance: {chance:.0%}")
-    st.info(explain_map(projection, attribute, agreement, chance, explained, len(index)))
+    st.info(explain_map(projection, attribute, agreement, chance, explained, len(index),
+                        bundle.config["dataset"].get("name")))
     if distance is not None:
         m1, m2, m3 = st.columns(3)
         m1.metric(f"distance of {overlay_label.split(' from ')[1]} codes from the data centre",
@@ -181,14 +182,14 @@ if held is not None:
         if len(held.images) > 4:
             top = min(32, len(held.images))
             st.session_state["map_recon_n"] = int(min(max(4, st.session_state["map_recon_n"]), top))
-            st.slider("faces", 4, top, step=1, key="map_recon_n")
+            st.slider("images", 4, top, step=1, key="map_recon_n")
         k = int(min(st.session_state["map_recon_n"], len(held.images)))
         recon = reconstruct(encoder, decoder, held.images[:k])
         st.image(labelled_rows(["original", "reconstruction"], [recon.originals, recon.reconstructions]),
                  width="stretch")
         holdout = (bundle.metrics or {}).get("holdout_reconstruction") or {}
         m1, m2, m3 = st.columns(3)
-        m1.metric(f"MSE of these {k} faces (pixels in [-1, 1])", f"{recon.mean_mse:.4f}")
+        m1.metric(f"MSE of these {k} images (pixels in [-1, 1])", f"{recon.mean_mse:.4f}")
         m2.metric("same on the [0, 1] pixel scale", f"{recon.mean_mse / 4:.4f}")
         if isinstance(holdout.get("mse"), (int, float)):
             m3.metric(f"MSE on all {holdout.get('images', '?')} held-out images", f"{holdout['mse']:.4f}",
