@@ -26,3 +26,10 @@ def test_user_errors_exit_2_with_a_message(tmp_path, capsys):
     assert main(["train", "--noise", "gauss", "--out", str(tmp_path / "x")]) == 2
     assert main(["train", "--data", "imagenet", "--steps", "1", "--out", str(tmp_path / "x")]) == 2
     assert "unknown dataset" in capsys.readouterr().err
+
+
+def test_info_on_a_feature_network(capsys):
+    from tests.conftest import REPO
+
+    assert main(["info", str(REPO / "checkpoints" / "toyfaces" / "featurenet")]) == 0
+    assert "feature network for toyfaces" in capsys.readouterr().out

@@ -14,6 +14,10 @@ def run(args: argparse.Namespace) -> None:
     from training.checkpoint import load_bundle
 
     bundle = load_bundle(args.bundle)
+    if bundle.family == "featurenet":  # a classifier for the metrics, not a generator: no latent space
+        print(f"{bundle.path}: feature network for {bundle.config['dataset']['name']}, "
+              f"held-out accuracy {bundle.config.get('accuracy')}")
+        return
     steps = bundle.history.get("step", [])
     print(f"{bundle.path}: {bundle.family} on {bundle.config['dataset']['name']}, latent dim {bundle.latent_dim}, "
           f"prior {bundle.prior.label}, trained {bundle.config.get('step', '?')} steps, "
