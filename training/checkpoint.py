@@ -30,6 +30,9 @@ HISTORY_FILE = "history.json"
 METRICS_FILE = "metrics.json"
 LATENTS_FILE = "latents.npz"
 SNAPSHOT_DIR = "snapshots"
+# Only for continuing training (`--resume`): the explorer never reads it, and load_bundle ignores it.
+TRAINING_STATE_FILE = "training_state.safetensors"
+TRAINING_STATE_KEY = "training_state"  # the safetensors metadata entry holding the state's JSON part
 
 
 @dataclass
@@ -155,6 +158,40 @@ def save_bundle(path: str | Path, config: dict, networks: dict[str, torch.nn.Mod
         atomic_write_json(path / HISTORY_FILE, history)
     atomic_write_json(path / CONFIG_FILE, {"format_version": FORMAT_VERSION, **config})
     return path
+
+
+def save_training_state(path: str | Path, tensors: dict[str, torch.Tensor], state: dict) -> Path:
+    """Write everything a run needs to continue exactly (tensors, plus JSON in the file's metadata) as one
+    file, atomically: a kill at any moment leaves either the previous training state or the new one."""
+    from safetensors.torch import save
+
+    file = Path(path) / TRAINING_STATE_FILE
+    cpu = {k: v.detach().to("cpu").contiguous().clone() for k, v in tensors.items()}
+    atomic_write_bytes(file, save(cpu, metadata={TRAINING_STATE_KEY: json.dumps(state),
+                                                  "format_version": str(FORMAT_VERSION)}))
+    return file
+
+
+def load_training_state(path: str | Path) -> tuple[dict[str, torch.Tensor], dict] | None:
+    """(tensors, JSON state) from a bundle's training state, or None when the bundle has none."""
+    from safetensors import safe_open
+
+    file = Path(path) / TRAINING_STATE_FILE
+    if not file.exists():
+        return None
+    try:
+        with safe_open(str(file), framework="pt") as handle:
+            metadata = handle.metadata() or {}
+            tensors = {key: handle.get_tensor(key) for key in handle.keys()}
+        state = json.loads(metadata[TRAINING_STATE_KEY])
+    except (SafetensorError, OSError, ValueError, RuntimeError, KeyError) as exc:
+        raise LatentExplorerError(
+            f"{file}: the training state is truncated or corrupt ({type(exc).__name__}: {exc}); delete it and "
+            "train again without --resume"
+        ) from None
+    if not isinstance(state, dict):
+        raise LatentExplorerError(f"{file}: the training state's JSON is not an object")
+    return tensors, state
 
 
 def update_metrics(path: str | Path, key: str, value: Any) -> None:

@@ -14,6 +14,7 @@ from training.loops.common import (
     DEFAULT_SNAPSHOT_STEPS,
     SNAPSHOT_SAMPLES,
     DivergenceGuard,
+    EpochBatches,
     TrainConfig,
     dataset_summary,
     discriminator_targets,
@@ -27,14 +28,21 @@ from training.loops.vae import train_vae
 
 LOOPS = {"dcgan": train_dcgan, "vae": train_vae, "cgan": train_cgan, "infogan": train_infogan}
 
-__all__ = ["DEFAULT_SNAPSHOT_STEPS", "LOOPS", "SNAPSHOT_SAMPLES", "DivergenceGuard", "TrainConfig", "dataset_summary",
-           "discriminator_targets", "epoch_batches", "resolve_device", "save_grid", "train", "train_cgan",
-           "train_dcgan", "train_infogan", "train_vae", "versions"]
+__all__ = ["DEFAULT_SNAPSHOT_STEPS", "LOOPS", "SNAPSHOT_SAMPLES", "DivergenceGuard", "EpochBatches", "TrainConfig",
+           "dataset_summary", "discriminator_targets", "epoch_batches", "resolve_device", "save_grid", "train",
+           "train_cgan", "train_dcgan", "train_infogan", "train_vae", "versions"]
 
 
 def train(family: str, dataset: ImageDataset, model_config, train_config: TrainConfig, out: str | Path,
-          source: dict | None = None, progress: bool = True, name: str | None = None) -> Path:
-    """Train a model of `family` ("dcgan", "vae", "cgan", "infogan") and write its bundle to `out`."""
+          source: dict | None = None, progress: bool = True, name: str | None = None, resume: bool = False,
+          keep_training_state: bool = False) -> Path:
+    """Train a model of `family` ("dcgan", "vae", "cgan", "infogan") and write its bundle to `out`.
+
+    resume=True continues the run whose training_state.safetensors is in `out` (with the same settings; only
+    steps, checkpoint_every, snapshot_steps, device and diverge_patience may change) and ends with the same
+    weights and history as an uninterrupted run. The training state is dropped from the final bundle unless
+    keep_training_state=True (keep it to continue a finished run with more steps later)."""
     if family not in LOOPS:
         raise LatentExplorerError(f"unknown model family {family!r}; choose one of {', '.join(LOOPS)}")
-    return LOOPS[family](dataset, model_config, train_config, out, source=source, progress=progress, name=name)
+    return LOOPS[family](dataset, model_config, train_config, out, source=source, progress=progress, name=name,
+                         resume=resume, keep_training_state=keep_training_state)

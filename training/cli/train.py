@@ -110,22 +110,33 @@ def add_parser(sub) -> None:
     out.add_argument("--checkpoint-every", type=int, default=500)
     out.add_argument("--out", required=True, help="bundle folder to write")
     out.add_argument("--name", default=None, help="display name stored in the bundle")
+    out.add_argument("--resume", action="store_true",
+                     help="continue the interrupted run in --out from its last bundle (same flags; --steps may "
+                          "grow); ends with the same weights as an uninterrupted run")
+    out.add_argument("--keep-training-state", action="store_true",
+                     help="keep training_state.safetensors (optimizers, random streams) in the finished bundle, "
+                          "so that it can be --resume'd with more --steps later (about 2-3x the weights' size)")
     out.add_argument("--holdout-fraction", type=float, default=0.1, metavar="F",
                      help="vae: share of the images held out for the test MSE and latents.npz")
 
 
 def run(args: argparse.Namespace) -> None:
+    from training.errors import LatentExplorerError
+
     if args.threads is not None:
         import torch
 
         if args.threads < 1:
             raise LatentExplorerError(f"--threads must be at least 1 (got {args.threads})")
         torch.set_num_threads(args.threads)
+    import os
     from dataclasses import asdict
+    from pathlib import Path
 
     from training.data.registry import load_dataset
-    from training.errors import LatentExplorerError
+    from training.distributed import shutdown
     from training.latent import LatentDistribution
+    from training.loops.common import check_output_folder
     from training.models.cgan import CGANConfig
     from training.trainer import TrainConfig, train
 
@@ -139,6 +150,8 @@ def run(args: argparse.Namespace) -> None:
         holdout_fraction=args.holdout_fraction,
     )
     train_config.validate()
+    if int(os.environ.get("RANK", "0")) == 0:  # under torchrun only rank 0 writes
+        check_output_folder(Path(args.out))  # before the data loads: a bad --out fails in a second
     model_config = _model_config(args)
     # Refuse bad flags before loading data (a conditional GAN's conditions are checked once the data is here).
     (model_config.dcgan_config() if args.model == "cgan" else model_config).validate()
@@ -151,6 +164,14 @@ def run(args: argparse.Namespace) -> None:
     if args.model == "cgan":
         model_config.conditions = CGANConfig.for_dataset(dataset.attributes, args.conditions).conditions
     model_config.validate()
-    print(f"dataset {dataset.name}: {len(dataset)} images {dataset.image_size}px; {args.model} {asdict(model_config)}")
-    out = train(args.model, dataset, model_config, train_config, args.out, source=source, name=args.name)
-    print(f"wrote {out}")
+    main_process = int(os.environ.get("RANK", "0")) == 0
+    if main_process:
+        print(f"dataset {dataset.name}: {len(dataset)} images {dataset.image_size}px; {args.model} "
+              f"{asdict(model_config)}")
+    try:
+        out = train(args.model, dataset, model_config, train_config, args.out, source=source, name=args.name,
+                    resume=args.resume, keep_training_state=args.keep_training_state)
+    finally:
+        shutdown()  # torchrun: leave the process group even when training stopped with an error
+    if main_process:
+        print(f"wrote {out}")

@@ -3,10 +3,14 @@ bundle writing and the divergence guard. The loops themselves (gan.py, vae.py) h
 
 from __future__ import annotations
 
+import json
 import math
+import os
+import shutil
 import sys
+import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from io import BytesIO
 from pathlib import Path
@@ -18,7 +22,7 @@ import torchvision.utils as vutils
 from torch import nn
 from tqdm import tqdm
 
-from training import checkpoint
+from training import checkpoint, distributed
 from training.data.base import ImageDataset
 from training.errors import LatentExplorerError
 from training.latent import LatentDistribution, sample_latents
@@ -107,15 +111,57 @@ def save_grid(images: torch.Tensor, path: Path, nrow: int = 8) -> None:
     checkpoint.atomic_write_bytes(path, buffer.getvalue())
 
 
+class EpochBatches:
+    """Endless shuffled batches of positions 0..n-1 (drop_last, like the tutorial's DataLoader), reproducible
+    from the generator and resumable: `state()` is the generator's state when the current epoch's order was
+    drawn and how many batches of it were taken, which is all `restore()` needs to continue the same sequence.
+
+    With several processes (torchrun) every rank draws the same order and takes its own disjoint slice of each
+    global batch of world_size x batch_size positions: rank r gets the r-th batch_size of them.
+    """
+
+    def __init__(self, n: int, batch_size: int, generator: torch.Generator, rank: int = 0, world_size: int = 1):
+        if n < batch_size * world_size:
+            raise LatentExplorerError(
+                f"the dataset has {n} images, fewer than one batch of {batch_size}"
+                + (f" for each of {world_size} processes" if world_size > 1 else "")
+            )
+        self.n, self.batch_size, self.generator = n, batch_size, generator
+        self.rank, self.world_size = rank, world_size
+        self.per_epoch = n // (batch_size * world_size)
+        self.epoch_start = generator.get_state()
+        self.order: np.ndarray | None = None
+        self.taken = 0
+
+    def __iter__(self) -> EpochBatches:
+        return self
+
+    def __next__(self) -> np.ndarray:
+        if self.order is None or self.taken == self.per_epoch:
+            self.epoch_start = self.generator.get_state()
+            self.order = torch.randperm(self.n, generator=self.generator).numpy()
+            self.taken = 0
+        start = (self.taken * self.world_size + self.rank) * self.batch_size
+        self.taken += 1
+        return np.sort(self.order[start:start + self.batch_size])  # sorted reads are kinder to memory-mapped files
+
+    def state(self) -> tuple[torch.Tensor, int]:
+        """(generator state at the start of this epoch, batches taken in it; -1 before the first epoch)."""
+        return self.epoch_start, self.taken if self.order is not None else -1
+
+    def restore(self, epoch_start: torch.Tensor, taken: int) -> None:
+        self.generator.set_state(epoch_start)
+        self.epoch_start = epoch_start
+        if taken < 0:
+            self.order, self.taken = None, 0
+        else:  # drawing the order again leaves the generator exactly where it was
+            self.order = torch.randperm(self.n, generator=self.generator).numpy()
+            self.taken = taken
+
+
 def epoch_batches(n: int, batch_size: int, generator: torch.Generator) -> Iterator[np.ndarray]:
-    """Endless shuffled batches of positions 0..n-1 (drop_last, like the tutorial's DataLoader),
-    reproducible from the generator."""
-    if n < batch_size:
-        raise LatentExplorerError(f"the dataset has {n} images, fewer than one batch of {batch_size}")
-    while True:
-        order = torch.randperm(n, generator=generator).numpy()
-        for start in range(0, n - batch_size + 1, batch_size):
-            yield np.sort(order[start:start + batch_size])  # sorted reads are kinder to memory-mapped files
+    """Endless shuffled batches of positions 0..n-1 (drop_last), reproducible from the generator."""
+    return EpochBatches(n, batch_size, generator)
 
 
 def discriminator_targets(batch: int, smoothing: float, flip: float, generator: torch.Generator,
@@ -185,16 +231,152 @@ class DivergenceGuard:
             )
 
 
+# A resumed run may change these: they decide how long to train and what to write, not what each step computes
+# (a different --device may change the last bits of the results, as any change of hardware does).
+RESUMABLE_CHANGES = ("steps", "checkpoint_every", "snapshot_steps", "device", "diverge_patience")
+COMPARED_SECTIONS = ("family", "model", "training", "dataset", "prior", "distributed")
+RUNTIME_FIELDS = ("seconds", "device_used", "images_per_second")  # measured by the run, written by finish()
+TRAINING_STATE_VERSION = 1
+# Disk estimates beyond the tensors: config.json, metrics.json and latents.npz; the training state's JSON (config,
+# optimizer settings) besides the history; one generator state (mt19937); one history row as JSON (12 numbers).
+SMALL_FILES_BYTES = 1 << 20
+STATE_JSON_BYTES = 16 << 10
+RNG_STATE_BYTES = 5056
+HISTORY_BYTES_PER_STEP = 120
+
+
+def stream_seed(seed: int, stream: int, rank: int) -> int:
+    """The seed of one random stream: data order (0, shared by all ranks), noise (1), label flips (2),
+    InfoGAN codes (3). Rank 0 of a torchrun run uses the same seeds as a one-process run."""
+    return seed + stream + 1_000_003 * rank
+
+
+def check_output_folder(out: Path) -> None:
+    """Create `out` and prove a file can be written in it, before any time is spent on data or training."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise LatentExplorerError(
+            f"cannot create the output folder {out}: {exc.strerror or exc}"
+            + (" (a file is in the way)" if isinstance(exc, (FileExistsError, NotADirectoryError)) else "")
+            + "; choose another --out"
+        ) from None
+    try:
+        handle, probe = tempfile.mkstemp(dir=out, prefix=".write-test-")
+        os.close(handle)
+        os.unlink(probe)
+    except OSError as exc:
+        raise LatentExplorerError(
+            f"cannot write in the output folder {out}: {exc.strerror or exc}; fix its permissions or choose "
+            "another --out"
+        ) from None
+
+
+def remove_stale_temporaries(out: Path) -> None:
+    """Delete what writes interrupted by a kill left behind: the bundle's files are written as hidden
+    `.<name>...tmp` files and renamed when complete, so such a file is never part of a bundle."""
+    for folder in (out, out / checkpoint.SNAPSHOT_DIR):
+        if folder.is_dir():
+            for tmp in folder.glob(".*.tmp"):
+                tmp.unlink(missing_ok=True)
+
+
+def tensor_bytes(tensors: Iterable[torch.Tensor]) -> int:
+    return sum(t.numel() * t.element_size() for t in tensors)
+
+
+def estimate_save_bytes(networks: dict[str, nn.Module], snapshots: int, image_size: int, steps: int = 0
+                        ) -> dict[str, int]:
+    """How much disk a run needs at its peak: the weights, the training state (a copy of the weights, Adam's two
+    moments per parameter, four random-stream states and the history) written beside its previous copy while
+    saving, history.json, and the snapshot grids (counted uncompressed)."""
+    weights = tensor_bytes(t for net in networks.values() for t in net.state_dict().values())
+    parameters = tensor_bytes(p for net in networks.values() for p in net.parameters())
+    history = steps * HISTORY_BYTES_PER_STEP
+    state = weights + 2 * parameters + 4 * RNG_STATE_BYTES + STATE_JSON_BYTES + history
+    grids = snapshots * SNAPSHOT_SAMPLES * 3 * (image_size + 2) ** 2
+    return {"weights": weights, "training_state": state, "snapshots": grids,
+            "peak": weights + 2 * state + grids + history + SMALL_FILES_BYTES}
+
+
+def check_free_space(out: Path, need: dict[str, int]) -> None:
+    """Refuse to start when the disk under `out` cannot hold the bundle (files already there are rewritten
+    in place, so their size counts as available)."""
+    existing = sum((out / f).stat().st_size for f in (checkpoint.WEIGHTS_FILE, checkpoint.TRAINING_STATE_FILE)
+                   if (out / f).exists())
+    free = shutil.disk_usage(out).free
+    if free + existing < need["peak"]:
+        mb = 1e6
+        raise LatentExplorerError(
+            f"not enough disk space for the bundle in {out}: {free / mb:.1f} MB free, training needs about "
+            f"{(need['peak'] - existing) / mb:.1f} MB more (weights {need['weights'] / mb:.1f} MB, training state "
+            f"{need['training_state'] / mb:.1f} MB written beside its previous copy while saving, snapshots "
+            f"{need['snapshots'] / mb:.1f} MB); free some space or choose another --out"
+        )
+
+
+def _flat(data: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(data, dict):
+        flat: dict[str, Any] = {}
+        for key, value in data.items():
+            flat.update(_flat(value, f"{prefix}{key}."))
+        return flat or {prefix.rstrip("."): {}}
+    return {prefix.rstrip("."): data}
+
+
+def config_differences(recorded: dict, requested: dict) -> list[str]:
+    """'section.field: recorded -> requested' for every setting that differs between two bundle configs."""
+    old, new = _flat(recorded), _flat(requested)
+    return [f"{key}: {old.get(key, '(not set)')!r} recorded, {new.get(key, '(not set)')!r} asked for"
+            for key in sorted(set(old) | set(new)) if old.get(key, "(not set)") != new.get(key, "(not set)")]
+
+
+def optimizer_state(name: str, optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
+    """An optimizer's state_dict as flat tensors (optimizer.<name>.<param index>.<key>) plus JSON."""
+    state = optimizer.state_dict()
+    tensors, scalars = {}, {}
+    for index, values in state["state"].items():
+        for key, value in values.items():
+            if torch.is_tensor(value):
+                tensors[f"optimizer.{name}.{index}.{key}"] = value
+            else:
+                scalars.setdefault(str(index), {})[key] = value
+    return tensors, {"param_groups": state["param_groups"], "scalars": scalars}
+
+
+def load_optimizer_state(name: str, optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Tensor],
+                         data: dict) -> None:
+    state: dict[int, dict] = {}
+    prefix = f"optimizer.{name}."
+    for key, tensor in tensors.items():
+        if key.startswith(prefix):
+            index, field_name = key[len(prefix):].split(".", 1)
+            state.setdefault(int(index), {})[field_name] = tensor
+    for index, values in data["scalars"].items():
+        state.setdefault(int(index), {}).update(values)
+    groups = [{**g, "betas": tuple(g["betas"])} if "betas" in g else g for g in data["param_groups"]]
+    optimizer.load_state_dict({"state": state, "param_groups": groups})
+
+
 class Run:
-    """One training run's shared state: seeds, device, noise, history, snapshots, bundle writing.
+    """One training run's shared state: seeds, device, noise, history, snapshots, bundle writing, resuming.
 
     Random streams are separate generators so that adding an option never shifts another stream:
     data order (seed), training noise (seed + 1), label flips (seed + 2), InfoGAN codes (seed + 3).
+    Under torchrun (training.distributed) only rank 0 writes files; the noise, flip and code streams are
+    seeded per rank so the ranks' fakes differ.
+
+    The loops call `start(networks, optimizers, generator)` once (it restores a resumed run, or saves the
+    step-0 snapshot, and returns the batches), then `steps()`, `record()`, `maybe_snapshot_and_save()` and
+    `finish()`. Every bundle save also writes training_state.safetensors: the weights, the optimizers, every
+    random stream, the history and the counters, in one atomically replaced file, which is all `resume=True`
+    reads, so a kill between two files of a save can never mix steps.
     """
 
     def __init__(self, family: str, display: str, dataset: ImageDataset, model_config: Any,
                  train_config: TrainConfig, out: str | Path, history_keys: tuple[str, ...],
-                 source: dict | None = None, name: str | None = None, progress: bool = True):
+                 source: dict | None = None, name: str | None = None, progress: bool = True,
+                 resume: bool = False, keep_training_state: bool = False):
         train_config.validate()
         model_config.validate()
         if (dataset.image_size, dataset.channels) != (model_config.image_size, model_config.channels):
@@ -206,13 +388,16 @@ class Run:
         self.dataset = dataset
         self.config = train_config
         self.out = Path(out)
-        self.progress = progress
-        self.device = resolve_device(train_config.device)
-        torch.manual_seed(train_config.seed)  # network initialisation
-        self.data_rng = torch.Generator().manual_seed(train_config.seed)
-        self.noise_rng = torch.Generator().manual_seed(train_config.seed + 1)
-        self.flip_rng = torch.Generator().manual_seed(train_config.seed + 2)
-        self.code_rng = torch.Generator().manual_seed(train_config.seed + 3)
+        self.keep_training_state = keep_training_state
+        self.processes, self.device = distributed.setup(resolve_device(train_config.device))
+        self.is_main = self.processes.is_main
+        self.progress = progress and self.is_main
+        seed, rank = train_config.seed, self.processes.rank
+        torch.manual_seed(seed)  # network initialisation (the same on every rank)
+        self.data_rng = torch.Generator().manual_seed(stream_seed(seed, 0, 0))
+        self.noise_rng = torch.Generator().manual_seed(stream_seed(seed, 1, rank))
+        self.flip_rng = torch.Generator().manual_seed(stream_seed(seed, 2, rank))
+        self.code_rng = torch.Generator().manual_seed(stream_seed(seed, 3, rank))
         self.noise = LatentDistribution.from_json(train_config.noise)
         self.latent_dim = model_config.latent_dim
         self.fixed_noise = sample_latents(self.noise, SNAPSHOT_SAMPLES, self.latent_dim,
@@ -226,19 +411,161 @@ class Run:
             "prior": self.noise.to_json(),
             "versions": versions(),
         }
+        if self.processes.active:
+            self.bundle_config["distributed"] = {
+                "world_size": self.processes.world_size, "backend": self.processes.backend,
+                "global_batch_size": self.processes.world_size * train_config.batch_size,
+            }
         self.history: dict[str, list[float]] = {"step": [], **{k: [] for k in history_keys}}
         self.guard = DivergenceGuard(self.out, train_config.diverge_patience)
         self.saved_step: int | None = None
+        self.start_step = 0
         self.images_seen = 0
         self.started = time.time()
-        self.out.mkdir(parents=True, exist_ok=True)
+        self.sampler: EpochBatches | None = None
+        if self.is_main:
+            check_output_folder(self.out)
+            remove_stale_temporaries(self.out)
+        self.resumed = self._read_resume_state() if resume else None
+        if not resume and self.is_main and (self.out / checkpoint.TRAINING_STATE_FILE).exists():
+            # A fresh run replaces whatever was in `out`; a stale state must not be resumed into it later.
+            (self.out / checkpoint.TRAINING_STATE_FILE).unlink()
 
-    def batches(self, positions: np.ndarray | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """Endless (images, labels) batches on the device, over all images or the given dataset positions."""
+    # -- resuming -----------------------------------------------------------------------------------------
+
+    def _comparable_config(self) -> dict:
+        """What must be the same for a resumed run to be the same run, as JSON sees it (tuples become lists):
+        family, model, dataset, prior, process count and the training options except RESUMABLE_CHANGES (the
+        loops' extra entries such as conditions or codes follow from these)."""
+        config = json.loads(json.dumps({key: self.bundle_config.get(key) for key in COMPARED_SECTIONS}))
+        for key in RESUMABLE_CHANGES + RUNTIME_FIELDS:
+            config["training"].pop(key, None)
+        return config
+
+    def _read_resume_state(self) -> tuple[dict[str, torch.Tensor], dict] | None:
+        """The training state to continue from, after checking it belongs to the run that was asked for;
+        None when `out` holds no bundle yet (a run killed before its first save starts from step 0)."""
+        loaded = checkpoint.load_training_state(self.out)
+        if loaded is None:
+            config_file = self.out / checkpoint.CONFIG_FILE
+            if not config_file.exists():
+                if self.progress:
+                    print(f"--resume: nothing saved in {self.out} yet; starting from step 0", file=sys.stderr)
+                return None
+            step = checkpoint.read_config(self.out).get("step")
+            raise LatentExplorerError(
+                f"--resume: {self.out} holds a bundle (step {step}) but no {checkpoint.TRAINING_STATE_FILE}: the run "
+                "finished and its training state was dropped (train with --keep-training-state to be able to "
+                "continue a finished run), or it was written by an older version. Train again without --resume."
+            )
+        tensors, state = loaded
+        if state.get("version") != TRAINING_STATE_VERSION:
+            raise LatentExplorerError(f"{self.out / checkpoint.TRAINING_STATE_FILE}: unknown training state version "
+                                      f"{state.get('version')!r}; train again without --resume")
+        recorded = state["config"]
+        differences = config_differences(recorded, self._comparable_config())
+        if differences:
+            raise LatentExplorerError(
+                f"--resume: the run in {self.out} was trained with other settings than the ones asked for now, so "
+                "it cannot continue as the same run:\n  " + "\n  ".join(differences[:20])
+                + (f"\n  and {len(differences) - 20} more" if len(differences) > 20 else "")
+                + "\nRepeat the original command with --resume (only --steps, --checkpoint-every, --snapshot-steps, "
+                "--device and --diverge-patience may change), or choose another --out."
+            )
+        if state["step"] >= self.config.steps:
+            raise LatentExplorerError(
+                f"--resume: the run in {self.out} has already trained {state['step']} steps and --steps is "
+                f"{self.config.steps}; ask for more --steps to continue it"
+            )
+        if len(state["ranks"]) != self.processes.world_size:
+            raise LatentExplorerError(f"--resume: the run was trained by {len(state['ranks'])} processes, "
+                                      f"now {self.processes.world_size}")
+        return tensors, state
+
+    def _training_state(self, step: int) -> tuple[dict[str, torch.Tensor], dict]:
+        """Everything `start` needs to continue after `step` exactly. Collective under torchrun: every rank
+        calls it (their random streams are gathered), rank 0 writes."""
+        tensors: dict[str, torch.Tensor] = {}
+        for net_name, net in self.networks.items():
+            for key, tensor in net.state_dict().items():
+                tensors[f"network.{net_name}.{key}"] = tensor
+        optimizers = {}
+        for opt_name, optimizer in self.optimizers.items():
+            opt_tensors, optimizers[opt_name] = optimizer_state(opt_name, optimizer)
+            tensors.update(opt_tensors)
+        epoch_start, taken = self.sampler.state()
+        tensors["rng.data_epoch_start"] = epoch_start
+        # Not drawn from after initialisation today; kept so that a future dropout layer resumes exactly too.
+        tensors["rng.torch"] = torch.get_rng_state()
+        for stream in ("noise", "flip", "code"):
+            local = getattr(self, f"{stream}_rng").get_state()
+            for rank, state in enumerate(distributed.gather_tensors(local, self.processes, self.device)):
+                tensors[f"rng.{stream}.{rank}"] = state
+        state = {
+            "version": TRAINING_STATE_VERSION,
+            "step": step,
+            "images_seen": self.images_seen,
+            "seconds": round(time.time() - self.started, 3),
+            "data_batches_taken": taken,
+            "diverge_won_for": self.guard.won_for,
+            "ranks": list(range(self.processes.world_size)),
+            "optimizers": optimizers,
+            "history": self.history,
+            "resumed_at_steps": self.bundle_config.get("resumed_at_steps", []),
+            "config": self._comparable_config(),
+        }
+        return tensors, state
+
+    def _restore(self, tensors: dict[str, torch.Tensor], state: dict) -> None:
+        for net_name, net in self.networks.items():
+            prefix = f"network.{net_name}."
+            net.load_state_dict({k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)})
+        for opt_name, optimizer in self.optimizers.items():
+            load_optimizer_state(opt_name, optimizer, tensors, state["optimizers"][opt_name])
+        self.sampler.restore(tensors["rng.data_epoch_start"], state["data_batches_taken"])
+        torch.set_rng_state(tensors["rng.torch"])
+        rank = self.processes.rank
+        for stream in ("noise", "flip", "code"):
+            getattr(self, f"{stream}_rng").set_state(tensors[f"rng.{stream}.{rank}"])
+        self.history = state["history"]
+        self.images_seen = state["images_seen"]
+        self.guard.won_for = state["diverge_won_for"]
+        self.start_step = self.saved_step = state["step"]
+        self.started = time.time() - state["seconds"]
+        self.bundle_config["resumed_at_steps"] = state.get("resumed_at_steps", []) + [state["step"]]
+
+    # -- the loop's side of a run -------------------------------------------------------------------------
+
+    def start(self, networks: dict[str, nn.Module], optimizers: dict[str, torch.optim.Optimizer],
+              generator: nn.Module, positions: np.ndarray | None = None
+              ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """Restore a resumed run into the fresh networks and optimizers (or save the step-0 snapshot), and
+        return the endless (images, labels) batches over all images or the given dataset positions."""
+        self.networks, self.optimizers = networks, optimizers
+        if self.is_main:
+            snapshots = len({s for s in self.config.snapshot_steps if s <= self.config.steps} | {self.config.steps})
+            check_free_space(self.out, estimate_save_bytes(networks, snapshots, self.dataset.image_size,
+                                                           self.config.steps))
         n = len(self.dataset) if positions is None else len(positions)
-        for index in epoch_batches(n, self.config.batch_size, self.data_rng):
+        self.sampler = EpochBatches(n, self.config.batch_size, self.data_rng, self.processes.rank,
+                                    self.processes.world_size)
+        if self.resumed is not None:
+            self._restore(*self.resumed)
+            self.resumed = None
+            if self.progress:
+                print(f"resuming {self.out} at step {self.start_step}", file=sys.stderr)
+        else:
+            self.snapshot(0, generator)
+        return self._batches(positions)
+
+    def parallel(self, module: nn.Module) -> nn.Module:
+        """The module as the loop should call it: wrapped in DistributedDataParallel under torchrun."""
+        return distributed.wrap(module, self.processes, self.device)
+
+    def _batches(self, positions: np.ndarray | None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        for index in self.sampler:
             images, labels = self.dataset.batch(index if positions is None else positions[index])
-            self.images_seen += len(index)
+            self.images_seen += len(index) * self.processes.world_size
             yield images.to(self.device, non_blocking=True), labels.to(self.device, non_blocking=True)
 
     def sample_noise(self, n: int) -> torch.Tensor:
@@ -249,13 +576,15 @@ class Run:
                                      self.device)
 
     def steps(self) -> Iterator[int]:
-        bar = tqdm(range(1, self.config.steps + 1), desc=f"training {self.family}", disable=not self.progress,
-                   unit="step")
+        bar = tqdm(range(self.start_step + 1, self.config.steps + 1), desc=f"training {self.family}",
+                   disable=not self.progress, unit="step", initial=self.start_step, total=self.config.steps)
         self._bar = bar
         yield from bar
 
     def record(self, step: int, values: dict[str, float]) -> None:
-        """Check the step's numbers with the divergence guard, then append them to the history."""
+        """Check the step's numbers with the divergence guard, then append them to the history (under
+        torchrun: their mean over the ranks, so every rank records and decides the same)."""
+        values = distributed.mean_values(values, self.processes, self.device)
         self.guard.check(step, values, self.saved_step)
         self.history["step"].append(step)
         for key, value in values.items():
@@ -265,6 +594,8 @@ class Run:
 
     def snapshot(self, step: int, generator: nn.Module) -> None:
         """A fixed-noise grid (any extra generator inputs at their deterministic defaults)."""
+        if not self.is_main:
+            return
         was_training = generator.training
         generator.eval()
         with torch.no_grad():
@@ -277,7 +608,8 @@ class Run:
         if step % self.config.checkpoint_every == 0 and step != self.config.steps:
             self.save(step, networks)
 
-    def save(self, step: int, networks: dict[str, nn.Module]) -> None:
+    def save(self, step: int, networks: dict[str, nn.Module], final: bool = False) -> None:
+        """The bundle, then the training state (dropped instead after the last step unless asked to keep it)."""
         for net_name, net in networks.items():
             for key, tensor in net.state_dict().items():
                 if tensor.is_floating_point() and not torch.isfinite(tensor).all():
@@ -285,7 +617,21 @@ class Run:
                         f"training diverged at step {step}: {net_name}.{key} holds NaN or infinite weights. "
                         f"{self.guard.last_good(self.saved_step)}"
                     )
-        checkpoint.save_bundle(self.out, {**self.bundle_config, "step": step}, networks, self.history)
+        keep_state = not final or self.keep_training_state
+        training_state = self._training_state(step) if keep_state and self.sampler is not None else None
+        if self.is_main:
+            state_file = self.out / checkpoint.TRAINING_STATE_FILE
+            try:
+                checkpoint.save_bundle(self.out, {**self.bundle_config, "step": step}, networks, self.history)
+                if training_state is not None:
+                    checkpoint.save_training_state(self.out, *training_state)
+                elif state_file.exists():
+                    state_file.unlink()
+            except OSError as exc:
+                raise LatentExplorerError(
+                    f"could not write the bundle at step {step} to {self.out}: {exc.strerror or exc}. "
+                    f"{self.guard.last_good(self.saved_step)}"
+                ) from None
         self.saved_step = step
 
     def finish(self, networks: dict[str, nn.Module]) -> Path:
@@ -295,8 +641,9 @@ class Run:
         self.bundle_config["training"]["seconds"] = round(seconds, 1)
         self.bundle_config["training"]["device_used"] = str(self.device)
         self.bundle_config["training"]["images_per_second"] = round(speed, 1)
-        self.save(self.config.steps, networks)
+        self.save(self.config.steps, networks, final=True)
+        distributed.barrier(self.processes)  # nobody leaves before rank 0 has written the final bundle
         if self.progress:
-            print(f"{self.config.steps} steps in {seconds:.1f} s: {speed:.1f} images/s on {self.device}",
-                  file=sys.stderr)
+            print(f"{self.config.steps} steps in {seconds:.1f} s: {speed:.1f} images/s on {self.device}"
+                  + (f" x {self.processes.world_size} processes" if self.processes.active else ""), file=sys.stderr)
         return self.out

@@ -8,6 +8,8 @@ One step, with the defaults exactly the PyTorch DCGAN tutorial's:
      otherwise D is only evaluated, so the history still has D's numbers for every step;
   3. update G with the non-saturating loss (make D call the fakes real) plus the family's extra term.
 What differs between families lives in the small `_Family` classes below; the loop is written once.
+The losses see D through `_Critic`, whose one forward(x, heads=False) is what DistributedDataParallel wraps under
+torchrun; G's own update goes through the unwrapped critic (D's gradients from it are thrown away anyway).
 """
 
 from __future__ import annotations
@@ -24,6 +26,18 @@ from training.loops.common import Run, TrainConfig
 from training.models import cgan, dcgan, infogan
 
 BASE_KEYS = ("loss_g", "loss_d", "d_real", "d_fake")
+
+
+class _Critic(nn.Module):
+    """D as one forward: the real/fake logit, or with heads=True every head (`D.heads`) of the conditional
+    families. DDP only sees calls of forward(), so the loop never calls `heads` behind its back."""
+
+    def __init__(self, discriminator: nn.Module):
+        super().__init__()
+        self.d = discriminator
+
+    def forward(self, x: torch.Tensor, heads: bool = False):
+        return self.d.heads(x) if heads else self.d(x)
 
 
 class _Family:
@@ -91,8 +105,8 @@ class _Conditional(_Family):
         return {"labels": wanted}, wanted
 
     def d_loss(self, d, real, fake, labels, extra, real_target, fake_target):
-        logit_real, aux_real = d.heads(real)
-        logit_fake, aux_fake = d.heads(fake)
+        logit_real, aux_real = d(real, heads=True)
+        logit_fake, aux_fake = d(fake, heads=True)
         wanted = labels.index_select(1, self.columns)
         class_real = cgan.classification_loss(aux_real, wanted, self.conditions)
         class_fake = cgan.classification_loss(aux_fake, extra, self.conditions)
@@ -104,7 +118,7 @@ class _Conditional(_Family):
         }
 
     def g_loss(self, d, fake, extra):
-        logit, aux = d.heads(fake)
+        logit, aux = d(fake, heads=True)
         class_fake = cgan.classification_loss(aux, extra, self.conditions)
         loss = F.binary_cross_entropy_with_logits(logit, torch.ones_like(logit)) + self.weight * class_fake
         return loss, {"class_fake": class_fake.item(),
@@ -136,14 +150,14 @@ class _Info(_Family):
 
     def d_loss(self, d, real, fake, labels, extra, real_target, fake_target):
         logit_real = d(real)
-        logit_fake, q = d.heads(fake)
+        logit_fake, q = d(fake, heads=True)
         info, _ = infogan.info_loss(q, *extra, self.model_config)
         loss = F.binary_cross_entropy_with_logits(logit_real, real_target) + \
             F.binary_cross_entropy_with_logits(logit_fake, fake_target) + self.weight * info
         return loss, logit_real, logit_fake, {}
 
     def g_loss(self, d, fake, extra):
-        logit, q = d.heads(fake)
+        logit, q = d(fake, heads=True)
         info, accuracy = infogan.info_loss(q, *extra, self.model_config)
         loss = F.binary_cross_entropy_with_logits(logit, torch.ones_like(logit)) + self.weight * info
         values = {"loss_info": info.item()}
@@ -156,11 +170,13 @@ FAMILIES = {"dcgan": _Family, "cgan": _Conditional, "infogan": _Info}
 
 
 def train_gan(family: str, dataset: ImageDataset, model_config, train_config: TrainConfig, out: str | Path,
-              source: dict | None = None, progress: bool = True, name: str | None = None) -> Path:
-    """Train one of the adversarial families and write a bundle to `out`; returns the bundle path."""
+              source: dict | None = None, progress: bool = True, name: str | None = None, resume: bool = False,
+              keep_training_state: bool = False) -> Path:
+    """Train one of the adversarial families and write a bundle to `out`; returns the bundle path.
+    resume=True continues the interrupted run saved in `out` (see Run)."""
     cls = FAMILIES[family]
     run = Run(family, cls.display, dataset, model_config, train_config, out, cls.history_keys(model_config),
-              source, name, progress)
+              source, name, progress, resume=resume, keep_training_state=keep_training_state)
     game = cls(model_config, train_config, run, dataset)
     generator, discriminator = (net.to(run.device) for net in game.networks())
     generator.apply(dcgan.weights_init)
@@ -173,37 +189,39 @@ def train_gan(family: str, dataset: ImageDataset, model_config, train_config: Tr
         run.bundle_config["codes"] = model_config.code_layout()
     if family == "cgan":
         run.bundle_config["conditions"] = list(model_config.conditions)
+    batches = run.start(networks, {"generator": opt_g, "discriminator": opt_d}, generator)
+    g = run.parallel(generator)
+    critic = _Critic(discriminator)
+    d = run.parallel(critic)
 
     def update_d(real, fake, labels, extra) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, dict]:
         real_target, fake_target = run.targets(real.shape[0])
         opt_d.zero_grad(set_to_none=True)
-        result = game.d_loss(discriminator, real, fake, labels, extra, real_target, fake_target)
+        result = game.d_loss(d, real, fake, labels, extra, real_target, fake_target)
         result[0].backward()
         opt_d.step()
         return result
 
-    run.snapshot(0, generator)
-    batches = run.batches()
     for step in run.steps():
         d_updates = train_config.d_steps if (step - 1) % train_config.d_every == 0 else 0
         for _ in range(d_updates - 1):  # extra D updates, each on its own batch
             real, labels = next(batches)
             kwargs, extra = game.inputs(labels, real.shape[0])
             with torch.no_grad():
-                fake = generator(run.sample_noise(real.shape[0]), **kwargs)
+                fake = g(run.sample_noise(real.shape[0]), **kwargs)
             update_d(real, fake, labels, extra)
         real, labels = next(batches)
         z = run.sample_noise(real.shape[0])
         kwargs, extra = game.inputs(labels, real.shape[0])
-        fake = generator(z, **kwargs)
+        fake = g(z, **kwargs)
         if d_updates:
             loss_d, logit_real, logit_fake, d_values = update_d(real, fake.detach(), labels, extra)
         else:  # D rests this step: measure it anyway so every step has D's numbers
             with torch.no_grad():
                 loss_d, logit_real, logit_fake, d_values = game.d_loss(
-                    discriminator, real, fake.detach(), labels, extra, *run.targets(real.shape[0]))
+                    d, real, fake.detach(), labels, extra, *run.targets(real.shape[0]))
         opt_g.zero_grad(set_to_none=True)
-        loss_g, g_values = game.g_loss(discriminator, fake, extra)
+        loss_g, g_values = game.g_loss(critic, fake, extra)
         loss_g.backward()
         opt_g.step()
         values = {"loss_g": loss_g.item(), "loss_d": loss_d.item(),
@@ -215,18 +233,24 @@ def train_gan(family: str, dataset: ImageDataset, model_config, train_config: Tr
 
 
 def train_dcgan(dataset: ImageDataset, model_config: dcgan.DCGANConfig, train_config: TrainConfig, out: str | Path,
-                source: dict | None = None, progress: bool = True, name: str | None = None) -> Path:
+                source: dict | None = None, progress: bool = True, name: str | None = None, resume: bool = False,
+                keep_training_state: bool = False) -> Path:
     """Train a DCGAN (the tutorial recipe by default) and write a bundle to `out`."""
-    return train_gan("dcgan", dataset, model_config, train_config, out, source, progress, name)
+    return train_gan("dcgan", dataset, model_config, train_config, out, source, progress, name, resume,
+                     keep_training_state)
 
 
 def train_cgan(dataset: ImageDataset, model_config: cgan.CGANConfig, train_config: TrainConfig, out: str | Path,
-               source: dict | None = None, progress: bool = True, name: str | None = None) -> Path:
+               source: dict | None = None, progress: bool = True, name: str | None = None, resume: bool = False,
+               keep_training_state: bool = False) -> Path:
     """Train an ACGAN-style conditional GAN (conditions from `model_config.conditions`)."""
-    return train_gan("cgan", dataset, model_config, train_config, out, source, progress, name)
+    return train_gan("cgan", dataset, model_config, train_config, out, source, progress, name, resume,
+                     keep_training_state)
 
 
 def train_infogan(dataset: ImageDataset, model_config: infogan.InfoGANConfig, train_config: TrainConfig,
-                  out: str | Path, source: dict | None = None, progress: bool = True, name: str | None = None) -> Path:
+                  out: str | Path, source: dict | None = None, progress: bool = True, name: str | None = None,
+                  resume: bool = False, keep_training_state: bool = False) -> Path:
     """Train an InfoGAN (codes laid out by `model_config.code_layout()`, recorded in the bundle as `codes`)."""
-    return train_gan("infogan", dataset, model_config, train_config, out, source, progress, name)
+    return train_gan("infogan", dataset, model_config, train_config, out, source, progress, name, resume,
+                     keep_training_state)

@@ -83,13 +83,16 @@ def write_latents(path: Path, arrays: dict[str, np.ndarray]) -> None:
 
 
 def train_vae(dataset: ImageDataset, model_config: vae.VAEConfig, train_config: TrainConfig, out: str | Path,
-              source: dict | None = None, progress: bool = True, name: str | None = None) -> Path:
-    """Train a VAE and write a bundle (with latents.npz and the test MSE in metrics.json) to `out`."""
+              source: dict | None = None, progress: bool = True, name: str | None = None, resume: bool = False,
+              keep_training_state: bool = False) -> Path:
+    """Train a VAE and write a bundle (with latents.npz and the test MSE in metrics.json) to `out`;
+    resume=True continues the interrupted run saved there."""
     if LatentDistribution.from_json(train_config.noise) != STANDARD_NORMAL:
         raise LatentExplorerError(
             "a VAE's prior is N(0,1) by construction (its KL term pulls the codes there); drop --noise for --model vae"
         )
-    run = Run("vae", "VAE", dataset, model_config, train_config, out, ("loss", "recon", "kl"), source, name, progress)
+    run = Run("vae", "VAE", dataset, model_config, train_config, out, ("loss", "recon", "kl"), source, name, progress,
+              resume=resume, keep_training_state=keep_training_state)
     train_positions, held_positions = holdout_split(len(dataset), train_config.holdout_fraction, train_config.seed)
     run.bundle_config["holdout"] = {
         "fraction": train_config.holdout_fraction, "seed": train_config.seed,
@@ -103,12 +106,12 @@ def train_vae(dataset: ImageDataset, model_config: vae.VAEConfig, train_config: 
                                   {"params": encoder.parameters(), "lr": train_config.lr_d}],
                                  betas=(train_config.beta1, train_config.beta2))
     networks = {"encoder": encoder, "decoder": decoder}
-    run.snapshot(0, decoder)
-    batches = run.batches(train_positions)
+    batches = run.start(networks, {"adam": optimiser}, decoder, positions=train_positions)
+    encode, decode = run.parallel(encoder), run.parallel(decoder)
     for step in run.steps():
         x, _ = next(batches)
-        mu, logvar = encoder(x)
-        x_hat = decoder(vae.reparameterise(mu, logvar, run.noise_rng))
+        mu, logvar = encode(x)
+        x_hat = decode(vae.reparameterise(mu, logvar, run.noise_rng))
         recon = vae.reconstruction_loss(x_hat, x, model_config.recon_loss)
         kl = vae.kl_divergence(mu, logvar)
         loss = recon + model_config.kl_weight * kl
@@ -117,6 +120,8 @@ def train_vae(dataset: ImageDataset, model_config: vae.VAEConfig, train_config: 
         optimiser.step()
         run.record(step, {"loss": loss.item(), "recon": recon.item(), "kl": kl.item()})
         run.maybe_snapshot_and_save(step, decoder, networks)
+    if not run.is_main:  # under torchrun only rank 0 evaluates and writes
+        return run.finish(networks)
     metrics, latents = evaluate(encoder, decoder, dataset, held_positions, run.device)
     write_latents(run.out, latents)
     checkpoint.update_metrics(run.out, "holdout_reconstruction", metrics)
