@@ -108,18 +108,22 @@ def test_aux_heads_learn_to_classify(tiny_faces):
     assert before < 0.7 and after > 0.95
 
 
-def test_classification_weight_scales_both_players_losses(tiny_faces, tmp_path, monkeypatch):
+@pytest.mark.parametrize("classify_fakes,d_terms", [(False, 1), (True, 2)])
+def test_classification_weight_scales_both_players_losses(tiny_faces, tmp_path, monkeypatch, classify_fakes,
+                                                          d_terms):
     # With the classification loss pinned to 1, both runs make identical updates, so their logged losses
-    # differ by exactly the weight: D has a real and a fake term (2w), G one (w).
+    # differ by exactly the weight: D has a real term (and a fake one with classify_fakes), G one.
     monkeypatch.setattr(cgan, "classification_loss", lambda aux, labels, attributes: torch.tensor(1.0))
     histories = {}
     for weight in (0.0, 3.0):
         out = train("cgan", tiny_faces, full_config(),
-                    TrainConfig(steps=2, batch_size=16, snapshot_steps=(), class_weight=weight),
+                    TrainConfig(steps=2, batch_size=16, snapshot_steps=(), class_weight=weight,
+                                classify_fakes=classify_fakes),
                     tmp_path / str(weight), progress=False)
         histories[weight] = load_bundle(out).history
     for step in range(2):
-        assert histories[3.0]["loss_d"][step] - histories[0.0]["loss_d"][step] == pytest.approx(6.0, abs=1e-4)
+        assert histories[3.0]["loss_d"][step] - histories[0.0]["loss_d"][step] == pytest.approx(3.0 * d_terms,
+                                                                                                  abs=1e-4)
         assert histories[3.0]["loss_g"][step] - histories[0.0]["loss_g"][step] == pytest.approx(3.0, abs=1e-4)
 
 

@@ -87,6 +87,10 @@ def add_parser(sub) -> None:
                      help="swap each real/fake target of the discriminator with probability P (e.g. 0.05)")
     opt.add_argument("--class-weight", type=float, default=1.0, metavar="W",
                      help="cgan: loss = adversarial + W x classification (seed 002 tried 2 and 10)")
+    opt.add_argument("--classify-fakes", action="store_true",
+                     help="cgan: D's classifier also learns from fakes with their requested labels (the ACGAN "
+                          "paper); by default it learns from real images only, so G cannot hide attributes in "
+                          "patterns only D sees")
     opt.add_argument("--info-weight", type=float, default=1.0, metavar="W",
                      help="infogan: loss = adversarial + W x Q's code loss")
     opt.add_argument("--diverge-patience", type=int, default=1000, metavar="N",
@@ -146,7 +150,8 @@ def run(args: argparse.Namespace) -> None:
         beta1=args.beta1, beta2=args.beta2, seed=args.seed, noise=noise.to_json(),
         snapshot_steps=args.snapshot_steps, checkpoint_every=args.checkpoint_every, device=args.device,
         d_every=args.d_every, d_steps=args.d_steps, label_smoothing=args.label_smoothing, label_flip=args.label_flip,
-        class_weight=args.class_weight, info_weight=args.info_weight, diverge_patience=args.diverge_patience,
+        class_weight=args.class_weight, classify_fakes=args.classify_fakes, info_weight=args.info_weight,
+        diverge_patience=args.diverge_patience,
         holdout_fraction=args.holdout_fraction,
     )
     train_config.validate()

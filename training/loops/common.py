@@ -55,6 +55,10 @@ class TrainConfig:
     label_smoothing: float = 0.0  # one-sided: D's target for real images is 1 - label_smoothing
     label_flip: float = 0.0  # probability that each of D's real/fake targets is swapped
     class_weight: float = 1.0  # conditional GAN: loss = adversarial + class_weight * classification
+    # ACGAN's D also learns to classify fakes by their requested labels. On toyfaces that let G and D agree on
+    # invisible codes (D "saw" 98% of requested hair colours; an independent classifier saw chance), so by
+    # default D's classifier learns from real images only and G must draw attributes a real-image classifier sees.
+    classify_fakes: bool = False
     info_weight: float = 1.0  # InfoGAN: loss = adversarial + info_weight * Q's code likelihood loss
     diverge_patience: int = 1000  # stop when D(G(z)) < 1e-3 for this many consecutive steps
     holdout_fraction: float = 0.1  # VAE: share of the dataset held out for test MSE and latents.npz

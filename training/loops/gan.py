@@ -109,9 +109,11 @@ class _Conditional(_Family):
         logit_fake, aux_fake = d(fake, heads=True)
         wanted = labels.index_select(1, self.columns)
         class_real = cgan.classification_loss(aux_real, wanted, self.conditions)
-        class_fake = cgan.classification_loss(aux_fake, extra, self.conditions)
+        classes = class_real
+        if self.train_config.classify_fakes:
+            classes = classes + cgan.classification_loss(aux_fake, extra, self.conditions)
         loss = F.binary_cross_entropy_with_logits(logit_real, real_target) + \
-            F.binary_cross_entropy_with_logits(logit_fake, fake_target) + self.weight * (class_real + class_fake)
+            F.binary_cross_entropy_with_logits(logit_fake, fake_target) + self.weight * classes
         return loss, logit_real, logit_fake, {
             "class_real": class_real.item(),
             "acc_real": cgan.classification_accuracy(aux_real, wanted, self.conditions),
