@@ -83,11 +83,23 @@ def screenshot(url: str, path: Path, wait_for_text: str, width: int = 1500, heig
         driver.quit()
 
 
-def test_main_page_renders_in_a_real_browser(server, tmp_path):
+PAGES = [
+    # (url path, text that appears once the page has computed, screenshot name)
+    ("", "Why they look like this", "sample-page.png"),
+    ("sweep", "Mean sweep", "sweep-page.png"),
+    ("training", "Training replay", "training-page.png"),
+]
+
+
+@pytest.mark.parametrize("path,ready_text,name", PAGES)
+def test_pages_render_in_a_real_browser(server, tmp_path, path, ready_text, name):
+    # Set LATENT_EXPLORER_SCREENSHOTS=docs/screenshots to refresh the README's pictures.
     out = Path(os.environ.get("LATENT_EXPLORER_SCREENSHOTS", tmp_path))
     out.mkdir(parents=True, exist_ok=True)
-    shot = out / "sample-page.png"
-    text = screenshot(server, shot, wait_for_text="Why they look like this")
-    assert "Sample the latent space" in text and "Healthy" in text
+    shot = out / name
+    text = screenshot(f"{server}/{path}", shot, wait_for_text=ready_text)
+    assert "Traceback" not in text
+    if not path:
+        assert "Sample the latent space" in text and "Healthy" in text
     pixels = np.asarray(Image.open(shot).convert("L"), dtype=float)
     assert pixels.std() > 20, "the screenshot is blank"
