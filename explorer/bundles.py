@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import streamlit as st
+from streamlit.logger import get_logger
 
 from training.checkpoint import Bundle, find_bundles, load_bundle, read_config
 from training.errors import LatentExplorerError
@@ -13,18 +14,25 @@ from training.models import registry
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CHECKPOINTS = Path(os.environ.get("LATENT_EXPLORER_CHECKPOINTS", REPO_ROOT / "checkpoints"))
+# The model a teacher sees first: the foundation's DCGAN, where the seeds' N(-10,1) / U(0,1) story is told.
+DEFAULT_BUNDLE = CHECKPOINTS / "toyfaces" / "dcgan"
 SELECTED_KEY = "bundle_path"
 # Bundles this browser session imported (display name -> folder): only this session sees them.
 SESSION_KEY = "session_bundles"
 # The families whose generator takes a code z alone; a conditional generator also needs its condition.
 UNCONDITIONAL_FAMILIES = ("dcgan", "vae")
+LOAD_LOG_LINE = "loaded model bundle"
+_LOG = get_logger(__name__)
 
 
 # Bounded: every upload adds a model, and a classroom uploads many.
 @st.cache_resource(show_spinner="Loading model…", max_entries=32)
 def _load_cached(path: str, mtime: float) -> Bundle:
     # mtime is part of the key so a retrained bundle is picked up without restarting the server.
-    return load_bundle(path)
+    bundle = load_bundle(path)
+    # One line per load in the server log: the load test counts them to show models are shared across sessions.
+    _LOG.info("%s %s", LOAD_LOG_LINE, path)
+    return bundle
 
 
 def load(path: str | Path) -> Bundle:
@@ -53,6 +61,17 @@ def shipped() -> dict[str, str]:
             continue
         names[config.get("name") or str(path.relative_to(CHECKPOINTS))] = str(path)
     return names
+
+
+def unreadable() -> dict[str, str]:
+    """Folder -> problem for every bundle under checkpoints/ whose config.json cannot be read (it is not offered)."""
+    problems = {}
+    for path in find_bundles(CHECKPOINTS):
+        try:
+            read_config(path)
+        except LatentExplorerError as exc:
+            problems[str(path)] = str(exc)
+    return problems
 
 
 def session_bundles() -> dict[str, str]:
@@ -115,15 +134,29 @@ def sidebar_picker(families: tuple[str, ...] | None = None) -> Bundle | None:
     # Bundles without a generator (the evaluation feature networks) are never offered as a model.
     options = {k: v for k, v in available().items() if _family(v) in registry.GENERATOR_NAME}
     if families is not None:
-        options = {k: v for k, v in options.items() if read_config(v)["family"] in families}
+        options = {k: v for k, v in options.items() if _family(v) in families}
+    broken = unreadable()
+    if broken:
+        with st.sidebar.expander(f"⚠️ {len(broken)} unreadable bundle{'s' if len(broken) > 1 else ''} not listed"):
+            for problem in broken.values():
+                st.caption(problem)
     if not options:
         st.error(f"No model bundles found under `{CHECKPOINTS}`. Train one with "
                  "`python -m training train --out checkpoints/<dataset>/<model>`, or import your own generator "
-                 "on the *Bring your own generator* page.")
+                 "on the *Bring your own generator* page."
+                 + (f" ({len(broken)} bundle folder(s) there could not be read; the sidebar says why.)" if broken
+                    else ""))
         return None
     names = list(options)
     current = st.session_state.get(SELECTED_KEY)
-    index = next((i for i, n in enumerate(names) if options[n] == current), 0)
+    index = next((i for i, n in enumerate(names) if options[n] == current), None)
+    if current is None:
+        index = next((i for i, n in enumerate(names) if Path(options[n]) == DEFAULT_BUNDLE), None)
+    if index is None and current is not None and not (Path(current) / "config.json").exists():
+        # The model on screen was deleted or moved while the app ran: say so instead of silently switching.
+        st.warning(f"The model you had open (`{current}`) is gone: it was deleted or moved while the app was "
+                   f"running. Showing **{names[0]}** instead; pick another in the sidebar.")
+    index = index or 0
     name = st.sidebar.selectbox("Model", names, index=index, key="bundle_select")
     st.session_state[SELECTED_KEY] = options[name]
     try:

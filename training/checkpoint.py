@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,10 @@ SNAPSHOT_DIR = "snapshots"
 # Only for continuing training (`--resume`): the explorer never reads it, and load_bundle ignores it.
 TRAINING_STATE_FILE = "training_state.safetensors"
 TRAINING_STATE_KEY = "training_state"  # the safetensors metadata entry holding the state's JSON part
+# Held-out codes and 64 images take a few MB; anything near this is a damaged or hostile file (a zip bomb).
+MAX_LATENTS_BYTES = 1 << 30
+# A config is a few kB and a 5000-step history about 0.5 MB; a file far beyond that is refused before it is read.
+MAX_JSON_BYTES = 128 << 20
 
 
 @dataclass
@@ -114,10 +119,32 @@ class Bundle:
         if not file.exists():
             return None
         try:
+            _check_npz_sizes(file)
             with np.load(file, allow_pickle=False) as data:
                 return {k: data[k] for k in data.files}
-        except (OSError, ValueError) as exc:
-            raise LatentExplorerError(f"{file}: cannot read latent codes ({exc})") from None
+        except (OSError, ValueError, EOFError, MemoryError, zipfile.BadZipFile) as exc:
+            raise LatentExplorerError(f"{file}: cannot read latent codes ({str(exc)[:200]})") from None
+
+
+def _check_npz_sizes(file: Path) -> None:
+    """Refuse an npz whose members are not plain .npy arrays, or would decompress or allocate more than
+    MAX_LATENTS_BYTES, before numpy allocates anything (it trusts the shape in each member's header)."""
+    total = 0
+    with zipfile.ZipFile(file) as archive:
+        for info in archive.infolist():
+            total += info.file_size
+            if total > MAX_LATENTS_BYTES:
+                raise LatentExplorerError(f"{file}: too large ({total / 2**20:.0f} MB or more uncompressed; "
+                                          f"latent codes take a few MB)")
+            with archive.open(info) as member:
+                version = np.lib.format.read_magic(member)
+                read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else \
+                    np.lib.format.read_array_header_2_0
+                shape, _, dtype = read_header(member)
+            needed = int(np.prod(shape, dtype=object)) * dtype.itemsize
+            if needed > info.file_size:
+                raise LatentExplorerError(f"{file}: {info.filename} declares a {shape} array but holds only "
+                                          f"{info.file_size} bytes; the file is damaged")
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -204,8 +231,16 @@ def update_metrics(path: str | Path, key: str, value: Any) -> None:
     atomic_write_json(file, metrics)
 
 
+def _shorten(text: str, limit: int = 300) -> str:
+    """Messages quote values from the file; a hostile file's megabyte-long string must not become the message."""
+    return text if len(text) <= limit else f"{text[:limit]}… ({len(text)} characters)"
+
+
 def _read_json(file: Path, what: str) -> Any:
     try:
+        if file.stat().st_size > MAX_JSON_BYTES:
+            raise LatentExplorerError(f"{file}: {what} is {file.stat().st_size / 2**20:.0f} MB, too large to be one; "
+                                      "the file is damaged or not from Latent Explorer")
         return json.loads(file.read_text())
     except FileNotFoundError:
         raise LatentExplorerError(f"{file}: missing {what}; is this a Latent Explorer bundle folder?") from None
@@ -239,14 +274,25 @@ def read_config(path: str | Path) -> dict:
             raise LatentExplorerError(f"{file}: '{key}' is missing or not a {kind.__name__}")
     if config["family"] not in registry.FAMILIES:
         raise LatentExplorerError(
-            f"{file}: unknown model family {config['family']!r} (known: {', '.join(registry.FAMILIES)})"
+            f"{file}: unknown model family {_shorten(repr(config['family']), 60)} "
+            f"(known: {', '.join(registry.FAMILIES)})"
         )
+    if not isinstance(config["dataset"].get("name"), str):
+        raise LatentExplorerError(f"{file}: 'dataset.name' is missing or not a str")
+    # Optional entries the pages read: a wrong type would break them far from here, so refuse it here.
+    for where, key, kind in ((config, "name", str), (config, "training", dict), (config, "step", int),
+                             (config["dataset"], "source", dict), (config["dataset"], "image_size", int),
+                             (config["dataset"], "attributes", list)):
+        value = where.get(key)
+        if value is not None and (not isinstance(value, kind) or isinstance(value, bool)):
+            label = key if where is config else f"dataset.{key}"
+            raise LatentExplorerError(f"{file}: '{label}' must be a {kind.__name__}, not {type(value).__name__}")
     try:
         attributes = [Attribute.from_json(a) for a in config["dataset"].get("attributes", [])]
         if config.get("prior") is not None:
             LatentDistribution.from_json(config["prior"])
     except (KeyError, TypeError, AttributeError, ValueError, LatentExplorerError) as exc:
-        raise LatentExplorerError(f"{file}: unreadable dataset attributes or prior ({exc})") from None
+        raise LatentExplorerError(f"{file}: unreadable dataset attributes or prior ({_shorten(str(exc))})") from None
     del attributes
     return config
 
@@ -267,14 +313,19 @@ def load_bundle(path: str | Path, with_training_networks: bool = False) -> Bundl
     config = read_config(path)
     family = config["family"]
     try:
-        networks = registry.build_networks(family, config["model"], training=with_training_networks)
+        # Shapes only, on the meta device: a config inside every per-field limit can still describe a 16 GB
+        # generator. Real networks are built only once the weights file is known to hold all their tensors.
+        with torch.device("meta"):
+            skeletons = registry.build_networks(family, config["model"], training=with_training_networks)
     except LatentExplorerError as exc:
-        raise LatentExplorerError(f"{path / CONFIG_FILE}: {exc}") from None
-    except (TypeError, ValueError) as exc:
-        raise LatentExplorerError(f"{path / CONFIG_FILE}: 'model' does not describe a {family} ({exc})") from None
+        raise LatentExplorerError(f"{path / CONFIG_FILE}: {_shorten(str(exc))}") from None
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise LatentExplorerError(f"{path / CONFIG_FILE}: 'model' does not describe a {family} "
+                                  f"({_shorten(str(exc))})") from None
     weights_file = path / WEIGHTS_FILE
     tensors = _load_weights(weights_file)
-    for net_name, net in networks.items():
+    states = {}
+    for net_name, net in skeletons.items():
         prefix = f"{net_name}."
         state = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
         expected = net.state_dict()
@@ -286,7 +337,8 @@ def load_bundle(path: str | Path, with_training_networks: bool = False) -> Bundl
             )
         unexpected = sorted(set(state) - set(expected))
         if unexpected:
-            raise LatentExplorerError(f"{weights_file}: unexpected {net_name} tensors: {', '.join(unexpected[:5])}")
+            raise LatentExplorerError(f"{weights_file}: unexpected {net_name} tensors: "
+                                      f"{_shorten(', '.join(unexpected[:5]))}")
         for key, tensor in expected.items():
             if state[key].shape != tensor.shape:
                 raise LatentExplorerError(
@@ -299,12 +351,20 @@ def load_bundle(path: str | Path, with_training_networks: bool = False) -> Bundl
                 )
             if state[key].is_floating_point() and not torch.isfinite(state[key]).all():
                 raise LatentExplorerError(f"{weights_file}: {net_name}.{key} contains NaN or infinite values")
-        net.load_state_dict(state)
+        states[net_name] = state
+    networks = registry.build_networks(family, config["model"], training=with_training_networks)
+    for net_name, net in networks.items():
+        net.load_state_dict(states[net_name])
         net.eval()
     history_file = path / HISTORY_FILE
     history = _read_json(history_file, "training history") if history_file.exists() else {}
+    if not isinstance(history, dict) or not all(
+            isinstance(v, list) and all(x is None or isinstance(x, (int, float)) for x in v) for v in history.values()):
+        raise LatentExplorerError(f"{history_file}: expected a JSON object of number lists (one per curve)")
     metrics_file = path / METRICS_FILE
     metrics = _read_json(metrics_file, "metrics") if metrics_file.exists() else {}
+    if not isinstance(metrics, dict):
+        raise LatentExplorerError(f"{metrics_file}: expected a JSON object, got {type(metrics).__name__}")
     return Bundle(path=path, config=config, networks=networks, history=history, metrics=metrics)
 
 

@@ -76,8 +76,12 @@ if snapshots:
     viewed_step = st.select_slider("training step", options=steps, key="replay_step")
     picture, numbers = st.columns([3, 2])
     png = snapshots[viewed_step]
-    picture.image(upscale(snapshot_array(str(png), png.stat().st_mtime), 2), width="stretch",
-                  caption=f"the same fixed codes after {viewed_step} steps")
+    try:
+        picture.image(upscale(snapshot_array(str(png), png.stat().st_mtime), 2), width="stretch",
+                      caption=f"the same fixed codes after {viewed_step} steps")
+    except (OSError, ValueError, Image.DecompressionBombError) as exc:  # PIL's UnidentifiedImageError is an OSError
+        picture.warning(f"Cannot show the snapshot of step {viewed_step} ({png}): the file is unreadable or gone "
+                        f"({exc}). Pick another step.")
     with numbers:
         st.subheader(f"At step {viewed_step}")
         window = int(st.session_state["replay_window"]) if st.session_state["replay_smooth"] else 1
@@ -135,14 +139,16 @@ st.header("Real vs generated")
 dataset = bundle.config["dataset"]
 c1, c2 = st.columns(2)
 c1.number_input("seed of the generated samples", min_value=0, max_value=2**31 - 1, step=1, key="replay_seed")
-if dataset.get("name") not in ("toyfaces", "imported"):
+asks_for_path = dataset.get("name") not in ("toyfaces", "imported")
+if asks_for_path:
     c2.text_input(f"local copy of {dataset.get('name')} (folder)", key="replay_data_path")
 real_col, fake_col = st.columns(2)
 with real_col:
     st.subheader(f"Real: {dataset.get('name')}")
     try:
         real = cached_real_images(json.dumps(dataset, sort_keys=True), COMPARE_SAMPLES,
-                                  st.session_state["replay_data_path"].strip())
+                                  # A path typed for another model's dataset must not follow the user here.
+                                  st.session_state["replay_data_path"].strip() if asks_for_path else "")
         st.image(image_grid(real, nrow=4), width="stretch")
         st.caption(f"The first {len(real)} training images.")
     except LatentExplorerError as exc:

@@ -50,6 +50,8 @@ def model_config(family: str, data: dict):
         expected = type(getattr(defaults, f.name))
         value = values[f.name]
         if expected is float and isinstance(value, int) and not isinstance(value, bool):
+            if abs(value) > 1e300:  # float() of a 400-digit integer raises OverflowError
+                raise LatentExplorerError(f"{family} config field {f.name!r} is out of range")
             values[f.name] = float(value)  # JSON writes 1.0 as 1 in some tools; that is still a float field
         elif not isinstance(value, expected) or (expected is not bool and isinstance(value, bool)):
             raise LatentExplorerError(f"{family} config field {f.name!r} must be {expected.__name__}")
