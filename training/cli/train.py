@@ -156,7 +156,7 @@ def run(args: argparse.Namespace) -> None:
     )
     train_config.validate()
     if int(os.environ.get("RANK", "0")) == 0:  # under torchrun only rank 0 writes
-        check_output_folder(Path(args.out))  # before the data loads: a bad --out fails in a second
+        check_output_folder(Path(args.out), keep=False)  # before the data loads: a bad --out fails in a second
     model_config = _model_config(args)
     # Refuse bad flags before loading data (a conditional GAN's conditions are checked once the data is here).
     (model_config.dcgan_config() if args.model == "cgan" else model_config).validate()

@@ -255,8 +255,11 @@ def stream_seed(seed: int, stream: int, rank: int) -> int:
     return seed + stream + 1_000_003 * rank
 
 
-def check_output_folder(out: Path) -> None:
-    """Create `out` and prove a file can be written in it, before any time is spent on data or training."""
+def check_output_folder(out: Path, keep: bool = True) -> None:
+    """Create `out` and prove a file can be written in it, before any time is spent on data or training.
+    With keep=False the folders this check created are removed again, so a run that then fails on its data
+    leaves nothing behind."""
+    created = [p for p in (out, *out.parents) if not p.exists()]
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -274,6 +277,9 @@ def check_output_folder(out: Path) -> None:
             f"cannot write in the output folder {out}: {exc.strerror or exc}; fix its permissions or choose "
             "another --out"
         ) from None
+    if not keep:
+        for folder in created:  # deepest first
+            folder.rmdir()
 
 
 def remove_stale_temporaries(out: Path) -> None:
