@@ -97,6 +97,12 @@ def explain_comparison(vae: ModelScores, gan: ModelScores, distribution: str,
     else:
         parts.append(f"Both models are about as sharp (variance of the Laplacian {_num(vae.sharpness)} vs "
                      f"{_num(gan.sharpness)}{real}).")
+    saturated = [(role, m) for role, m in (("VAE", vae), ("GAN", gan))
+                 if m.diagnostics.saturated > m.diagnostics.prior_saturated + 0.05]
+    if saturated:
+        parts.append("Part of that sharpness is saturation, not detail: " + " and ".join(
+            f"{m.diagnostics.saturated:.0%} of the {role}'s pixels" for role, m in saturated)
+            + " are pinned at black or white, which draws hard edges.")
     have_pr = None not in (vae.precision, vae.recall, gan.precision, gan.recall)
     if have_pr:
         pr = (f"precision {vae.precision:.3g} / recall {vae.recall:.3g} for the VAE, {gan.precision:.3g} / "

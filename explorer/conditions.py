@@ -104,7 +104,10 @@ def attribute_pairs(generator: nn.Module, z: torch.Tensor, conditions: tuple[Att
                  float(np.nanmean([between_faces(a), between_faces(b)])))
 
 
-def explain_pairs(p: Pairs, recognised_first: float | None = None, recognised_second: float | None = None) -> str:
+def explain_pairs(p: Pairs, recognised_first: float | None = None, recognised_second: float | None = None,
+                  chance: float | None = None) -> str:
+    """The pairs in words; `chance` (1 / number of values) lets it say when the feature network finds the asked-for
+    values no more often than guessing would."""
     n = p.first_images.shape[0]
     parts = [f"Each of the {n} pairs uses one code z twice, once with {p.attribute} = {p.first} and once with "
              f"{p.attribute} = {p.second}. The two images of a pair differ by {p.pair_change:.2g} per pixel on "
@@ -121,6 +124,9 @@ def explain_pairs(p: Pairs, recognised_first: float | None = None, recognised_se
     if recognised_first is not None and recognised_second is not None:
         parts.append(f"The feature network recognises {p.attribute} = {p.first} in {recognised_first:.0%} of the "
                      f"first images and {p.attribute} = {p.second} in {recognised_second:.0%} of the second.")
+        if chance is not None and max(recognised_first, recognised_second) < chance + 0.15:
+            parts.append(f"That is hardly better than guessing ({chance:.0%}): whatever changes between the rows, the "
+                         f"generator has not learned to draw {p.attribute} on request.")
     return " ".join(parts)
 
 

@@ -35,7 +35,7 @@ def test_conditional_gan_switches_and_pairs(tiny):
     assert metric(at, "hair_colour = blonde: recognised").endswith("%")
     # The pairs: smiling no vs yes by default, 10 of them.
     assert "Each of the 10 pairs" in explanation(at) and "smiling = no" in explanation(at)
-    ratio = metric(at, "attribute change vs face change")
+    ratio = metric(at, "attribute change vs changing z")
     pair = metric(at, "change within a pair (per pixel)")
     face = metric(at, "change between codes (per pixel)")
     assert float(face) > 0 and ratio.endswith("%")
@@ -115,7 +115,7 @@ def test_shipped_conditional_gan():
     at.toggle(key="attr_cond_glasses").set_value(True).run()
     assert not at.exception, at.exception
     assert "Each of the 10 pairs" in explanation(at)
-    assert int(metric(at, "attribute change vs face change").rstrip("%")) > 0  # the condition changes the image
+    assert int(metric(at, "attribute change vs changing z").rstrip("%")) > 0  # the condition changes the image
     if "glasses = yes: recognised" in metric_labels(at):  # with the shipped feature network
         assert 0 <= int(metric(at, "glasses = yes: recognised").rstrip("%")) <= 100
 

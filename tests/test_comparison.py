@@ -33,10 +33,10 @@ def test_grey_scale_and_known_value():
 
 
 def diagnostics(diversity: float, ratio: float = 1.0, verdict_cosine: float = 0.0, prior: str = "N(0, 1)",
-                dist: str = "N(0, 1)") -> Diagnostics:
+                dist: str = "N(0, 1)", saturated: float = 0.0) -> Diagnostics:
     return Diagnostics(distribution=dist, prior=prior, num_samples=32, latent_dim=100, cosine=verdict_cosine,
                        prior_cosine=0.0, norm_mean=10.0, prior_norm=NormReference(10.0, 0.7), norm_zscore=0.0,
-                       code_spread_ratio=1.0, diversity=diversity, diversity_ratio=ratio, saturated=0.0,
+                       code_spread_ratio=1.0, diversity=diversity, diversity_ratio=ratio, saturated=saturated,
                        prior_saturated=0.0, first_layer_shift=1.0, prior_first_layer_shift=1.0)
 
 
@@ -54,9 +54,10 @@ def test_classic_story_when_the_numbers_say_so():
 
 def test_explanation_follows_the_numbers_when_they_break_the_story():
     vae = ModelScores("vae", "vae", diagnostics(6.0), sharpness=900.0, precision=0.5, recall=0.3)
-    gan = ModelScores("gan", "dcgan", diagnostics(2.0, ratio=0.2, verdict_cosine=0.99, dist="N(-10, 1)"),
-                      sharpness=100.0, precision=0.7, recall=0.6)
+    gan = ModelScores("gan", "dcgan", diagnostics(2.0, ratio=0.2, verdict_cosine=0.99, dist="N(-10, 1)",
+                                                  saturated=0.23), sharpness=100.0, precision=0.7, recall=0.6)
     text = explain_comparison(vae, gan, "N(-10, 1)")
+    assert "23% of the GAN's pixels are pinned at black or white" in text
     assert "Here the VAE's samples are the sharper ones" in text
     assert "no sign of being partial" in text
     assert "Under z ~ N(-10, 1)" in text and "GAN's is collapsed (20%" in text

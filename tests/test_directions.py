@@ -134,6 +134,8 @@ def test_pairs_share_z_and_measure_the_change(cgan_generator):
         np.mean([between_faces(pairs.first_images), between_faces(pairs.second_images)]))
     assert "Each of the 10 pairs" in explain_pairs(pairs, 0.9, 0.8)
     assert "80% of the second" in explain_pairs(pairs, 0.9, 0.8)
+    assert "hardly better than guessing (50%)" not in explain_pairs(pairs, 0.9, 0.8, chance=0.5)
+    assert "hardly better than guessing (20%)" in explain_pairs(pairs, 0.25, 0.3, chance=0.2)
 
 
 def test_a_generator_that_ignores_the_condition_scores_zero():

@@ -202,11 +202,11 @@ def conditional_page(bundle, net_info) -> None:
     m1, m2, m3 = st.columns(3)
     m1.metric("change within a pair (per pixel)", f"{pairs.pair_change:.2g}")
     m2.metric("change between codes (per pixel)", f"{pairs.face_change:.2g}")
-    m3.metric("attribute change vs face change", f"{pairs.ratio:.0%}")
+    m3.metric("attribute change vs changing z", f"{pairs.ratio:.0%}")
     if rates_first is not None and rates_second is not None:
         m1.metric(f"recognised as {name} = {first}", f"{rates_first:.0%}")
         m2.metric(f"recognised as {name} = {second}", f"{rates_second:.0%}")
-    st.info(explain_pairs(pairs, rates_first, rates_second))
+    st.info(explain_pairs(pairs, rates_first, rates_second, 1 / len(attribute.values)))
 
 
 # --- InfoGAN -------------------------------------------------------------------------------------------------
