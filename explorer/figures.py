@@ -154,20 +154,31 @@ MAP_COLOURS = ("#2e86ab", "#e4572e", "#1e8449", "#f1c40f", "#6c3483", "#7f8c8d",
                "#34495e", "#e84393", "#00b894")
 
 
+# When an attribute's values are colour names (hair colour, eye colour), draw them in those colours.
+NAMED_COLOURS = {"black": "#222222", "brown": "#8b4a1c", "blonde": "#e8c04a", "red": "#d8432a", "blue": "#2e6fd8",
+                 "green": "#23a043", "grey": "#8f8f8f", "gray": "#8f8f8f", "white": "#d9d9d9", "orange": "#f08c1a",
+                 "pink": "#f07ab4", "purple": "#7d3cb5", "yellow": "#f5d90a", "aqua": "#19c3c3"}
+
+
 def latent_scatter(xy: np.ndarray, groups: np.ndarray, index: np.ndarray, title: str,
                    axis_titles: tuple[str, str] = ("1", "2"), overlay: np.ndarray | None = None,
-                   overlay_label: str | None = None, selected: int | None = None) -> go.Figure:
-    """Codes as points coloured by group (one legend entry per value); each point carries its code index as
-    customdata, so a selection event says which code was picked. Optional overlay of other codes (crosses)
-    and a ring around the selected code."""
+                   overlay_label: str | None = None, selected: int | None = None,
+                   order: tuple[str, ...] | None = None) -> go.Figure:
+    """Codes as points coloured by group (one legend entry per value, in `order` when given); each point carries
+    its code index as customdata, so a selection event says which code was picked. Optional overlay of other
+    codes (crosses) and a ring around the selected code."""
     fig = go.Figure()
     groups = np.asarray(groups).astype(str)
-    for k, value in enumerate(dict.fromkeys(groups.tolist())):
+    present = set(groups.tolist())
+    values = [v for v in (order or ()) if v in present] + sorted(present - set(order or ()))
+    named = all(v.lower() in NAMED_COLOURS for v in values)
+    for k, value in enumerate(values):
         mask = groups == value
+        colour = NAMED_COLOURS[value.lower()] if named else MAP_COLOURS[k % len(MAP_COLOURS)]
         fig.add_scatter(x=xy[mask, 0], y=xy[mask, 1], mode="markers", name=value,
-                        marker=dict(size=7, color=MAP_COLOURS[k % len(MAP_COLOURS)], opacity=0.75),
-                        customdata=np.asarray(index)[mask].reshape(-1, 1),
-                        hovertemplate="code %{customdata[0]}<extra>" + value + "</extra>")
+                        marker=dict(size=7, color=colour, opacity=0.75),
+                        customdata=np.asarray(index)[mask],
+                        hovertemplate="code %{customdata}<extra>" + value + "</extra>")
     if overlay is not None and len(overlay):
         fig.add_scatter(x=overlay[:, 0], y=overlay[:, 1], mode="markers", name=overlay_label or "overlay",
                         marker=dict(size=9, symbol="x", color="#111"), hoverinfo="skip")
@@ -178,8 +189,9 @@ def latent_scatter(xy: np.ndarray, groups: np.ndarray, index: np.ndarray, title:
             fig.add_scatter(x=[p[0]], y=[p[1]], mode="markers", name=f"code {selected}", hoverinfo="skip",
                             marker=dict(size=20, symbol="circle-open", color="#111", line=dict(width=3)))
     fig.update_layout(title=title, xaxis_title=axis_titles[0], yaxis_title=axis_titles[1], height=520,
-                      margin=dict(l=10, r=10, t=50, b=10), font=dict(size=15), legend=dict(itemsizing="constant"),
-                      dragmode="select", clickmode="event+select")
+                      margin=dict(l=10, r=10, t=50, b=10), font=dict(size=15), legend=dict(itemsizing="constant"))
+    # No clickmode / dragmode here: st.plotly_chart(on_select=...) sets click-to-select itself, and only when the
+    # layout leaves them unset.
     return fig
 
 

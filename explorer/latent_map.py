@@ -138,6 +138,9 @@ def point_from_selection(selection: dict | None) -> int | None:
     points = (selection or {}).get("points") or []
     for point in points:
         data = point.get("customdata")
+        # Streamlit hands array customdata over as a list, or as an object keyed "0", "1", ...
+        if isinstance(data, dict):
+            data = data.get("0", next(iter(data.values()), None))
         if isinstance(data, (list, tuple)):
             data = data[0] if data else None
         if data is not None:

@@ -70,6 +70,8 @@ def test_selection_event_gives_the_code_index():
     event = {"points": [{"curve_number": 2, "point_index": 9, "customdata": [41]}], "point_indices": [9]}
     assert point_from_selection(event) == 41
     assert point_from_selection({"points": [{"customdata": 7}]}) == 7
+    # What Streamlit 1.67 really sends for array customdata (seen in a browser): an object keyed by position.
+    assert point_from_selection({"points": [{"point_index": 300, "customdata": {"0": 1608}}]}) == 1608
     assert point_from_selection({"points": [], "box": []}) is None and point_from_selection(None) is None
 
 
@@ -108,3 +110,17 @@ def test_reconstruction_mse_per_image():
     r = reconstruct(Encoder(), Decoder(), images)
     assert r.mse.tolist() == [0.25, 0.25] and r.mean_mse == 0.25
     assert torch.equal(r.originals[0], torch.ones(3, 4, 4))
+
+
+def test_scatter_keeps_value_order_named_colours_and_code_indices():
+    from explorer.figures import NAMED_COLOURS, latent_scatter
+
+    xy = np.arange(12, dtype=float).reshape(6, 2)
+    groups = np.array(["red", "black", "red", "blue", "black", "red"])
+    fig = latent_scatter(xy, groups, np.array([10, 11, 12, 13, 14, 15]), "map", overlay=xy[:2],
+                         overlay_label="N(-10, 1)", selected=13, order=("black", "brown", "red", "blue"))
+    names = [t.name for t in fig.data]
+    assert names == ["black", "red", "blue", "N(-10, 1)", "code 13"]
+    assert fig.data[1].marker.color == NAMED_COLOURS["red"]
+    assert list(fig.data[1].customdata) == [10, 12, 15]  # the selection event reports these code numbers
+    assert list(fig.data[4].x) == [6.0]  # the ring sits on code 13

@@ -140,7 +140,8 @@ if held is not None:
     with chart:
         title = f"{projection} of {len(index)} encoded held-out images" + (f", coloured by {attribute}" if attribute
                                                                          else "")
-        st.plotly_chart(latent_scatter(xy, groups, index, title, axes, overlay_xy, overlay_label, selected),
+        order = held.attributes[names.index(attribute)].values if attribute else None
+        st.plotly_chart(latent_scatter(xy, groups, index, title, axes, overlay_xy, overlay_label, selected, order),
                         key="map_chart", on_select=select_point, selection_mode="points")
         if projection == "t-SNE" and len(index) < n_codes:
             st.caption(f"t-SNE uses {len(index)} of the {n_codes} codes (a fixed random subset).")
