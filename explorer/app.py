@@ -10,7 +10,11 @@ if ROOT not in sys.path:
 
 import streamlit as st  # noqa: E402
 
+from explorer.figures import PIXELATED_CSS  # noqa: E402
+
 st.set_page_config(page_title="Latent Explorer", page_icon="🧭", layout="wide")
+# Sample grids travel at their native size; the browser enlarges them with nearest neighbour.
+st.html(PIXELATED_CSS)
 
 PAGES = [
     st.Page("views/sample.py", title="Sample the latent space", icon="🎲", default=True),

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 
 import streamlit as st
 from streamlit.logger import get_logger
 
-from training.checkpoint import Bundle, find_bundles, load_bundle, read_config
+from training.checkpoint import CONFIG_FILE, Bundle, find_bundles, load_bundle
+from training.checkpoint import read_config as read_config_file
 from training.errors import LatentExplorerError
 from training.models import registry
 
@@ -33,6 +35,27 @@ def _load_cached(path: str, mtime: float) -> Bundle:
     # One line per load in the server log: the load test counts them to show models are shared across sessions.
     _LOG.info("%s %s", LOAD_LOG_LINE, path)
     return bundle
+
+
+@functools.lru_cache(maxsize=256)
+def _config_at(path: str, mtime_ns: int, size: int) -> dict | LatentExplorerError:
+    try:
+        return read_config_file(path)
+    except LatentExplorerError as exc:
+        return exc
+
+
+def read_config(path: str | Path) -> dict:
+    """A bundle's config.json, parsed once per version of the file: the sidebar asks for every bundle's config on
+    every rerun, and re-reading them all cost more than drawing the page. Treat the result as read-only."""
+    try:
+        stat = (Path(path) / CONFIG_FILE).stat()
+    except OSError:
+        return read_config_file(path)  # gone: let the reader say so in its own words
+    found = _config_at(str(path), stat.st_mtime_ns, stat.st_size)
+    if isinstance(found, LatentExplorerError):
+        raise LatentExplorerError(str(found))
+    return found
 
 
 def load(path: str | Path) -> Bundle:

@@ -31,7 +31,7 @@ from explorer.directions import (
     walk,
     walk_positions,
 )
-from explorer.figures import image_grid, labelled_rows, walk_figure
+from explorer.figures import grid_jpeg, labelled_rows, walk_figure
 from explorer.latent_map import held_out_codes
 from training.checkpoint import LATENTS_FILE
 from training.errors import LatentExplorerError
@@ -144,7 +144,7 @@ def conditional_page(bundle, net_info) -> None:
     images = generate_with(bundle.generator, z, labels=labels)
     asked = {a: chosen[a.name] for a in conditions}
     picture, numbers = st.columns([3, 2])
-    picture.image(image_grid(images), width="stretch",
+    picture.image(grid_jpeg(images), output_format="JPEG", width="stretch",
                   caption="; ".join(f"{a.name} = {v}" for a, v in asked.items()) + f"; {n} fixed codes")
     with numbers:
         st.subheader("Does the model deliver?")
@@ -236,8 +236,8 @@ def infogan_page(bundle) -> None:
     n, seed = int(st.session_state["attr_n"]), int(st.session_state["attr_seed"])
     z = sample_latents(bundle.prior, n, bundle.latent_dim, seed=seed)
     images = generate_with(generator, z, codes=info_codes(generator, layout, n, categories, continuous))
-    st.image(image_grid(images), width="stretch", caption=", ".join(
-        [f"{k} = {v}" for k, v in categories.items()] + [f"{k} = {v:+.1f}" for k, v in continuous.items()]))
+    setting = [f"{k} = {v}" for k, v in categories.items()] + [f"{k} = {v:+.1f}" for k, v in continuous.items()]
+    st.image(grid_jpeg(images), output_format="JPEG", width="stretch", caption=", ".join(setting))
     outside = [k for k, v in continuous.items() if abs(v) > 1]
     if outside:
         st.warning(f"{', '.join(outside)} is outside [-1, 1], the range the model was trained on: it extrapolates.")

@@ -7,11 +7,11 @@ import streamlit as st
 
 from explorer import bundles
 from explorer.comparison import ModelScores, comparison_rows, explain_comparison, metric_scores
-from explorer.figures import image_grid
+from explorer.figures import grid_jpeg
 from explorer.replay import real_images
 from explorer.sampling import sample_and_diagnose
 from explorer.sharpness import mean_sharpness
-from training.checkpoint import read_config
+from explorer.bundles import read_config
 from training.errors import LatentExplorerError
 from training.latent import PRESETS, LatentDistribution
 
@@ -163,7 +163,7 @@ pictures = st.columns(2)
 for col, role in zip(pictures, ("VAE", "GAN")):
     s = scores[role]
     col.subheader(f"{role}: {s.name}")
-    col.image(image_grid(images[role]), width="stretch",
+    col.image(grid_jpeg(images[role]), output_format="JPEG", width="stretch",
               caption=f"{n} samples, z ~ {dist.label}, seed {seed}; {s.diagnostics.verdict}")
     col.metric("sharpness (variance of the Laplacian)", fmt(s.sharpness),
                delta=f"{s.sharpness / real_sharpness:.0%} of real images" if real_sharpness else None,

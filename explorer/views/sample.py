@@ -4,7 +4,7 @@ import streamlit as st
 
 from explorer import bundles
 from explorer.diagnostics import explain
-from explorer.figures import image_grid, norm_histogram
+from explorer.figures import grid_jpeg, norm_histogram
 from explorer.sampling import prior_norms, prior_samples, sample_and_diagnose
 from training.errors import LatentExplorerError
 from training.latent import PRESETS, LatentDistribution
@@ -84,7 +84,7 @@ d = batch.diagnostics
 pictures, numbers = st.columns([3, 2])
 with pictures:
     st.subheader(f"{n} samples from z ~ {dist.label}")
-    st.image(image_grid(batch.images), width="stretch")
+    st.image(grid_jpeg(batch.images), output_format="JPEG", width="stretch")
 with numbers:
     st.subheader("Why they look like this")
     verdict_box = {"collapsed": st.error, "reduced diversity": st.warning, "off-distribution": st.warning,

@@ -9,7 +9,7 @@ from PIL import Image
 
 from explorer import bundles
 from explorer.diagnostics import generate
-from explorer.figures import image_grid, loss_figure, upscale
+from explorer.figures import grid_jpeg, loss_figure, upscale
 from explorer.replay import (
     EQUILIBRIUM_LOSS_D,
     EQUILIBRIUM_LOSS_G,
@@ -149,14 +149,15 @@ with real_col:
         real = cached_real_images(json.dumps(dataset, sort_keys=True), COMPARE_SAMPLES,
                                   # A path typed for another model's dataset must not follow the user here.
                                   st.session_state["replay_data_path"].strip() if asks_for_path else "")
-        st.image(image_grid(real, nrow=4), width="stretch")
+        st.image(grid_jpeg(real, nrow=4), output_format="JPEG", width="stretch")
         st.caption(f"The first {len(real)} training images.")
     except LatentExplorerError as exc:
         st.info(f"No real images: {exc}.")
 with fake_col:
     st.subheader(f"Generated: z ~ {bundle.prior.label}")
     z = sample_latents(bundle.prior, COMPARE_SAMPLES, bundle.latent_dim, seed=int(st.session_state["replay_seed"]))
-    st.image(image_grid(generate(bundle.generator, z), nrow=4), width="stretch")
+    st.image(grid_jpeg(generate(bundle.generator, z), nrow=4), output_format="JPEG",
+             width="stretch")
     extra = (" Conditions and codes take their default values, a balanced cycle through all of them."
              if bundle.family in ("cgan", "infogan") else "")
     st.caption(f"{COMPARE_SAMPLES} samples from the final weights (step {bundle.config.get('step', '?')}).{extra}")

@@ -8,7 +8,7 @@ import streamlit as st
 
 from explorer import bundles
 from explorer.diagnostics import generate
-from explorer.figures import image_grid
+from explorer.figures import grid_jpeg
 from training.errors import LatentExplorerError
 from training.importers import import_tutorial_dcgan
 from training.latent import sample_latents
@@ -90,7 +90,8 @@ if uploaded is not None:
         c.metric("parameters", f"{sum(p.numel() for p in bundle.generator.parameters()):,}")
         z = sample_latents(bundle.prior, 16, bundle.latent_dim, seed=0)
         st.subheader(f"A first look: 16 samples from {bundle.prior.label}")
-        st.image(image_grid(generate(bundle.generator, z), nrow=8), width="stretch")
+        st.image(grid_jpeg(generate(bundle.generator, z), nrow=8), output_format="JPEG",
+                 width="stretch")
         st.page_link("views/sample.py", label="Explore it on the sampling page", icon="🎲")
         st.caption("An imported generator has no training history or snapshots, so the training replay shows only "
                    "its samples.")
