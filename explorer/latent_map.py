@@ -27,6 +27,9 @@ class HeldOutCodes:
     labels: np.ndarray  # int64 (N, A)
     attributes: tuple[Attribute, ...]  # named as in latents.npz, values from the bundle's dataset
     images: np.ndarray | None  # uint8 (n, H, W, C) for the first n codes, n <= N
+    # Dataset positions of the codes: bundles trained on a real dataset ship no images (they may not be
+    # redistributed), so the explorer reads the originals from a local copy at these positions.
+    indices: np.ndarray | None = None
 
     def __len__(self) -> int:
         return int(self.codes.shape[0])
@@ -62,7 +65,12 @@ def held_out_codes(arrays: dict[str, np.ndarray] | None, dataset_attributes: tup
         images = np.asarray(images)
         if images.ndim != 4 or images.dtype != np.uint8:
             images = None
-    return HeldOutCodes(codes, labels, tuple(attributes), images)
+    indices = arrays.get("indices")
+    if indices is not None:
+        indices = np.asarray(indices)
+        if indices.shape != (len(codes),) or indices.dtype.kind not in "iu" or (len(indices) and indices.min() < 0):
+            indices = None
+    return HeldOutCodes(codes, labels, tuple(attributes), images, indices)
 
 
 def colour_labels(held: HeldOutCodes, attribute: str | None) -> np.ndarray:

@@ -199,10 +199,12 @@ def value_at(history: dict, key: str, step: int, window: int = 1) -> float | Non
     return float(smooth(curves[key], window)[i])
 
 
-def real_images(dataset: dict, n: int, local_path: str | None = None) -> torch.Tensor:
-    """n real training images (B, C, H, W) in [-1, 1] for the bundle's dataset description. toyfaces are
-    regenerated from the recorded seed; other datasets are read, prepared as in training, from local_path or
-    the folder recorded at training time when it still exists (else LatentExplorerError)."""
+def real_images(dataset: dict, n: int, local_path: str | None = None,
+                indices: np.ndarray | None = None) -> torch.Tensor:
+    """n real training images (B, C, H, W) in [-1, 1] for the bundle's dataset description: the first n, or the
+    ones at `indices` (dataset positions). toyfaces are regenerated from the recorded seed; other datasets are
+    read, prepared as in training, from local_path or the folder recorded at training time when it still exists
+    (else LatentExplorerError)."""
     from training.data.base import images_to_tensor
 
     name = dataset.get("name", "?")
@@ -212,8 +214,10 @@ def real_images(dataset: dict, n: int, local_path: str | None = None) -> torch.T
         from training.data.toyfaces import generate_toyfaces
 
         count = min(n, int(source.get("num_images") or n))
-        images, _ = generate_toyfaces(count, seed=int(source.get("seed", 0)), size=size, workers=1)
-        return images_to_tensor(images)
+        if indices is not None:
+            count = int(np.max(indices)) + 1 if len(indices) else 0
+        images, _ = generate_toyfaces(max(count, 1), seed=int(source.get("seed", 0)), size=size, workers=1)
+        return images_to_tensor(images if indices is None else images[np.asarray(indices)])
     if name == "imported":
         raise LatentExplorerError("this generator was imported without its training data, so there are no real "
                                   "images to compare with")
@@ -233,7 +237,10 @@ def real_images(dataset: dict, n: int, local_path: str | None = None) -> torch.T
     data, _ = load_dataset(name, image_size=size, path=str(root), progress=False, **options)
     if len(data) == 0:
         raise LatentExplorerError(f"{local_path}: no images found")
-    index = np.arange(min(n, len(data)))
+    index = np.arange(min(n, len(data))) if indices is None else np.asarray(indices)
+    if len(index) and int(index.max()) >= len(data):
+        raise LatentExplorerError(f"the {name} copy at {root} has {len(data)} images, fewer than the training set "
+                                  f"(position {int(index.max())} is missing): it is not the same dataset")
     real, _ = data.batch(index)
     return real
 

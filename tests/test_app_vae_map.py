@@ -93,3 +93,45 @@ def test_shipped_vae_map():
         data = float(metric(at, "held-out codes' distance (mean / 99%)").split(" / ")[0])
         # The KL term keeps the encoded means near N(0,1)'s region (a bit inside it: the rest is encoder noise).
         assert near < 2 * data < far / 5
+
+
+def _drop_images(bundle) -> None:
+    import numpy as np
+
+    with np.load(bundle / "latents.npz") as data:
+        kept = {k: data[k] for k in data.files if k != "images"}
+    np.savez_compressed(bundle / "latents.npz", **kept)
+
+
+def test_originals_read_from_the_dataset_when_the_bundle_ships_codes_only(root, tmp_path, monkeypatch):
+    import json
+
+    import numpy as np
+    from latent_bundles import tiny_faces
+
+    from explorer.latent_map import reconstruct
+
+    copy = copy_root(root, tmp_path, ("vae",))
+    vae_dir = copy / "toyfaces" / "vae"
+    _drop_images(vae_dir)
+    use_checkpoints(monkeypatch, copy)
+    at = open_page("vae_map", "vae")
+    assert not at.exception and not at.error
+    # The originals are regenerated at the codes' dataset positions: the MSE shown is the one of those faces.
+    vae = load_bundle(vae_dir)
+    indices, faces = vae.latents()["indices"], tiny_faces().images
+    expected = reconstruct(vae.encoder, vae.generator, faces[indices[:16]])
+    assert metric(at, "MSE of these 16 images (pixels in [-1, 1])") == f"{expected.mean_mse:.4f}"
+    at.number_input(key="map_point").set_value(20).run()  # any code has its original, not only the first ones
+    one = reconstruct(vae.encoder, vae.generator, faces[indices[20:21]])
+    assert metric(at, "reconstruction MSE of this face") == f"{one.mse[0]:.4f}"
+
+    # A real dataset that is not on this machine: the page says why there are no originals, and still works.
+    config = json.loads((vae_dir / "config.json").read_text())
+    config["dataset"]["name"] = "anime"
+    config["dataset"]["source"] = {"name": "anime", "path": str(tmp_path / "no-such-folder")}
+    (vae_dir / "config.json").write_text(json.dumps(config))
+    at = open_page("vae_map", "vae")
+    assert not at.exception
+    assert "ships codes and labels only" in texts(at) and "local copy" in texts(at)
+    assert np.isfinite(float(metric(at, "held-out codes' distance (mean / 99%)").split(" / ")[0]))

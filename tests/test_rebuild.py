@@ -1,6 +1,7 @@
 """build-checkpoints: a bundle's recorded recipe retrains the same model."""
 
 import shutil
+from pathlib import Path
 
 import pytest
 import torch
@@ -9,6 +10,8 @@ from safetensors.torch import load_file
 from training.__main__ import main
 from training.errors import LatentExplorerError
 from training.rebuild import data_root_variable, dataset_arguments, recipe
+
+REPO = Path(__file__).resolve().parent.parent
 
 
 def test_rebuild_reproduces_a_bundle_bit_for_bit(tmp_path):
@@ -49,3 +52,30 @@ def test_recipe_refuses_fields_it_does_not_know(tiny_bundle, tmp_path):
     config["training"]["warp_drive"] = True
     with pytest.raises(LatentExplorerError, match="warp_drive"):
         recipe(config)
+
+
+def test_shipped_bundles_carry_no_images_of_real_datasets(tmp_path):
+    """A real dataset's images may not be redistributed: shipped VAE bundles keep their codes, labels and dataset
+    positions only (procedural toyfaces may keep a few renders); build-checkpoints strips them after training."""
+    import zipfile
+
+    import numpy as np
+
+    from training.checkpoint import find_bundles, read_config
+    from training.rebuild import PROCEDURAL_DATASETS, strip_dataset_images
+
+    for bundle in find_bundles(REPO / "checkpoints"):
+        latents = bundle / "latents.npz"
+        if latents.exists() and read_config(bundle)["dataset"].get("name") not in PROCEDURAL_DATASETS:
+            with zipfile.ZipFile(latents) as archive:
+                assert "images.npy" not in archive.namelist(), bundle
+                assert {"codes.npy", "labels.npy", "indices.npy"} <= set(archive.namelist()), bundle
+
+    codes = np.zeros((3, 2), np.float32)
+    np.savez_compressed(tmp_path / "latents.npz", codes=codes, indices=np.arange(3),
+                        images=np.zeros((3, 4, 4, 3), np.uint8))
+    assert strip_dataset_images(tmp_path, {"dataset": {"name": "toyfaces"}}) is False
+    assert strip_dataset_images(tmp_path, {"dataset": {"name": "anime"}}) is True
+    with np.load(tmp_path / "latents.npz") as data:
+        assert sorted(data.files) == ["codes", "indices"] and np.array_equal(data["codes"], codes)
+    assert strip_dataset_images(tmp_path, {"dataset": {"name": "anime"}}) is False  # nothing left to drop

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import io
 import os
+import zipfile
 from dataclasses import fields
 from pathlib import Path
 
-from training.checkpoint import find_bundles, read_config
+from training.checkpoint import LATENTS_FILE, atomic_write_bytes, find_bundles, read_config
 from training.errors import LatentExplorerError
 from training.loops.common import TrainConfig
 from training.models import registry
@@ -14,6 +16,9 @@ from training.models import registry
 # Filled in by the run itself, not part of the recipe.
 RUNTIME_FIELDS = ("seconds", "device_used", "images_per_second")
 TRAINABLE = ("dcgan", "vae", "cgan", "infogan")
+# Datasets our own code draws: their images may ship. Every other dataset's images may not be redistributed, so a
+# shipped VAE bundle keeps only the codes, labels and dataset positions of its held-out images.
+PROCEDURAL_DATASETS = ("toyfaces",)
 
 
 def data_root_variable(dataset: str) -> str:
@@ -76,3 +81,22 @@ def select(root: Path, only: list[str] | None) -> list[Path]:
         names = ", ".join(str(p.relative_to(root)) for p in bundles)
         raise LatentExplorerError(f"no shipped bundle matches {only}; the shipped bundles are: {names}")
     return chosen
+
+
+def strip_dataset_images(bundle: Path, config: dict) -> bool:
+    """Drop the held-out images from a shipped bundle's latents.npz unless its dataset is procedural; the
+    explorer reads those originals from a local copy of the dataset instead. True when something was dropped."""
+    import numpy as np
+
+    file = Path(bundle) / LATENTS_FILE
+    if config["dataset"].get("name") in PROCEDURAL_DATASETS or not file.exists():
+        return False
+    with zipfile.ZipFile(file) as archive:
+        if "images.npy" not in archive.namelist():
+            return False
+    with np.load(file, allow_pickle=False) as data:
+        kept = {k: data[k] for k in data.files if k != "images"}
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **kept)
+    atomic_write_bytes(file, buffer.getvalue())
+    return True

@@ -1,11 +1,14 @@
 """Page: the VAE's latent map: where the encoder puts held-out images, what the decoder makes of any point, how
 well it reconstructs, and where codes from another distribution land."""
 
+import json
+
 import numpy as np
 import streamlit as st
 
 from explorer import bundles
-from explorer.figures import image_grid, labelled_rows, latent_scatter
+from explorer.bundles import read_config
+from explorer.figures import grid_jpeg, labelled_rows, latent_scatter
 from explorer.latent_map import (
     MAX_TSNE_POINTS,
     cloud_distance,
@@ -20,7 +23,8 @@ from explorer.latent_map import (
     reconstruct,
     tsne_map,
 )
-from training.checkpoint import LATENTS_FILE, read_config
+from explorer.replay import real_images
+from training.checkpoint import LATENTS_FILE
 from training.errors import LatentExplorerError
 from training.latent import PRESETS, sample_latents
 
@@ -45,6 +49,25 @@ def cached_pca(path: str, mtime: float, _codes: np.ndarray):
 @st.cache_data(max_entries=16, show_spinner="Running t-SNE (once per perplexity; recolouring is instant)…")
 def cached_tsne(path: str, mtime: float, perplexity: float, max_points: int, _codes: np.ndarray):
     return tsne_map(_codes, perplexity=perplexity, max_points=max_points)
+
+
+@st.cache_resource(max_entries=8, show_spinner="Reading the original images from the dataset…")
+def cached_originals(dataset_json: str, positions: tuple[int, ...]):
+    return real_images(json.loads(dataset_json), len(positions), indices=np.array(positions, dtype=np.int64))
+
+
+def originals(start: int, stop: int):
+    """(the held-out images behind codes start..stop-1, None), or (None, why they cannot be shown)."""
+    if held.images is not None and stop <= len(held.images):
+        return held.images[start:stop], None
+    if held.indices is None:
+        return None, "latents.npz holds neither these images nor their dataset positions, so there are no originals."
+    try:
+        return cached_originals(json.dumps(bundle.config["dataset"], sort_keys=True),
+                                tuple(int(i) for i in held.indices[start:stop])), None
+    except (LatentExplorerError, OSError) as exc:
+        return None, ("This bundle ships codes and labels only: its training images may not be redistributed, so "
+                      f"the originals are read from a local copy of the dataset, and {exc}.")
 
 
 def family_of(path: str) -> str | None:
@@ -148,14 +171,14 @@ if held is not None:
     with side:
         st.subheader(f"Code {selected}")
         image = decode(decoder, held.codes[selected:selected + 1])
-        if held.has_image(selected):
-            recon = reconstruct(encoder, decoder, held.images[selected:selected + 1])
+        original, missing = originals(selected, selected + 1)
+        if original is not None:
+            recon = reconstruct(encoder, decoder, original)
             st.image(labelled_rows(["original", "decoded"], [recon.originals, image], scale=4), width="stretch")
             st.metric("reconstruction MSE of this face", f"{recon.mse[0]:.4f}")
         else:
-            st.image(image_grid(image, scale=4), width=240, caption="decoder(code)")
-            st.caption(f"latents.npz keeps the original image only for the first "
-                       f"{0 if held.images is None else len(held.images)} codes.")
+            st.image(grid_jpeg(image), output_format="JPEG", width=240, caption="decoder(code)")
+            st.caption(missing)
         values = ", ".join(f"{a.name} = {a.values[min(int(held.labels[selected, j]), len(a.values) - 1)]}"
                            for j, a in enumerate(held.attributes))
         st.caption(f"labels: {values or 'none'}; code norm {float(np.linalg.norm(held.codes[selected])):.2f}")
@@ -177,15 +200,18 @@ if held is not None:
         st.caption("t-SNE has no way to place new points, so the distribution overlay lives in the PCA view.")
 
     st.header("Reconstructions")
-    if held.images is None or len(held.images) == 0:
-        st.info("latents.npz holds no images, so there are no reconstructions to show.")
+    available = len(held.images) if held.images is not None else (len(held) if held.indices is not None else 0)
+    first, missing = originals(0, min(4, available)) if available else (None, "latents.npz holds no images.")
+    if first is None:
+        st.info(f"No reconstructions to show. {missing}")
     else:
-        if len(held.images) > 4:
-            top = min(32, len(held.images))
+        if available > 4:
+            top = min(32, available)
             st.session_state["map_recon_n"] = int(min(max(4, st.session_state["map_recon_n"]), top))
             st.slider("images", 4, top, step=1, key="map_recon_n")
-        k = int(min(st.session_state["map_recon_n"], len(held.images)))
-        recon = reconstruct(encoder, decoder, held.images[:k])
+        k = int(min(st.session_state["map_recon_n"], available))
+        shown, missing = originals(0, k)
+        recon = reconstruct(encoder, decoder, shown if shown is not None else first)
         st.image(labelled_rows(["original", "reconstruction"], [recon.originals, recon.reconstructions]),
                  width="stretch")
         holdout = (bundle.metrics or {}).get("holdout_reconstruction") or {}
@@ -203,4 +229,5 @@ if held is not None:
 st.header("32 random samples")
 st.number_input("seed", min_value=0, max_value=2**31 - 1, step=1, key="map_sample_seed")
 z = sample_latents(bundle.prior, 32, bundle.latent_dim, seed=int(st.session_state["map_sample_seed"]))
-st.image(image_grid(decode(decoder, z)), width="stretch", caption=f"decoder(z) for z ~ {bundle.prior.label}")
+st.image(grid_jpeg(decode(decoder, z)), output_format="JPEG", width="stretch",
+         caption=f"decoder(z) for z ~ {bundle.prior.label}")

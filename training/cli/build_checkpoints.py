@@ -29,7 +29,7 @@ def run(args: argparse.Namespace) -> None:
 
     from training.checkpoint import read_config
     from training.data.registry import load_dataset
-    from training.rebuild import dataset_arguments, recipe, select
+    from training.rebuild import dataset_arguments, recipe, select, strip_dataset_images
     from training.trainer import train
 
     if args.threads:
@@ -47,3 +47,6 @@ def run(args: argparse.Namespace) -> None:
             continue
         dataset, source = load_dataset(**data_args)
         train(family, dataset, model_config, train_config, out, source=source, name=config.get("name"))
+        if strip_dataset_images(out, config):
+            print(f"{relative}: held-out {config['dataset'].get('name')} images dropped from latents.npz (may not "
+                  "be redistributed; the explorer reads them from a local copy)")
