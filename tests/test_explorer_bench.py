@@ -1,0 +1,19 @@
+"""python -m explorer.bench runs end to end and prints its figures as JSON lines (speed itself is never asserted)."""
+
+import json
+import math
+
+from explorer.bench import main
+
+
+def test_rerun_and_tsne_figures_are_printed(capsys):
+    main(["--only", "rerun", "--reruns", "2", "--only", "tsne", "--tsne-points", "200"])
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    figures = {line["figure"]: line for line in lines}
+    assert {"machine", "rerun_after_slider_ms", "bare_forward_diagnostics_ms", "rerun_over_bare", "tsne_s",
+            "tsne_page_first_s", "tsne_page_cached_s"} <= set(figures)
+    assert figures["machine"]["cores"] >= 1 and figures["machine"]["torch"]
+    for name in ("rerun_after_slider_ms", "bare_forward_diagnostics_ms", "rerun_over_bare", "tsne_s"):
+        assert math.isfinite(figures[name]["value"]) and figures[name]["value"] > 0
+    assert figures["rerun_after_slider_ms"]["p95_ms"] >= figures["rerun_after_slider_ms"]["value"]
+    assert figures["tsne_s"]["codes"] == 200 and figures["tsne_page_first_s"]["codes"] == 200
