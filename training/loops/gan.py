@@ -171,67 +171,84 @@ class _Info(_Family):
 FAMILIES = {"dcgan": _Family, "cgan": _Conditional, "infogan": _Info}
 
 
+class AdversarialSteps:
+    """A GAN run set up and ready: `self(step)` is one training step and returns its logged numbers. `train_gan`
+    repeats it; `python -m training.bench` times it, and may swap `batches` for batches already in memory."""
+
+    def __init__(self, family: str, dataset: ImageDataset, model_config, train_config: TrainConfig,
+                 out: str | Path, source: dict | None = None, progress: bool = True, name: str | None = None,
+                 resume: bool = False, keep_training_state: bool = False):
+        cls = FAMILIES[family]
+        self.run = run = Run(family, cls.display, dataset, model_config, train_config, out,
+                             cls.history_keys(model_config), source, name, progress, resume=resume,
+                             keep_training_state=keep_training_state)
+        self.config = train_config
+        self.game = cls(model_config, train_config, run, dataset)
+        self.generator, self.discriminator = (net.to(run.device) for net in self.game.networks())
+        self.generator.apply(dcgan.weights_init)
+        self.discriminator.apply(dcgan.weights_init)
+        betas = (train_config.beta1, train_config.beta2)
+        self.opt_g = torch.optim.Adam(self.generator.parameters(), lr=train_config.lr_g, betas=betas)
+        self.opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=train_config.lr_d, betas=betas)
+        self.networks = {"generator": self.generator, "discriminator": self.discriminator}
+        if family == "infogan":
+            run.bundle_config["codes"] = model_config.code_layout()
+        if family == "cgan":
+            run.bundle_config["conditions"] = list(model_config.conditions)
+        self.batches = run.start(self.networks, {"generator": self.opt_g, "discriminator": self.opt_d},
+                                 self.generator)
+        self.g = run.parallel(self.generator)
+        self.critic = _Critic(self.discriminator)
+        self.d = run.parallel(self.critic)
+
+    def update_d(self, real, fake, labels, extra) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, dict]:
+        real_target, fake_target = self.run.targets(real.shape[0])
+        self.opt_d.zero_grad(set_to_none=True)
+        result = self.game.d_loss(self.d, real, fake, labels, extra, real_target, fake_target)
+        result[0].backward()
+        self.opt_d.step()
+        return result
+
+    def __call__(self, step: int) -> dict[str, float]:
+        game, run, g = self.game, self.run, self.g
+        d_updates = self.config.d_steps if (step - 1) % self.config.d_every == 0 else 0
+        for _ in range(d_updates - 1):  # extra D updates, each on its own batch
+            real, labels = next(self.batches)
+            kwargs, extra = game.inputs(labels, real.shape[0])
+            with torch.no_grad():
+                fake = g(run.sample_noise(real.shape[0]), **kwargs)
+            self.update_d(real, fake, labels, extra)
+        real, labels = next(self.batches)
+        z = run.sample_noise(real.shape[0])
+        kwargs, extra = game.inputs(labels, real.shape[0])
+        fake = g(z, **kwargs)
+        if d_updates:
+            loss_d, logit_real, logit_fake, d_values = self.update_d(real, fake.detach(), labels, extra)
+        else:  # D rests this step: measure it anyway so every step has D's numbers
+            with torch.no_grad():
+                loss_d, logit_real, logit_fake, d_values = game.d_loss(
+                    self.d, real, fake.detach(), labels, extra, *run.targets(real.shape[0]))
+        self.opt_g.zero_grad(set_to_none=True)
+        loss_g, g_values = game.g_loss(self.critic, fake, extra)
+        loss_g.backward()
+        self.opt_g.step()
+        return {"loss_g": loss_g.item(), "loss_d": loss_d.item(),
+                "d_real": torch.sigmoid(logit_real).mean().item(),
+                "d_fake": torch.sigmoid(logit_fake).mean().item(), **d_values, **g_values}
+
+
 def train_gan(family: str, dataset: ImageDataset, model_config, train_config: TrainConfig, out: str | Path,
               source: dict | None = None, progress: bool = True, name: str | None = None, resume: bool = False,
               keep_training_state: bool = False) -> Path:
     """Train one of the adversarial families and write a bundle to `out`; returns the bundle path.
     resume=True continues the interrupted run saved in `out` (see Run)."""
-    cls = FAMILIES[family]
-    run = Run(family, cls.display, dataset, model_config, train_config, out, cls.history_keys(model_config),
-              source, name, progress, resume=resume, keep_training_state=keep_training_state)
-    game = cls(model_config, train_config, run, dataset)
-    generator, discriminator = (net.to(run.device) for net in game.networks())
-    generator.apply(dcgan.weights_init)
-    discriminator.apply(dcgan.weights_init)
-    betas = (train_config.beta1, train_config.beta2)
-    opt_g = torch.optim.Adam(generator.parameters(), lr=train_config.lr_g, betas=betas)
-    opt_d = torch.optim.Adam(discriminator.parameters(), lr=train_config.lr_d, betas=betas)
-    networks = {"generator": generator, "discriminator": discriminator}
-    if family == "infogan":
-        run.bundle_config["codes"] = model_config.code_layout()
-    if family == "cgan":
-        run.bundle_config["conditions"] = list(model_config.conditions)
-    batches = run.start(networks, {"generator": opt_g, "discriminator": opt_d}, generator)
-    g = run.parallel(generator)
-    critic = _Critic(discriminator)
-    d = run.parallel(critic)
-
-    def update_d(real, fake, labels, extra) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, dict]:
-        real_target, fake_target = run.targets(real.shape[0])
-        opt_d.zero_grad(set_to_none=True)
-        result = game.d_loss(d, real, fake, labels, extra, real_target, fake_target)
-        result[0].backward()
-        opt_d.step()
-        return result
-
+    training = AdversarialSteps(family, dataset, model_config, train_config, out, source, progress, name, resume,
+                                keep_training_state)
+    run = training.run
     for step in run.steps():
-        d_updates = train_config.d_steps if (step - 1) % train_config.d_every == 0 else 0
-        for _ in range(d_updates - 1):  # extra D updates, each on its own batch
-            real, labels = next(batches)
-            kwargs, extra = game.inputs(labels, real.shape[0])
-            with torch.no_grad():
-                fake = g(run.sample_noise(real.shape[0]), **kwargs)
-            update_d(real, fake, labels, extra)
-        real, labels = next(batches)
-        z = run.sample_noise(real.shape[0])
-        kwargs, extra = game.inputs(labels, real.shape[0])
-        fake = g(z, **kwargs)
-        if d_updates:
-            loss_d, logit_real, logit_fake, d_values = update_d(real, fake.detach(), labels, extra)
-        else:  # D rests this step: measure it anyway so every step has D's numbers
-            with torch.no_grad():
-                loss_d, logit_real, logit_fake, d_values = game.d_loss(
-                    d, real, fake.detach(), labels, extra, *run.targets(real.shape[0]))
-        opt_g.zero_grad(set_to_none=True)
-        loss_g, g_values = game.g_loss(critic, fake, extra)
-        loss_g.backward()
-        opt_g.step()
-        values = {"loss_g": loss_g.item(), "loss_d": loss_d.item(),
-                  "d_real": torch.sigmoid(logit_real).mean().item(),
-                  "d_fake": torch.sigmoid(logit_fake).mean().item(), **d_values, **g_values}
-        run.record(step, values)
-        run.maybe_snapshot_and_save(step, generator, networks)
-    return run.finish(networks)
+        run.record(step, training(step))
+        run.maybe_snapshot_and_save(step, training.generator, training.networks)
+    return run.finish(training.networks)
 
 
 def train_dcgan(dataset: ImageDataset, model_config: dcgan.DCGANConfig, train_config: TrainConfig, out: str | Path,
