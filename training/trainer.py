@@ -39,9 +39,10 @@ def train(family: str, dataset: ImageDataset, model_config, train_config: TrainC
     """Train a model of `family` ("dcgan", "vae", "cgan", "infogan") and write its bundle to `out`.
 
     resume=True continues the run whose training_state.safetensors is in `out` (with the same settings; only
-    steps, checkpoint_every, snapshot_steps, device and diverge_patience may change) and ends with the same
-    weights and history as an uninterrupted run. The training state is dropped from the final bundle unless
-    keep_training_state=True (keep it to continue a finished run with more steps later)."""
+    steps, checkpoint_every, snapshot_steps, device, diverge_patience, precision and channels_last may change)
+    and ends with the same weights and history as an uninterrupted run (when precision stayed the same). The
+    training state is dropped from the final bundle unless keep_training_state=True (keep it to continue a
+    finished run with more steps later)."""
     if family not in LOOPS:
         raise LatentExplorerError(f"unknown model family {family!r}; choose one of {', '.join(LOOPS)}")
     return LOOPS[family](dataset, model_config, train_config, out, source=source, progress=progress, name=name,

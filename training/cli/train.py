@@ -95,6 +95,14 @@ def add_parser(sub) -> None:
                      help="infogan: loss = adversarial + W x Q's code loss")
     opt.add_argument("--diverge-patience", type=int, default=1000, metavar="N",
                      help="stop when D(G(z)) < 0.001 for N steps in a row (the discriminator has won)")
+    fast = train.add_argument_group("speed (runtime choices: they may change on --resume; bundles are the same)")
+    fast.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
+                      help="bf16: forward passes under bf16 autocast, about 1.8x faster for the 64x64 DCGAN on a "
+                           "CPU with AVX512-BF16 (measure yours: python -m training.bench); weights, optimizer "
+                           "and losses stay fp32")
+    fast.add_argument("--channels-last", action="store_true",
+                      help="networks and batches in channels_last (NHWC) memory order, the one oneDNN and cuDNN "
+                           "convolutions prefer (about 10%% faster for the 64x64 DCGAN on a CPU)")
     model = train.add_argument_group("model")
     model.add_argument("--latent-dim", type=int, default=100, help="nz (InfoGAN: noise, without the codes)")
     model.add_argument("--g-width", type=int, default=64, help="generator / decoder width (ngf)")
@@ -151,8 +159,8 @@ def run(args: argparse.Namespace) -> None:
         snapshot_steps=args.snapshot_steps, checkpoint_every=args.checkpoint_every, device=args.device,
         d_every=args.d_every, d_steps=args.d_steps, label_smoothing=args.label_smoothing, label_flip=args.label_flip,
         class_weight=args.class_weight, classify_fakes=args.classify_fakes, info_weight=args.info_weight,
-        diverge_patience=args.diverge_patience,
-        holdout_fraction=args.holdout_fraction,
+        diverge_patience=args.diverge_patience, holdout_fraction=args.holdout_fraction,
+        precision=args.precision, channels_last=args.channels_last,
     )
     train_config.validate()
     if int(os.environ.get("RANK", "0")) == 0:  # under torchrun only rank 0 writes

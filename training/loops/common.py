@@ -26,6 +26,7 @@ from training import checkpoint, distributed
 from training.data.base import ImageDataset
 from training.errors import LatentExplorerError
 from training.latent import LatentDistribution, sample_latents
+from training.loops import speed
 
 DEFAULT_SNAPSHOT_STEPS = (0, 200, 1000, 2500, 5000, 10000, 20000)
 SNAPSHOT_SAMPLES = 64
@@ -62,6 +63,9 @@ class TrainConfig:
     info_weight: float = 1.0  # InfoGAN: loss = adversarial + info_weight * Q's code likelihood loss
     diverge_patience: int = 1000  # stop when D(G(z)) < 1e-3 for this many consecutive steps
     holdout_fraction: float = 0.1  # VAE: share of the dataset held out for test MSE and latents.npz
+    # Speed options (loops/speed.py): how each step's arithmetic runs; weights, optimizer state and losses stay fp32.
+    precision: str = "fp32"  # "bf16": forward passes under bf16 autocast
+    channels_last: bool = False  # networks and real batches in NHWC memory order (faster convolutions on CPUs)
 
     def validate(self) -> None:
         if self.steps < 1:
@@ -93,6 +97,11 @@ class TrainConfig:
             raise LatentExplorerError(f"--diverge-patience must be at least 1 (got {self.diverge_patience})")
         if not 0 < self.holdout_fraction < 0.9:
             raise LatentExplorerError(f"--holdout-fraction must be in (0, 0.9), got {self.holdout_fraction}")
+        if self.precision not in speed.PRECISIONS:
+            raise LatentExplorerError(f"--precision must be one of {', '.join(speed.PRECISIONS)}, "
+                                      f"got {self.precision!r}")
+        if not isinstance(self.channels_last, bool):
+            raise LatentExplorerError(f"channels_last must be true or false, got {self.channels_last!r}")
         LatentDistribution.from_json(self.noise)
 
 
@@ -237,7 +246,11 @@ class DivergenceGuard:
 
 # A resumed run may change these: they decide how long to train and what to write, not what each step computes
 # (a different --device may change the last bits of the results, as any change of hardware does).
-RESUMABLE_CHANGES = ("steps", "checkpoint_every", "snapshot_steps", "device", "diverge_patience")
+# precision and channels_last are runtime choices of the same kind: the weights and optimizer state they leave
+# are float32 either way, so a run may go on faster (or more exactly) than it started; bf16 changes more than
+# the last bits of each step, so such a resumed run is no longer bit-identical to an uninterrupted one.
+RESUMABLE_CHANGES = ("steps", "checkpoint_every", "snapshot_steps", "device", "diverge_patience", "precision",
+                     "channels_last")
 COMPARED_SECTIONS = ("family", "model", "training", "dataset", "prior", "distributed")
 RUNTIME_FIELDS = ("seconds", "device_used", "images_per_second")  # measured by the run, written by finish()
 TRAINING_STATE_VERSION = 1
@@ -366,6 +379,7 @@ def load_optimizer_state(name: str, optimizer: torch.optim.Optimizer, tensors: d
         state.setdefault(int(index), {}).update(values)
     groups = [{**g, "betas": tuple(g["betas"])} if "betas" in g else g for g in data["param_groups"]]
     optimizer.load_state_dict({"state": state, "param_groups": groups})
+    speed.match_parameter_layout(optimizer)
 
 
 class Run:
@@ -400,6 +414,7 @@ class Run:
         self.out = Path(out)
         self.keep_training_state = keep_training_state
         self.processes, self.device = distributed.setup(resolve_device(train_config.device))
+        speed.check_precision(train_config.precision, self.device)
         self.is_main = self.processes.is_main
         self.progress = progress and self.is_main
         seed, rank = train_config.seed, self.processes.rank
@@ -433,6 +448,7 @@ class Run:
         self.images_seen = 0
         self.started = time.time()
         self.sampler: EpochBatches | None = None
+        self.batch_format = speed.memory_format(train_config.channels_last)
         if self.is_main:
             check_output_folder(self.out)
             remove_stale_temporaries(self.out)
@@ -480,7 +496,7 @@ class Run:
                 "it cannot continue as the same run:\n  " + "\n  ".join(differences[:20])
                 + (f"\n  and {len(differences) - 20} more" if len(differences) > 20 else "")
                 + "\nRepeat the original command with --resume (only --steps, --checkpoint-every, --snapshot-steps, "
-                "--device and --diverge-patience may change), or choose another --out."
+                "--device, --diverge-patience, --precision and --channels-last may change), or choose another --out."
             )
         if state["step"] >= self.config.steps:
             raise LatentExplorerError(
@@ -549,9 +565,13 @@ class Run:
     def start(self, networks: dict[str, nn.Module], optimizers: dict[str, torch.optim.Optimizer],
               generator: nn.Module, positions: np.ndarray | None = None
               ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """Restore a resumed run into the fresh networks and optimizers (or save the step-0 snapshot), and
-        return the endless (images, labels) batches over all images or the given dataset positions."""
+        """Lay the networks out as --channels-last asks, restore a resumed run into them and the optimizers (or
+        save the step-0 snapshot), and return the endless (images, labels) batches over all images or the given
+        dataset positions."""
         self.networks, self.optimizers = networks, optimizers
+        if self.config.channels_last:  # after initialisation, so both layouts start from the same weights
+            for net in networks.values():
+                net.to(memory_format=torch.channels_last)
         if self.is_main:
             snapshots = len({s for s in self.config.snapshot_steps if s <= self.config.steps} | {self.config.steps})
             check_free_space(self.out, estimate_save_bytes(networks, snapshots, self.dataset.image_size,
@@ -568,6 +588,10 @@ class Run:
             self.snapshot(0, generator)
         return self._batches(positions)
 
+    def mixed(self, module: nn.Module) -> nn.Module:
+        """The module as --precision runs it: under bf16 autocast with float32 outputs, or itself for fp32."""
+        return speed.with_precision(module, self.config.precision, self.device)
+
     def parallel(self, module: nn.Module) -> nn.Module:
         """The module as the loop should call it: wrapped in DistributedDataParallel under torchrun."""
         return distributed.wrap(module, self.processes, self.device)
@@ -576,7 +600,8 @@ class Run:
         for index in self.sampler:
             images, labels = self.dataset.batch(index if positions is None else positions[index])
             self.images_seen += len(index) * self.processes.world_size
-            yield images.to(self.device, non_blocking=True), labels.to(self.device, non_blocking=True)
+            images = images.to(self.device, non_blocking=True, memory_format=self.batch_format)
+            yield images, labels.to(self.device, non_blocking=True)
 
     def sample_noise(self, n: int) -> torch.Tensor:
         return sample_latents(self.noise, n, self.latent_dim, generator=self.noise_rng).to(self.device)

@@ -10,6 +10,7 @@ One step, with the defaults exactly the PyTorch DCGAN tutorial's:
 What differs between families lives in the small `_Family` classes below; the loop is written once.
 The losses see D through `_Critic`, whose one forward(x, heads=False) is what DistributedDataParallel wraps under
 torchrun; G's own update goes through the unwrapped critic (D's gradients from it are thrown away anyway).
+With --precision bf16 both networks run under autocast (speed.Autocast) and hand float32 outputs to the losses.
 """
 
 from __future__ import annotations
@@ -197,8 +198,8 @@ class AdversarialSteps:
             run.bundle_config["conditions"] = list(model_config.conditions)
         self.batches = run.start(self.networks, {"generator": self.opt_g, "discriminator": self.opt_d},
                                  self.generator)
-        self.g = run.parallel(self.generator)
-        self.critic = _Critic(self.discriminator)
+        self.g = run.parallel(run.mixed(self.generator))
+        self.critic = run.mixed(_Critic(self.discriminator))
         self.d = run.parallel(self.critic)
 
     def update_d(self, real, fake, labels, extra) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, dict]:

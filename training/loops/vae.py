@@ -107,7 +107,7 @@ def train_vae(dataset: ImageDataset, model_config: vae.VAEConfig, train_config: 
                                  betas=(train_config.beta1, train_config.beta2))
     networks = {"encoder": encoder, "decoder": decoder}
     batches = run.start(networks, {"adam": optimiser}, decoder, positions=train_positions)
-    encode, decode = run.parallel(encoder), run.parallel(decoder)
+    encode, decode = run.parallel(run.mixed(encoder)), run.parallel(run.mixed(decoder))
     for step in run.steps():
         x, _ = next(batches)
         mu, logvar = encode(x)
