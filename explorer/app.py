@@ -11,6 +11,9 @@ if ROOT not in sys.path:
 import streamlit as st  # noqa: E402
 
 from explorer.figures import PIXELATED_CSS  # noqa: E402
+from explorer.memory import limit_malloc_arenas  # noqa: E402
+
+limit_malloc_arenas()  # once per process would do; repeating it on each run costs nothing
 
 st.set_page_config(page_title="Latent Explorer", page_icon="🧭", layout="wide")
 # Sample grids travel at their native size; the browser enlarges them with nearest neighbour.
