@@ -221,7 +221,8 @@ def real_images(dataset: dict, n: int, local_path: str | None = None,
     if name == "imported":
         raise LatentExplorerError("this generator was imported without its training data, so there are no real "
                                   "images to compare with")
-    root = local_path or source.get("path")
+    load_args = dict(source.get("load_args") or {})
+    root = local_path or load_args.get("path") or source.get("path") or source.get("root")
     if not root or not Path(root).exists():
         raise LatentExplorerError(
             f"the {name} images are not shipped with the app" + (f" ({local_path}: no such folder)" if local_path
@@ -232,8 +233,11 @@ def real_images(dataset: dict, n: int, local_path: str | None = None,
     from training.data.registry import load_dataset
 
     accepted = inspect.signature(load_dataset).parameters
-    options = {k: source[k] for k in ("num_images", "seed", "attributes", "face_margin", "split", "labels")
-               if k in accepted and source.get(k) is not None}
+    # load_args is the exact call that built the training set (real datasets record it); older bundles fall back
+    # to the loose fields of the description.
+    recorded = load_args or source
+    options = {k: recorded[k] for k in ("num_images", "seed", "attributes", "face_margin", "split", "labels")
+               if k in accepted and recorded.get(k) is not None}
     data, _ = load_dataset(name, image_size=size, path=str(root), progress=False, **options)
     if len(data) == 0:
         raise LatentExplorerError(f"{local_path}: no images found")

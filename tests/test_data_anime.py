@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -103,3 +105,23 @@ def test_missing_folder_tags_or_images(tmp_path) -> None:
     with pytest.raises(LatentExplorerError, match="no attribute 'hair'"):
         make_anime(tmp_path / "ok")
         load_anime(tmp_path / "ok", attributes=["hair"], progress=False)
+
+
+def test_explorer_finds_the_recorded_copy_of_a_real_dataset(tmp_path) -> None:
+    """A bundle records where its real dataset was (source.load_args); the explorer reads images from there at
+    given dataset positions (the latent map's originals), and names the dataset when the copy is gone."""
+    import torch
+
+    from explorer.replay import real_images
+    from training.data.registry import load_dataset
+
+    make_anime(tmp_path / "anime")
+    dataset, source = load_dataset("anime", image_size=16, path=str(tmp_path / "anime"), progress=False)
+    description = {"name": "anime", "image_size": 16, "source": source}
+    picked = real_images(description, 2, indices=np.array([3, 1]))
+    expected, _ = dataset.batch(np.array([3, 1]))
+    assert torch.equal(picked, expected)
+    assert real_images(description, 2).shape == (2, 3, 16, 16)
+    shutil.rmtree(tmp_path / "anime")
+    with pytest.raises(LatentExplorerError, match="anime images are not shipped"):
+        real_images(description, 2)
