@@ -4,7 +4,6 @@ records both options, a resume may switch them, older configs without them load,
 
 import json
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +12,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 from streamlit.testing.v1 import AppTest
+from test_distributed import _free_port
 from torch import nn
 from torch.nn import functional as F
 
@@ -163,12 +163,6 @@ def test_a_resumed_optimizer_takes_its_parameters_layout():
     speed.match_parameter_layout(optimizer)
     moved = optimizer.state[weight]["exp_avg"]
     assert moved.stride() == weight.stride() and torch.equal(moved, before)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_two_cpu_processes_train_fast(tmp_path):
