@@ -250,7 +250,8 @@ def real_images(dataset: dict, n: int, local_path: str | None = None,
 
 
 # Training options that describe bookkeeping, not the experiment.
-_SKIP_OPTIONS = {"snapshot_steps", "checkpoint_every", "device", "device_used", "images_per_second"}
+_SKIP_OPTIONS = {"snapshot_steps", "checkpoint_every", "device", "device_used", "images_per_second",
+                 "precision", "channels_last"}  # how fast a run went, not what it learned
 _OPTION_LABELS = {
     "steps": "steps", "batch_size": "batch", "lr_g": "lr G", "lr_d": "lr D", "beta1": "beta1", "beta2": "beta2",
     "seed": "seed", "noise": "training noise", "seconds": "train seconds", "latent_dim": "latent dim",

@@ -79,3 +79,15 @@ def test_shipped_bundles_carry_no_images_of_real_datasets(tmp_path):
     with np.load(tmp_path / "latents.npz") as data:
         assert sorted(data.files) == ["codes", "indices"] and np.array_equal(data["codes"], codes)
     assert strip_dataset_images(tmp_path, {"dataset": {"name": "anime"}}) is False  # nothing left to drop
+
+
+def test_shipped_bundles_stay_small():
+    """Issue #6's budget: every bundle under 15 MB and checkpoints/ under 150 MB (each retrain grows git forever)."""
+    from training.checkpoint import find_bundles
+
+    sizes = {bundle: sum(f.stat().st_size for f in bundle.rglob("*") if f.is_file())
+             for bundle in find_bundles(REPO / "checkpoints")}
+    assert sizes, "no shipped bundles"
+    too_big = {str(b): s for b, s in sizes.items() if s >= 15_000_000}
+    assert not too_big
+    assert sum(sizes.values()) < 150_000_000
