@@ -95,3 +95,16 @@ def test_no_pickle_in_a_bundle(tiny_bundle):
     for file in tiny_bundle.rglob("*"):
         if file.is_file():
             assert file.suffix in {".json", ".safetensors", ".png", ".npz"}, file
+
+
+def test_find_bundles_skips_hidden_folders_stops_at_bundles_and_survives_link_loops(tmp_path):
+    from training.checkpoint import find_bundles
+
+    root = tmp_path / ".hidden-parent" / "checkpoints"  # a hidden folder above root is fine
+    for folder in ("toyfaces/dcgan", "toyfaces/dcgan/snapshots/inner", "anime/vae", ".trash/old", "a/b/c"):
+        (root / folder).mkdir(parents=True)
+    for bundle in ("toyfaces/dcgan", "toyfaces/dcgan/snapshots/inner", "anime/vae", ".trash/old", "a/b/c"):
+        (root / bundle / "config.json").write_text("{}")
+    (root / "anime" / "loop").symlink_to(root, target_is_directory=True)
+    assert find_bundles(root) == [root / "a/b/c", root / "anime/vae", root / "toyfaces/dcgan"]
+    assert find_bundles(tmp_path / "missing") == []

@@ -369,8 +369,28 @@ def load_bundle(path: str | Path, with_training_networks: bool = False) -> Bundl
 
 
 def find_bundles(root: str | Path) -> list[Path]:
-    """Every folder under root that holds a config.json, sorted (checkpoints/<dataset>/<model>)."""
+    """Every folder under root that holds a config.json, sorted (checkpoints/<dataset>/<model>).
+
+    Hidden folders below root are skipped, and the search does not go inside a bundle (its snapshots/ hold no
+    bundles): the app lists the bundles on every rerun, and walking every snapshot cost milliseconds each time.
+    Symbolic links to folders are followed, once each."""
     root = Path(root)
     if not root.is_dir():
         return []
-    return sorted(p.parent for p in root.rglob(CONFIG_FILE) if not any(part.startswith(".") for part in p.parts))
+    found, todo, seen = [], [root], set()
+    while todo:
+        folder = todo.pop()
+        try:
+            real = folder.resolve()
+            if real in seen:
+                continue
+            seen.add(real)
+            with os.scandir(folder) as listing:
+                entries = list(listing)
+        except OSError:
+            continue
+        if any(e.name == CONFIG_FILE and e.is_file() for e in entries):
+            found.append(folder)
+            continue
+        todo += [folder / e.name for e in entries if not e.name.startswith(".") and e.is_dir()]
+    return sorted(found)

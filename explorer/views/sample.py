@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from explorer import bundles
+from explorer import bundles, torch_worker
 from explorer.diagnostics import explain
 from explorer.figures import grid_jpeg, norm_histogram
 from explorer.sampling import prior_norms, prior_samples, sample_and_diagnose
@@ -23,7 +23,7 @@ def apply_preset(name: str) -> None:
 
 @st.cache_resource(max_entries=64)
 def cached_prior_batch(path: str, mtime: float, n: int, seed: int):
-    return prior_samples(bundles.load(path), n, seed)
+    return torch_worker.run(prior_samples, bundles.load(path), n, seed)
 
 
 @st.cache_resource(max_entries=16)
@@ -77,8 +77,8 @@ if n < 2:
     st.warning("Pairwise numbers (cosine, diversity) need at least 2 samples; showing the single image only.")
 mtime = (bundle.path / "config.json").stat().st_mtime
 reference, reference_norms = cached_prior_norms(__import__("json").dumps(bundle.prior.to_json()), bundle.latent_dim)
-batch = sample_and_diagnose(bundle, dist, n, seed, prior_batch=cached_prior_batch(str(bundle.path), mtime, n, seed),
-                            norm_reference=reference)
+batch = torch_worker.run(sample_and_diagnose, bundle, dist, n, seed,
+                         prior_batch=cached_prior_batch(str(bundle.path), mtime, n, seed), norm_reference=reference)
 d = batch.diagnostics
 
 pictures, numbers = st.columns([3, 2])

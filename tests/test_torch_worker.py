@@ -1,0 +1,28 @@
+"""The pages' torch work runs on one long-lived thread (a fresh thread per rerun would rebuild torch's OpenMP
+team every time); results and exceptions come back to the caller."""
+
+import threading
+
+import pytest
+
+from explorer import torch_worker
+
+
+def test_work_runs_on_one_other_thread_and_returns_its_result():
+    names = {torch_worker.run(lambda: threading.current_thread().name) for _ in range(3)}
+    assert len(names) == 1 and names != {threading.current_thread().name}
+    # From several threads at once too (Streamlit runs each session's rerun in its own thread).
+    seen = []
+    threads = [threading.Thread(target=lambda: seen.append(torch_worker.run(lambda: threading.current_thread().name)))
+               for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert set(seen) == names
+    assert torch_worker.run(lambda a, b=0: a + b, 2, b=3) == 5
+
+
+def test_exceptions_reach_the_caller():
+    with pytest.raises(ValueError, match="bad"):
+        torch_worker.run(lambda: (_ for _ in ()).throw(ValueError("bad")))
