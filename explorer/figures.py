@@ -78,8 +78,8 @@ def norm_histogram(norms: np.ndarray, prior_norms: np.ndarray, reference: NormRe
             density, edges = np.histogram(values, bins=bins, density=True)
         else:  # every code has the same norm (std 0): one thin bar
             edges, density = np.array([values[0] - 0.05, values[0] + 0.05]), np.array([10.0])
-        bars.append(go.Bar(x=(edges[:-1] + edges[1:]) / 2, y=density, width=np.diff(edges), name=name,
-                           opacity=opacity, marker=dict(color=colour, line_width=0)))
+        bars.append(dict(type="bar", x=(edges[:-1] + edges[1:]) / 2, y=density, width=np.diff(edges), name=name,
+                         opacity=opacity, marker=dict(color=colour, line_width=0)))  # validated once, by Figure
     return go.Figure(data=bars, layout=_norm_layout(float(reference.mean)))
 
 

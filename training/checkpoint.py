@@ -377,14 +377,10 @@ def find_bundles(root: str | Path) -> list[Path]:
     root = Path(root)
     if not root.is_dir():
         return []
-    found, todo, seen = [], [root], set()
+    found, todo, linked = [], [root], {os.path.realpath(root)}
     while todo:
         folder = todo.pop()
         try:
-            real = folder.resolve()
-            if real in seen:
-                continue
-            seen.add(real)
             with os.scandir(folder) as listing:
                 entries = list(listing)
         except OSError:
@@ -392,5 +388,16 @@ def find_bundles(root: str | Path) -> list[Path]:
         if any(e.name == CONFIG_FILE and e.is_file() for e in entries):
             found.append(folder)
             continue
-        todo += [folder / e.name for e in entries if not e.name.startswith(".") and e.is_dir()]
-    return sorted(found)
+        for entry in entries:
+            if entry.name.startswith(".") or not entry.is_dir():
+                continue
+            if entry.is_symlink():  # only links can make a loop; resolving every folder cost more than the walk
+                target = os.path.realpath(entry.path)
+                if target in linked:
+                    continue
+                linked.add(target)
+            todo.append(folder / entry.name)
+    unique = {}
+    for bundle in sorted(found):  # a link to a folder walked anyway finds its bundles twice: keep one path each
+        unique.setdefault(os.path.realpath(bundle), bundle)
+    return sorted(unique.values())
