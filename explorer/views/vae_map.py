@@ -56,10 +56,14 @@ def cached_originals(dataset_json: str, positions: tuple[int, ...]):
     return real_images(json.loads(dataset_json), len(positions), indices=np.array(positions, dtype=np.int64))
 
 
-def originals(start: int, stop: int):
-    """(the held-out images behind codes start..stop-1, None), or (None, why they cannot be shown)."""
-    if held.images is not None and stop <= len(held.images):
-        return held.images[start:stop], None
+def originals(bundle, held, start: int, stop: int):
+    """(the held-out images behind codes start..stop-1, None), or (None, why they cannot be shown). A bundle
+    that carries images (one trained here, or on procedural toyfaces) shows those; one that ships codes only
+    (a real dataset's) reads any code's original from the local copy of the dataset."""
+    if held.images is not None:
+        if stop <= len(held.images):
+            return held.images[start:stop], None
+        return None, f"latents.npz keeps the original image only for the first {len(held.images)} codes."
     if held.indices is None:
         return None, "latents.npz holds neither these images nor their dataset positions, so there are no originals."
     try:
@@ -171,7 +175,7 @@ if held is not None:
     with side:
         st.subheader(f"Code {selected}")
         image = decode(decoder, held.codes[selected:selected + 1])
-        original, missing = originals(selected, selected + 1)
+        original, missing = originals(bundle, held, selected, selected + 1)
         if original is not None:
             recon = reconstruct(encoder, decoder, original)
             st.image(labelled_rows(["original", "decoded"], [recon.originals, image], scale=4), width="stretch")
@@ -201,17 +205,16 @@ if held is not None:
 
     st.header("Reconstructions")
     available = len(held.images) if held.images is not None else (len(held) if held.indices is not None else 0)
-    first, missing = originals(0, min(4, available)) if available else (None, "latents.npz holds no images.")
-    if first is None:
+    top = min(32, available)
+    k = int(min(max(4, st.session_state["map_recon_n"]), top)) if available else 0
+    shown, missing = originals(bundle, held, 0, k) if k else (None, "latents.npz holds no images.")
+    if shown is None:
         st.info(f"No reconstructions to show. {missing}")
     else:
         if available > 4:
-            top = min(32, available)
-            st.session_state["map_recon_n"] = int(min(max(4, st.session_state["map_recon_n"]), top))
+            st.session_state["map_recon_n"] = k
             st.slider("images", 4, top, step=1, key="map_recon_n")
-        k = int(min(st.session_state["map_recon_n"], available))
-        shown, missing = originals(0, k)
-        recon = reconstruct(encoder, decoder, shown if shown is not None else first)
+        recon = reconstruct(encoder, decoder, shown)
         st.image(labelled_rows(["original", "reconstruction"], [recon.originals, recon.reconstructions]),
                  width="stretch")
         holdout = (bundle.metrics or {}).get("holdout_reconstruction") or {}
