@@ -80,7 +80,9 @@ def norm_histogram(norms: np.ndarray, prior_norms: np.ndarray, reference: NormRe
             edges, density = np.array([values[0] - 0.05, values[0] + 0.05]), np.array([10.0])
         bars.append(dict(type="bar", x=(edges[:-1] + edges[1:]) / 2, y=density, width=np.diff(edges), name=name,
                          opacity=opacity, marker=dict(color=colour, line_width=0)))  # validated once, by Figure
-    return go.Figure(data=bars, layout=_norm_layout(float(reference.mean)))
+    # _validate=False: the traces are plain numbers built just above and the layout was validated when it was
+    # cached; re-checking every property on each slider move cost a third of this function.
+    return go.Figure(data=bars, layout=_norm_layout(float(reference.mean)), _validate=False)
 
 
 @functools.lru_cache(maxsize=64)
