@@ -6,7 +6,7 @@ import pandas as pd
 import streamlit as st
 import torch
 
-from explorer import bundles
+from explorer import bundles, torch_worker
 from explorer.conditions import (
     attribute_pairs,
     between_faces,
@@ -141,7 +141,7 @@ def conditional_page(bundle, net_info) -> None:
     n, seed = int(st.session_state["attr_n"]), int(st.session_state["attr_seed"])
     z = sample_latents(bundle.prior, n, bundle.latent_dim, seed=seed)
     labels = condition_rows(conditions, chosen, n)
-    images = generate_with(bundle.generator, z, labels=labels)
+    images = torch_worker.run(generate_with, bundle.generator, z, labels=labels)
     asked = {a: chosen[a.name] for a in conditions}
     picture, numbers = st.columns([3, 2])
     picture.image(grid_jpeg(images), output_format="JPEG", width="stretch",
@@ -235,7 +235,8 @@ def infogan_page(bundle) -> None:
         right.number_input("seed of the codes z", min_value=0, max_value=2**31 - 1, step=1, key="attr_seed")
     n, seed = int(st.session_state["attr_n"]), int(st.session_state["attr_seed"])
     z = sample_latents(bundle.prior, n, bundle.latent_dim, seed=seed)
-    images = generate_with(generator, z, codes=info_codes(generator, layout, n, categories, continuous))
+    images = torch_worker.run(generate_with, generator, z,
+                              codes=info_codes(generator, layout, n, categories, continuous))
     setting = [f"{k} = {v}" for k, v in categories.items()] + [f"{k} = {v:+.1f}" for k, v in continuous.items()]
     st.image(grid_jpeg(images), output_format="JPEG", width="stretch", caption=", ".join(setting))
     outside = [k for k, v in continuous.items() if abs(v) > 1]

@@ -5,7 +5,7 @@ import json
 import pandas as pd
 import streamlit as st
 
-from explorer import bundles
+from explorer import bundles, torch_worker
 from explorer.comparison import ModelScores, comparison_rows, explain_comparison, metric_scores
 from explorer.figures import grid_jpeg
 from explorer.replay import real_images
@@ -43,7 +43,8 @@ def configs() -> dict[str, tuple[str, dict]]:
 @st.cache_resource(max_entries=16, show_spinner="Sampling…")
 def cached_batch(path: str, mtime: float, dist_json: str, n: int, seed: int):
     bundle = bundles.load(path)
-    batch = sample_and_diagnose(bundle, LatentDistribution.from_json(json.loads(dist_json)), n, seed)
+    batch = torch_worker.run(sample_and_diagnose, bundle, LatentDistribution.from_json(json.loads(dist_json)), n,
+                             seed)
     return batch.images, batch.diagnostics, mean_sharpness(batch.images)
 
 

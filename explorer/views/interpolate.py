@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from explorer import bundles
+from explorer import bundles, torch_worker
 from explorer.diagnostics import generate, prior_norm_reference
 from explorer.figures import labelled_rows, path_norms_figure
 from explorer.interpolation import compare_paths, explain_paths, interpolate
@@ -55,7 +55,7 @@ try:
 except LatentExplorerError as exc:
     st.error(f"{exc}. Pick other seeds.")
     st.stop()
-images = {method: generate(bundle.generator, path) for method, path in paths.items()}
+images = {method: torch_worker.run(generate, bundle.generator, path) for method, path in paths.items()}
 
 st.subheader(f"From seed {seed_a} to seed {seed_b} in {steps} steps")
 st.image(labelled_rows(["linear", "spherical"], [images["linear"], images["spherical"]]), width="stretch")
