@@ -152,6 +152,20 @@ def unconditional_problem(bundle: Bundle) -> str | None:
     return None
 
 
+def unconditional_picker() -> Bundle:
+    """The sidebar's model for a page that feeds it codes z alone; the run stops with a message on the page when
+    there is no model or this one also needs a condition."""
+    bundle = sidebar_picker()
+    if bundle is None:
+        st.stop()
+    problem = unconditional_problem(bundle)
+    if problem:
+        st.info(problem)
+        st.stop()
+    st.sidebar.caption(f"Latent dimension {bundle.latent_dim}; trained on codes from {bundle.prior.label}.")
+    return bundle
+
+
 def sidebar_picker(families: tuple[str, ...] | None = None) -> Bundle | None:
     """The bundle select box in the sidebar; shows a clear message and returns None when nothing fits."""
     # Bundles without a generator (the evaluation feature networks) are never offered as a model.

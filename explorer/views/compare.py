@@ -6,27 +6,18 @@ import pandas as pd
 import streamlit as st
 
 from explorer import bundles, torch_worker
+from explorer.bundles import read_config
 from explorer.comparison import ModelScores, comparison_rows, explain_comparison, metric_scores
 from explorer.figures import grid_jpeg
 from explorer.replay import real_images
 from explorer.sampling import sample_and_diagnose
 from explorer.sharpness import mean_sharpness
-from explorer.bundles import read_config
+from explorer.widgets import chosen_distribution, distribution_controls, distribution_defaults
 from training.errors import LatentExplorerError
-from training.latent import PRESETS, LatentDistribution
+from training.latent import LatentDistribution
 
 GAN_FAMILIES = ("dcgan", "cgan", "infogan")
-DEFAULTS = {"compare_kind": "Normal", "compare_mean": 0.0, "compare_std": 1.0, "compare_low": 0.0,
-            "compare_high": 1.0, "compare_n": 32, "compare_seed": 0}
-
-
-def apply_preset(name: str) -> None:
-    dist = PRESETS[name]
-    st.session_state["compare_kind"] = "Normal" if dist.kind == "normal" else "Uniform"
-    if dist.kind == "normal":
-        st.session_state["compare_mean"], st.session_state["compare_std"] = dist.mean, dist.std
-    else:
-        st.session_state["compare_low"], st.session_state["compare_high"] = dist.low, dist.high
+DEFAULTS = distribution_defaults("compare_", n=32)
 
 
 def configs() -> dict[str, tuple[str, dict]]:
@@ -116,29 +107,8 @@ with st.container(border=True):
         st.stop()
     gan_name = pick("GAN (same dataset)", gans, "compare_gan", right)
 
-    cols = st.columns(len(PRESETS) + 1)
-    cols[0].markdown("**Presets**")
-    for col, name in zip(cols[1:], PRESETS):
-        col.button(name, on_click=apply_preset, args=(name,), use_container_width=True, key=f"compare_preset_{name}")
-    kind = st.radio("Distribution", ["Normal", "Uniform"], horizontal=True, key="compare_kind")
-    left, right = st.columns(2)
-    if kind == "Normal":
-        left.slider("mean", -20.0, 20.0, step=0.5, key="compare_mean")
-        right.slider("std", 0.0, 5.0, step=0.05, key="compare_std")
-    else:
-        left.slider("low", -10.0, 10.0, step=0.1, key="compare_low")
-        right.slider("high", -10.0, 10.0, step=0.1, key="compare_high")
-    left.slider("samples per model", 4, 64, step=4, key="compare_n")
-    right.number_input("seed", min_value=0, max_value=2**31 - 1, step=1, key="compare_seed")
-
-try:
-    if kind == "Normal":
-        dist = LatentDistribution.normal(st.session_state["compare_mean"], st.session_state["compare_std"])
-    else:
-        dist = LatentDistribution.uniform(st.session_state["compare_low"], st.session_state["compare_high"])
-except LatentExplorerError as exc:
-    st.error(f"{exc}. Adjust the sliders to continue.")
-    st.stop()
+    distribution_controls("compare_", "samples per model", (4, 64, 4))
+dist = chosen_distribution("compare_")
 
 n, seed = int(st.session_state["compare_n"]), int(st.session_state["compare_seed"])
 scores, images = {}, {}

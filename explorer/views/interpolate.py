@@ -26,14 +26,7 @@ st.title("Interpolation: straight line or great circle?")
 st.write("Walking in a straight line between two codes passes through the prior's nearly empty middle, "
          "where codes are much shorter than any the generator trained on; walking along the sphere does not.")
 
-bundle = bundles.sidebar_picker()
-if bundle is None:
-    st.stop()
-problem = bundles.unconditional_problem(bundle)
-if problem:
-    st.info(problem)
-    st.stop()
-st.sidebar.caption(f"Latent dimension {bundle.latent_dim}; trained on codes from {bundle.prior.label}.")
+bundle = bundles.unconditional_picker()
 
 with st.container(border=True):
     a, b, c = st.columns(3)

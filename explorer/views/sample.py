@@ -6,19 +6,10 @@ from explorer import bundles, torch_worker
 from explorer.diagnostics import explain
 from explorer.figures import grid_jpeg, norm_histogram
 from explorer.sampling import prior_norms, prior_samples, sample_and_diagnose
-from training.errors import LatentExplorerError
-from training.latent import PRESETS, LatentDistribution
+from explorer.widgets import chosen_distribution, distribution_controls, distribution_defaults
+from training.latent import LatentDistribution
 
-DEFAULTS = {"kind": "Normal", "mean": 0.0, "std": 1.0, "low": 0.0, "high": 1.0, "n": 64, "seed": 0}
-
-
-def apply_preset(name: str) -> None:
-    dist = PRESETS[name]
-    st.session_state["kind"] = "Normal" if dist.kind == "normal" else "Uniform"
-    if dist.kind == "normal":
-        st.session_state["mean"], st.session_state["std"] = dist.mean, dist.std
-    else:
-        st.session_state["low"], st.session_state["high"] = dist.low, dist.high
+DEFAULTS = distribution_defaults("", n=64)
 
 
 @st.cache_resource(max_entries=64)
@@ -48,29 +39,8 @@ if bundle is None:
 st.sidebar.caption(f"Latent dimension {bundle.latent_dim}; trained on codes from {bundle.prior.label}.")
 
 with st.container(border=True):
-    cols = st.columns(len(PRESETS) + 1)
-    cols[0].markdown("**Presets**")
-    for col, name in zip(cols[1:], PRESETS):
-        col.button(name, on_click=apply_preset, args=(name,), use_container_width=True, key=f"preset_{name}")
-    kind = st.radio("Distribution", ["Normal", "Uniform"], horizontal=True, key="kind")
-    left, right = st.columns(2)
-    if kind == "Normal":
-        left.slider("mean", -20.0, 20.0, step=0.5, key="mean")
-        right.slider("std", 0.0, 5.0, step=0.05, key="std")
-    else:
-        left.slider("low", -10.0, 10.0, step=0.1, key="low")
-        right.slider("high", -10.0, 10.0, step=0.1, key="high")
-    left.slider("number of samples", 1, 128, step=1, key="n")
-    right.number_input("seed", min_value=0, max_value=2**31 - 1, step=1, key="seed")
-
-try:
-    if kind == "Normal":
-        dist = LatentDistribution.normal(st.session_state["mean"], st.session_state["std"])
-    else:
-        dist = LatentDistribution.uniform(st.session_state["low"], st.session_state["high"])
-except LatentExplorerError as exc:
-    st.error(f"{exc}. Adjust the sliders to continue.")
-    st.stop()
+    distribution_controls("", "number of samples", (1, 128, 1))
+dist = chosen_distribution("")
 
 n, seed = int(st.session_state["n"]), int(st.session_state["seed"])
 if n < 2:

@@ -27,14 +27,7 @@ st.title("Mean sweep: where do samples stop being varied?")
 st.write("Every row uses the same base noise, shifted to z ~ N(m, std): as the mean m moves away from the "
          "training prior, the codes all turn the same way, grow long, and the pictures lose their variety.")
 
-bundle = bundles.sidebar_picker()
-if bundle is None:
-    st.stop()
-problem = bundles.unconditional_problem(bundle)
-if problem:
-    st.info(problem)
-    st.stop()
-st.sidebar.caption(f"Latent dimension {bundle.latent_dim}; trained on codes from {bundle.prior.label}.")
+bundle = bundles.unconditional_picker()
 
 with st.container(border=True):
     left, right = st.columns(2)

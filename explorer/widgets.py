@@ -1,0 +1,57 @@
+"""Controls more than one page shows: the latent distribution picker (presets, normal/uniform sliders, batch size
+and seed). Each page gives its own key prefix, so its settings live apart from the other pages'."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from training.errors import LatentExplorerError
+from training.latent import PRESETS, LatentDistribution
+
+
+def distribution_defaults(prefix: str, n: int) -> dict:
+    return {f"{prefix}kind": "Normal", f"{prefix}mean": 0.0, f"{prefix}std": 1.0, f"{prefix}low": 0.0,
+            f"{prefix}high": 1.0, f"{prefix}n": n, f"{prefix}seed": 0}
+
+
+def _apply_preset(prefix: str, name: str) -> None:
+    dist = PRESETS[name]
+    st.session_state[f"{prefix}kind"] = "Normal" if dist.kind == "normal" else "Uniform"
+    if dist.kind == "normal":
+        st.session_state[f"{prefix}mean"], st.session_state[f"{prefix}std"] = dist.mean, dist.std
+    else:
+        st.session_state[f"{prefix}low"], st.session_state[f"{prefix}high"] = dist.low, dist.high
+
+
+def distribution_controls(prefix: str, samples_label: str, samples: tuple[int, int, int]) -> None:
+    """Preset buttons, the Normal/Uniform choice with its two sliders, a batch-size slider (min, max, step) and a
+    seed, all keyed `<prefix>kind`, `<prefix>mean`, ... (call distribution_defaults first)."""
+    cols = st.columns(len(PRESETS) + 1)
+    cols[0].markdown("**Presets**")
+    for col, name in zip(cols[1:], PRESETS):
+        col.button(name, on_click=_apply_preset, args=(prefix, name), use_container_width=True,
+                   key=f"{prefix}preset_{name}")
+    kind = st.radio("Distribution", ["Normal", "Uniform"], horizontal=True, key=f"{prefix}kind")
+    left, right = st.columns(2)
+    if kind == "Normal":
+        left.slider("mean", -20.0, 20.0, step=0.5, key=f"{prefix}mean")
+        right.slider("std", 0.0, 5.0, step=0.05, key=f"{prefix}std")
+    else:
+        left.slider("low", -10.0, 10.0, step=0.1, key=f"{prefix}low")
+        right.slider("high", -10.0, 10.0, step=0.1, key=f"{prefix}high")
+    low, high, step = samples
+    left.slider(samples_label, low, high, step=step, key=f"{prefix}n")
+    right.number_input("seed", min_value=0, max_value=2**31 - 1, step=1, key=f"{prefix}seed")
+
+
+def chosen_distribution(prefix: str) -> LatentDistribution:
+    """The distribution the controls describe; an impossible one (std 0, low >= high) is said on the page and
+    stops the run until the sliders change."""
+    state = st.session_state
+    try:
+        if state[f"{prefix}kind"] == "Normal":
+            return LatentDistribution.normal(state[f"{prefix}mean"], state[f"{prefix}std"])
+        return LatentDistribution.uniform(state[f"{prefix}low"], state[f"{prefix}high"])
+    except LatentExplorerError as exc:
+        st.error(f"{exc}. Adjust the sliders to continue.")
+        st.stop()
