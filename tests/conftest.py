@@ -52,3 +52,16 @@ def _one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(previous)
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """For modules that train tiny networks: a second intra-op thread buys nothing there, and on a busy 2-core
+    machine two threads waiting on each other made some tests 15x slower. Use with
+    `pytestmark = pytest.mark.usefixtures("one_torch_thread")`."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

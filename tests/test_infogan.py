@@ -13,13 +13,7 @@ from training.trainer import TrainConfig, train
 TINY = dict(latent_dim=8, image_size=32, g_width=8, d_width=8)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # Two threads on two busy cores are many times slower than one for these tiny networks.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

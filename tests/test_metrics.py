@@ -25,15 +25,7 @@ from training.metrics.featurenet import FeatureNetConfig, to_input
 from training.metrics.real import load_real
 from training.metrics.train_featurenet import FeatureNetTrainConfig, config_for, train_featurenet
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # These models are tiny: a second intra-op thread buys nothing, and on a busy 2-core machine two threads
-    # that wait on each other made the collapse test 15x slower.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 # ---------------------------------------------------------------------------------------------- distances
