@@ -8,16 +8,20 @@ classroom's slider moves instead of letting thirty sessions fight over two cores
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
 T = TypeVar("T")
 
-_WORKER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="latent-explorer-torch")
+_NAME = "latent-explorer-torch"
+_WORKER = ThreadPoolExecutor(max_workers=1, thread_name_prefix=_NAME)
 
 
 def run(function: Callable[..., T], *args, **kwargs) -> T:
     """function(*args, **kwargs) on the torch thread; its result, or its exception raised here. The function
     must not call Streamlit (that thread has no script context): pass it the pure computation only."""
+    if threading.current_thread().name.startswith(_NAME):  # already on it: queueing behind itself would hang
+        return function(*args, **kwargs)
     return _WORKER.submit(function, *args, **kwargs).result()

@@ -26,3 +26,7 @@ def test_work_runs_on_one_other_thread_and_returns_its_result():
 def test_exceptions_reach_the_caller():
     with pytest.raises(ValueError, match="bad"):
         torch_worker.run(lambda: (_ for _ in ()).throw(ValueError("bad")))
+
+
+def test_work_that_itself_asks_for_the_torch_thread_does_not_hang():
+    assert torch_worker.run(lambda: torch_worker.run(lambda: 7) + 1) == 8
