@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import os
+from collections import Counter
 from pathlib import Path
 
 import streamlit as st
@@ -43,6 +44,10 @@ def _config_at(path: str, mtime_ns: int, size: int) -> dict | LatentExplorerErro
         return read_config_file(path)
     except LatentExplorerError as exc:
         return exc
+    except (OSError, ValueError, TypeError, KeyError, RecursionError, OverflowError, MemoryError) as exc:
+        # The reader turns every problem it knows into LatentExplorerError; anything else it missed must still
+        # cost only this bundle, never the sidebar of every page.
+        return LatentExplorerError(f"{path}: unreadable bundle ({type(exc).__name__}: {str(exc)[:160]})")
 
 
 def read_config(path: str | Path) -> dict:
@@ -76,14 +81,17 @@ def _family(path: str) -> str | None:
 
 def shipped() -> dict[str, str]:
     """Display name -> folder, for every readable bundle under checkpoints/."""
-    names = {}
+    found = []
     for path in find_bundles(CHECKPOINTS):
         try:
             config = read_config(path)
         except LatentExplorerError:
             continue
-        names[config.get("name") or str(path.relative_to(CHECKPOINTS))] = str(path)
-    return names
+        found.append((config.get("name") or str(path.relative_to(CHECKPOINTS)), path))
+    counts = Counter(name for name, _ in found)
+    # Two bundles with one display name (a copied folder) must both stay selectable: name the folder too.
+    return {(name if counts[name] == 1 else f"{name} ({path.relative_to(CHECKPOINTS)})"): str(path)
+            for name, path in found}
 
 
 def unreadable() -> dict[str, str]:

@@ -12,6 +12,7 @@ import torch
 
 from training.checkpoint import METRICS_FILE, read_config
 from training.errors import LatentExplorerError
+from training.untrusted import read_json
 
 # History keys the loss plot knows, in display order, with their labels.
 GAN_SERIES = {"loss_g": "G loss", "loss_d": "D loss", "d_real": "D(x)", "d_fake": "D(G(z))"}
@@ -342,8 +343,8 @@ def experiment_table(paths: list[str | Path]) -> list[dict[str, object]]:
             continue
         metrics_file = Path(path) / METRICS_FILE
         try:
-            metrics = summarise_metrics(json.loads(metrics_file.read_text())) if metrics_file.exists() else {}
-        except (OSError, ValueError, AttributeError):
+            metrics = summarise_metrics(read_json(metrics_file, "metrics")) if metrics_file.exists() else {}
+        except (LatentExplorerError, AttributeError, TypeError):
             metrics = {}
         options: dict[str, object] = {"family": config["family"]}
         for section in ("training", "model"):

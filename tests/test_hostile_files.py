@@ -175,7 +175,8 @@ def test_latents_header_claiming_more_than_the_file_holds_is_refused(bundle_copy
 
 
 def test_valid_latents_still_load(bundle_copy):
-    codes = np.arange(6, dtype=np.float32).reshape(2, 3)
+    dim = load_bundle(bundle_copy).latent_dim
+    codes = np.arange(2 * dim, dtype=np.float32).reshape(2, dim)
     buffer = io.BytesIO()
     np.savez_compressed(buffer, codes=codes, attribute_names=np.array(["hair", "eyes"]))
     (bundle_copy / LATENTS_FILE).write_bytes(buffer.getvalue())

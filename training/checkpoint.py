@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,10 +18,13 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from training import latents_file
 from training.data.base import Attribute
 from training.errors import LatentExplorerError
 from training.latent import STANDARD_NORMAL, LatentDistribution
+from training.latents_file import read_latents
 from training.models import registry
+from training.untrusted import finite_json, parse_json, read_json, regular_file_size
 
 FORMAT_VERSION = 1
 CONFIG_FILE = "config.json"
@@ -34,10 +36,7 @@ SNAPSHOT_DIR = "snapshots"
 # Only for continuing training (`--resume`): the explorer never reads it, and load_bundle ignores it.
 TRAINING_STATE_FILE = "training_state.safetensors"
 TRAINING_STATE_KEY = "training_state"  # the safetensors metadata entry holding the state's JSON part
-# Held-out codes and 64 images take a few MB; anything near this is a damaged or hostile file (a zip bomb).
-MAX_LATENTS_BYTES = 1 << 30
-# A config is a few kB and a 5000-step history about 0.5 MB; a file far beyond that is refused before it is read.
-MAX_JSON_BYTES = 128 << 20
+MAX_LATENTS_BYTES = latents_file.MAX_LATENTS_BYTES
 
 
 @dataclass
@@ -103,10 +102,12 @@ class Bundle:
     def snapshot_paths(self) -> dict[int, Path]:
         """Fixed-noise grids saved during training, by step."""
         folder = self.path / SNAPSHOT_DIR
-        if not folder.is_dir():
-            return {}
         found = {}
-        for png in folder.glob("step_*.png"):
+        try:
+            pngs = list(folder.glob("step_*.png")) if folder.is_dir() else []
+        except OSError:  # a snapshots folder this process may not read: no snapshots, the rest still works
+            return {}
+        for png in pngs:
             try:
                 found[int(png.stem.split("_")[1])] = png
             except (IndexError, ValueError):
@@ -114,37 +115,14 @@ class Bundle:
         return dict(sorted(found.items()))
 
     def latents(self) -> dict[str, np.ndarray] | None:
-        """Encoded held-out codes and labels (VAE bundles), loaded without pickle."""
+        """Encoded held-out codes and labels (VAE bundles), loaded without pickle and checked (latents_file)."""
         file = self.path / LATENTS_FILE
-        if not file.exists():
+        if not file.exists() and not file.is_symlink():
             return None
-        try:
-            _check_npz_sizes(file)
-            with np.load(file, allow_pickle=False) as data:
-                return {k: data[k] for k in data.files}
-        except (OSError, ValueError, EOFError, MemoryError, zipfile.BadZipFile) as exc:
-            raise LatentExplorerError(f"{file}: cannot read latent codes ({str(exc)[:200]})") from None
-
-
-def _check_npz_sizes(file: Path) -> None:
-    """Refuse an npz whose members are not plain .npy arrays, or would decompress or allocate more than
-    MAX_LATENTS_BYTES, before numpy allocates anything (it trusts the shape in each member's header)."""
-    total = 0
-    with zipfile.ZipFile(file) as archive:
-        for info in archive.infolist():
-            total += info.file_size
-            if total > MAX_LATENTS_BYTES:
-                raise LatentExplorerError(f"{file}: too large ({total / 2**20:.0f} MB or more uncompressed; "
-                                          f"latent codes take a few MB)")
-            with archive.open(info) as member:
-                version = np.lib.format.read_magic(member)
-                read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else \
-                    np.lib.format.read_array_header_2_0
-                shape, _, dtype = read_header(member)
-            needed = int(np.prod(shape, dtype=object)) * dtype.itemsize
-            if needed > info.file_size:
-                raise LatentExplorerError(f"{file}: {info.filename} declares a {shape} array but holds only "
-                                          f"{info.file_size} bytes; the file is damaged")
+        source = self.config["dataset"].get("source") or {}
+        num_images = source.get("num_images") if isinstance(source.get("num_images"), int) else None
+        return read_latents(file, self.latent_dim, self.config["dataset"].get("image_size"), num_images,
+                            max_bytes=MAX_LATENTS_BYTES)
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -165,7 +143,9 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
 
 
 def atomic_write_json(path: Path, data: Any) -> None:
-    atomic_write_bytes(path, (json.dumps(data, indent=1, sort_keys=False) + "\n").encode())
+    # allow_nan=False after finite_json: a NaN would make a file that our own strict reader refuses.
+    atomic_write_bytes(path, (json.dumps(finite_json(data), indent=1, sort_keys=False, allow_nan=False) + "\n")
+                       .encode())
 
 
 def save_bundle(path: str | Path, config: dict, networks: dict[str, torch.nn.Module],
@@ -194,7 +174,7 @@ def save_training_state(path: str | Path, tensors: dict[str, torch.Tensor], stat
 
     file = Path(path) / TRAINING_STATE_FILE
     cpu = {k: v.detach().to("cpu").contiguous().clone() for k, v in tensors.items()}
-    atomic_write_bytes(file, save(cpu, metadata={TRAINING_STATE_KEY: json.dumps(state),
+    atomic_write_bytes(file, save(cpu, metadata={TRAINING_STATE_KEY: json.dumps(finite_json(state), allow_nan=False),
                                                   "format_version": str(FORMAT_VERSION)}))
     return file
 
@@ -204,14 +184,15 @@ def load_training_state(path: str | Path) -> tuple[dict[str, torch.Tensor], dict
     from safetensors import safe_open
 
     file = Path(path) / TRAINING_STATE_FILE
-    if not file.exists():
+    if not file.exists() and not file.is_symlink():
         return None
+    regular_file_size(file, "training state")
     try:
         with safe_open(str(file), framework="pt") as handle:
             metadata = handle.metadata() or {}
             tensors = {key: handle.get_tensor(key) for key in handle.keys()}
-        state = json.loads(metadata[TRAINING_STATE_KEY])
-    except (SafetensorError, OSError, ValueError, RuntimeError, KeyError) as exc:
+        state = parse_json(metadata[TRAINING_STATE_KEY], str(file), "training state")
+    except (SafetensorError, OSError, ValueError, RuntimeError, KeyError, LatentExplorerError) as exc:
         raise LatentExplorerError(
             f"{file}: the training state is truncated or corrupt ({type(exc).__name__}: {exc}); delete it and "
             "train again without --resume"
@@ -237,24 +218,21 @@ def _shorten(text: str, limit: int = 300) -> str:
 
 
 def _read_json(file: Path, what: str) -> Any:
-    try:
-        if file.stat().st_size > MAX_JSON_BYTES:
-            raise LatentExplorerError(f"{file}: {what} is {file.stat().st_size / 2**20:.0f} MB, too large to be one; "
-                                      "the file is damaged or not from Latent Explorer")
-        return json.loads(file.read_text())
-    except FileNotFoundError:
-        raise LatentExplorerError(f"{file}: missing {what}; is this a Latent Explorer bundle folder?") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise LatentExplorerError(f"{file}: {what} is not valid JSON ({exc})") from None
+    if not file.exists() and not file.is_symlink():
+        raise LatentExplorerError(f"{file}: missing {what}; is this a Latent Explorer bundle folder?")
+    return read_json(file, what)
 
 
 def read_config(path: str | Path) -> dict:
     """Read and check config.json without touching the weights (cheap: the app lists bundles this way)."""
     path = Path(path)
-    if not path.exists():
-        raise LatentExplorerError(f"{path}: no such bundle folder")
-    if not path.is_dir():
-        raise LatentExplorerError(f"{path}: a bundle is a folder holding {CONFIG_FILE} and {WEIGHTS_FILE}")
+    try:
+        if not path.exists():
+            raise LatentExplorerError(f"{path}: no such bundle folder")
+        if not path.is_dir():
+            raise LatentExplorerError(f"{path}: a bundle is a folder holding {CONFIG_FILE} and {WEIGHTS_FILE}")
+    except OSError as exc:  # e.g. a link into a folder this process may not enter
+        raise LatentExplorerError(f"{path}: cannot open the bundle folder ({exc.strerror or exc})") from None
     file = path / CONFIG_FILE
     config = _read_json(file, "model config")
     if not isinstance(config, dict):
@@ -298,8 +276,7 @@ def read_config(path: str | Path) -> dict:
 
 
 def _load_weights(file: Path) -> dict[str, torch.Tensor]:
-    if not file.exists():
-        raise LatentExplorerError(f"{file}: missing weights file")
+    regular_file_size(file, "weights file")  # a FIFO or /dev/zero here would hang or fill memory
     try:
         return load_file(str(file))
     except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
@@ -351,6 +328,10 @@ def load_bundle(path: str | Path, with_training_networks: bool = False) -> Bundl
                 )
             if state[key].is_floating_point() and not torch.isfinite(state[key]).all():
                 raise LatentExplorerError(f"{weights_file}: {net_name}.{key} contains NaN or infinite values")
+            if key.endswith("running_var") and bool((state[key] < 0).any()):
+                # A variance below zero makes BatchNorm divide by the square root of a negative number: NaN images.
+                raise LatentExplorerError(f"{weights_file}: {net_name}.{key} holds negative variances, which no "
+                                          "training produces; the weights were edited or damaged")
         states[net_name] = state
     networks = registry.build_networks(family, config["model"], training=with_training_networks)
     for net_name, net in networks.items():
@@ -368,6 +349,13 @@ def load_bundle(path: str | Path, with_training_networks: bool = False) -> Bundl
     return Bundle(path=path, config=config, networks=networks, history=history, metrics=metrics)
 
 
+def _entry_is(entry: os.DirEntry, kind: str) -> bool:
+    try:
+        return entry.is_file() if kind == "file" else entry.is_dir()
+    except OSError:
+        return False
+
+
 def find_bundles(root: str | Path) -> list[Path]:
     """Every folder under root that holds a config.json, sorted (checkpoints/<dataset>/<model>).
 
@@ -375,7 +363,10 @@ def find_bundles(root: str | Path) -> list[Path]:
     bundles): the app lists the bundles on every rerun, and walking every snapshot cost milliseconds each time.
     Symbolic links to folders are followed, once each."""
     root = Path(root)
-    if not root.is_dir():
+    try:
+        if not root.is_dir():
+            return []
+    except OSError:  # a root this process may not enter lists no bundle rather than breaking every page
         return []
     found, todo, linked = [], [root], {os.path.realpath(root)}
     while todo:
@@ -385,11 +376,12 @@ def find_bundles(root: str | Path) -> list[Path]:
                 entries = list(listing)
         except OSError:
             continue
-        if any(e.name == CONFIG_FILE and e.is_file() for e in entries):
+        # An entry the process may not stat (a link into a forbidden folder) is skipped, not raised.
+        if any(e.name == CONFIG_FILE and _entry_is(e, "file") for e in entries):
             found.append(folder)
             continue
         for entry in entries:
-            if entry.name.startswith(".") or not entry.is_dir():
+            if entry.name.startswith(".") or not _entry_is(entry, "dir"):
                 continue
             if entry.is_symlink():  # only links can make a loop; resolving every folder cost more than the walk
                 target = os.path.realpath(entry.path)

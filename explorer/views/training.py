@@ -5,7 +5,6 @@ import json
 import numpy as np
 import pandas as pd
 import streamlit as st
-from PIL import Image
 
 from explorer import bundles
 from explorer.diagnostics import generate
@@ -29,6 +28,7 @@ from explorer.replay import (
 )
 from training.errors import LatentExplorerError
 from training.latent import sample_latents
+from training.untrusted import read_image_rgb
 
 COMPARE_SAMPLES = 16
 DEFAULTS = {"replay_smooth": True, "replay_window": 50, "replay_seed": 0, "replay_data_path": ""}
@@ -41,8 +41,7 @@ def cached_real_images(dataset_json: str, n: int, local_path: str):
 
 @st.cache_data(max_entries=32)
 def snapshot_array(path: str, mtime: float) -> np.ndarray:
-    with Image.open(path) as img:
-        return np.asarray(img.convert("RGB"))
+    return read_image_rgb(path, "snapshot grid")
 
 
 for key, value in DEFAULTS.items():
@@ -79,9 +78,8 @@ if snapshots:
     try:
         picture.image(upscale(snapshot_array(str(png), png.stat().st_mtime), 2), width="stretch",
                       caption=f"the same fixed codes after {viewed_step} steps")
-    except (OSError, ValueError, Image.DecompressionBombError) as exc:  # PIL's UnidentifiedImageError is an OSError
-        picture.warning(f"Cannot show the snapshot of step {viewed_step} ({png}): the file is unreadable or gone "
-                        f"({exc}). Pick another step.")
+    except (OSError, LatentExplorerError) as exc:
+        picture.warning(f"Cannot show the snapshot of step {viewed_step}: {exc}. Pick another step.")
     with numbers:
         st.subheader(f"At step {viewed_step}")
         window = int(st.session_state["replay_window"]) if st.session_state["replay_smooth"] else 1

@@ -4,7 +4,6 @@ attribute accuracy (conditional GANs) and reconstruction error (VAEs); results g
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import time
 from collections.abc import Callable
@@ -23,6 +22,7 @@ from training.latent import LatentDistribution, sample_latents
 from training.metrics import distances
 from training.metrics.featurenet import FeatureNet, to_input
 from training.metrics.real import load_real_for_bundle
+from training.untrusted import read_json
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 METRICS_VERSION = 1
@@ -301,8 +301,8 @@ def write_metrics(bundle_path: str | Path, result: dict) -> Path:
     existing = {}
     if file.exists():
         try:
-            existing = json.loads(file.read_text())
-        except (OSError, ValueError):
+            existing = read_json(file, "metrics")
+        except LatentExplorerError:  # a damaged metrics.json of this bundle is replaced by the new figures
             existing = {}
         if not isinstance(existing, dict):
             existing = {}
