@@ -1,16 +1,17 @@
 """VAE vs GAN on the same latent settings: one table of numbers per model, and the sentence they support.
 
-The textbook story (seed 003) is "blurry but faithful" against "sharp but partial": a VAE's decoder averages
-over what a code could mean, so its samples are soft but spread over the whole data set (high recall); a GAN's
-samples are crisp and realistic (high precision) but may cover only part of the data (lower recall). The
-explanation here is built from the measured numbers and says so when a pair of models does not follow it.
+The textbook story (the VAE lab's comparison) is "blurry but faithful" against "sharp but partial": a VAE's
+decoder averages over what a code could mean, so its samples are soft but spread over the whole data set (high
+recall); a GAN's samples are crisp and realistic (high precision) but may cover only part of the data (lower
+recall). The explanation here is built from the measured numbers and says so when a pair of models does not follow it.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
-from explorer.diagnostics import Diagnostics
+from explorer.diagnostics import Diagnostics, explain_nonfinite, rounded
 from explorer.replay import summarise_metrics
 
 
@@ -19,7 +20,7 @@ class ModelScores:
     name: str
     family: str
     diagnostics: Diagnostics  # of the batch drawn from the chosen distribution
-    sharpness: float  # mean variance of the Laplacian of that batch
+    sharpness: float  # mean variance of the Laplacian of that batch (NaN when its pixels are not all finite)
     precision: float | None = None  # from metrics.json (the model at its training prior)
     recall: float | None = None
     fd: float | None = None
@@ -48,13 +49,10 @@ def _num(value: float) -> str:
     return f"{value:.0f}" if abs(value) >= 100 else f"{value:.3g}"
 
 
-def _fmt(value: float | None, digits: int = 3) -> float | None:
-    return None if value is None else round(float(value), digits)
-
-
 def _significant(value: float | None, digits: int = 4) -> float | None:
-    """Rounded to significant digits: sharpness spans 0.01 (an untrained model) to thousands."""
-    return None if value is None else float(f"{float(value):.{digits}g}")
+    """Rounded to significant digits: sharpness spans 0.01 (an untrained model) to thousands. None (an empty
+    cell) when unknown or not finite."""
+    return None if value is None or not math.isfinite(value) else float(f"{float(value):.{digits}g}")
 
 
 def comparison_rows(models: list[ModelScores], real_sharpness: float | None = None) -> list[dict]:
@@ -67,15 +65,15 @@ def comparison_rows(models: list[ModelScores], real_sharpness: float | None = No
             "family": m.family,
             "sharpness (Laplacian variance)": _significant(m.sharpness),
             "sharpness vs real images": _significant(m.sharpness / real_sharpness if real_sharpness else None, 2),
-            "output diversity": _fmt(d.diversity, 3),
-            "diversity vs its own prior samples": _fmt(d.diversity_ratio, 3),
-            "mean pairwise cosine of codes": _fmt(d.cosine, 3),
-            "saturated pixels": _fmt(d.saturated, 3),
+            "output diversity": rounded(d.diversity, 3),
+            "diversity vs its own prior samples": rounded(d.diversity_ratio, 3),
+            "mean pairwise cosine of codes": rounded(d.cosine, 3),
+            "saturated pixels": rounded(d.saturated, 3),
             "verdict": d.verdict,
-            "precision": _fmt(m.precision),
-            "recall": _fmt(m.recall),
-            "FD": _fmt(m.fd, 2),
-            "reconstruction MSE": _fmt(m.reconstruction_mse, 4),
+            "precision": rounded(m.precision, 3),
+            "recall": rounded(m.recall, 3),
+            "FD": rounded(m.fd, 2),
+            "reconstruction MSE": rounded(m.reconstruction_mse, 4),
         })
     return rows
 
@@ -83,6 +81,10 @@ def comparison_rows(models: list[ModelScores], real_sharpness: float | None = No
 def explain_comparison(vae: ModelScores, gan: ModelScores, distribution: str,
                        real_sharpness: float | None = None) -> str:
     """Blurry-but-faithful vs sharp-but-partial, as far as these numbers show it."""
+    broken = [(role, m) for role, m in (("VAE", vae), ("GAN", gan)) if m.diagnostics.verdict == "non-finite"]
+    if broken:
+        return " ".join([f"{role} ({m.name}): {explain_nonfinite(m.diagnostics)}" for role, m in broken]
+                        + [f"So under z ~ {distribution} this page has no sharpness or diversity to compare."])
     parts = []
     real = f"; real images: {_num(real_sharpness)}" if real_sharpness else ""
     if gan.sharpness > 1.2 * vae.sharpness:

@@ -9,7 +9,7 @@ import numpy as np
 import plotly.graph_objects as go
 import torch
 
-from explorer.diagnostics import NormReference
+from explorer.diagnostics import NormReference, nonfinite_rows
 
 # Blow 64x64 samples up so the back of the classroom sees them; nearest keeps pixels honest.
 DISPLAY_SCALE = 3
@@ -21,7 +21,8 @@ def image_grid(images: torch.Tensor, nrow: int = 8, scale: int = DISPLAY_SCALE, 
     compiler stack it pulls in) took longer than everything else on the app's first page."""
     # To bytes first (in place: one buffer), then lay out bytes: the same values as make_grid's normalise-then-
     # scale, in a quarter of the memory traffic.
-    x = images.detach().float().cpu().clamp(-1, 1).add_(1).div_(2).mul_(255).round_().to(torch.uint8)
+    x = cross_out_nonfinite(images.detach().float().cpu())
+    x = x.clamp(-1, 1).add_(1).div_(2).mul_(255).round_().to(torch.uint8)
     if x.shape[1] == 1:  # grey -> RGB
         x = x.expand(-1, 3, -1, -1)
     count, _, h, w = x.shape
@@ -37,6 +38,36 @@ def image_grid(images: torch.Tensor, nrow: int = 8, scale: int = DISPLAY_SCALE, 
     if scale > 1:
         grid = grid.repeat(scale, axis=0).repeat(scale, axis=1)
     return np.ascontiguousarray(grid)
+
+
+def cross_out_nonfinite(images: torch.Tensor) -> torch.Tensor:
+    """Every sample holding a NaN or infinite pixel replaced by a grey tile crossed out in black. Cast to bytes,
+    NaN becomes black and infinity white, which would pass a broken model's output off as a dark or light
+    picture; the page's caption (crossed_out_note) says what the crosses mean."""
+    broken = nonfinite_rows(images)
+    if not broken.any():
+        return images
+    h, w = images.shape[-2:]
+    tile = torch.zeros(images.shape[1:], dtype=images.dtype)  # 0 is mid-grey in [-1, 1]
+    rows = torch.arange(h)
+    cols = (rows * (w - 1) / max(h - 1, 1)).round().long()
+    for thickness in range(max(1, min(h, w) // 16)):
+        shifted = (cols + thickness).clamp(max=w - 1)
+        tile[:, rows, shifted] = -1
+        tile[:, rows, w - 1 - shifted] = -1
+    out = images.clone()
+    out[broken] = tile
+    return out
+
+
+def crossed_out_note(count: int, total: int, what: str = "samples") -> str | None:
+    """The caption under a picture in which cross_out_nonfinite crossed samples out (None when it did not)."""
+    if not count:
+        return None
+    if count >= total:
+        return f"No picture: all {total} {what} hold NaN or infinite pixel values, so none is a real image."
+    return (f"{count} of {total} {what} are crossed out: they hold NaN or infinite pixel values, so they are not "
+            "real images.")
 
 
 def grid_jpeg(images: torch.Tensor, nrow: int = 8, padding: int = 2) -> bytes:

@@ -8,7 +8,14 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from explorer.diagnostics import Diagnostics, NormReference, diagnose, generate, prior_norm_reference
+from explorer.diagnostics import (
+    Diagnostics,
+    NormReference,
+    diagnose,
+    generate,
+    nonfinite_images_sentence,
+    prior_norm_reference,
+)
 from training.errors import LatentExplorerError
 from training.latent import LatentDistribution, sample_latents
 
@@ -57,6 +64,11 @@ class Sweep:
     @property
     def means(self) -> np.ndarray:
         return np.array([r.mean for r in self.rows], dtype=float)
+
+    @property
+    def nonfinite_rows(self) -> list[SweepRow]:
+        """The rows whose codes or images hold NaN or infinite values (all of them when the prior batch does)."""
+        return [r for r in self.rows if r.diagnostics.verdict == "non-finite"]
 
 
 def mean_sweep(generator: torch.nn.Module, prior: LatentDistribution, latent_dim: int, means: list[float],
@@ -130,6 +142,23 @@ def explain_sweep(sweep: Sweep) -> str:
     prior = sweep.prior.label
     std = f"{sweep.std:g}"
     parts = []
+    broken = sweep.nonfinite_rows
+    if broken:
+        bad = sum(r.diagnostics.nonfinite_images for r in broken)
+        means = ", ".join(f"{r.mean:g}" for r in broken)
+        if bad:
+            where = "every mean" if len(broken) == len(sweep.rows) else \
+                f"the mean{'s' if len(broken) > 1 else ''} {means}"
+            parts.append(nonfinite_images_sentence(bad, sweep.num_samples * len(broken), f"samples at {where}"))
+        prior_bad = sweep.rows[0].diagnostics.prior_nonfinite_images  # every row shares the prior batch
+        if prior_bad:
+            parts.append(f"{'It does so' if bad else 'The generator produced NaN or infinite pixel values'} for "
+                         f"{prior_bad} of {sweep.num_samples} samples from its training prior {prior}"
+                         f"{' too' if bad else ''}, so no row can be compared with the prior: the fault is in the "
+                         "model's weights, not in the means, and this sweep shows nothing about collapse.")
+        if prior_bad or len(broken) == len(sweep.rows):
+            return " ".join(parts)
+        parts.append("What follows speaks of the other rows.")
     share = f"at least {VARIED_RATIO:.0%} as varied as {prior} samples"
     if s.varied_low is None:
         parts.append(f"With std {std}, no mean in this sweep gives images {share}.")

@@ -10,6 +10,10 @@ import torch
 from training.errors import LatentExplorerError
 
 KINDS = ("normal", "uniform")
+# The largest |mean|, std, |low| or |high| accepted. Collapse shows by |mean| = 10; codes a million times longer
+# than the training ones teach nothing more, and near 3e38 they overflow the 32-bit floats a generator runs in,
+# which turns every picture into NaN.
+MAX_MAGNITUDE = 1e6
 
 
 @dataclass(frozen=True)
@@ -25,9 +29,20 @@ class LatentDistribution:
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise LatentExplorerError(f"unknown latent distribution {self.kind!r}; choose one of {', '.join(KINDS)}")
+        names = ("mean", "std") if self.kind == "normal" else ("low", "high")
         numbers = (self.mean, self.std) if self.kind == "normal" else (self.low, self.high)
-        if not all(math.isfinite(float(v)) for v in numbers):
-            raise LatentExplorerError(f"the {self.kind} distribution needs finite numbers, got {numbers}")
+        got = ", ".join(f"{name} = {_shown(v)}" for name, v in zip(names, numbers))
+        try:
+            finite = all(math.isfinite(float(v)) for v in numbers)
+        except (TypeError, ValueError, OverflowError):  # not a number, or an integer too large for a float
+            finite = False
+        if not finite:
+            raise LatentExplorerError(f"a {self.kind} distribution needs finite numbers (got {got})")
+        if any(abs(float(v)) > MAX_MAGNITUDE for v in numbers):
+            raise LatentExplorerError(
+                f"a {self.kind} distribution's numbers must lie within ±{MAX_MAGNITUDE:g} (got {got}): codes that far "
+                "out teach nothing new, and past about 1e38 they overflow the generator's 32-bit arithmetic into NaN"
+            )
         if self.kind == "normal" and self.std <= 0:
             raise LatentExplorerError(f"a normal distribution needs std > 0 (got std = {self.std:g})")
         if self.kind == "uniform" and self.low >= self.high:
@@ -82,6 +97,14 @@ class LatentDistribution:
         if head.lower() in ("u", "uniform"):
             return LatentDistribution.uniform(a, b)
         raise LatentExplorerError(f"cannot read latent distribution {text!r}; write e.g. N(0,1) or U(-1,1)")
+
+
+def _shown(value) -> str:
+    try:
+        return f"{float(value):g}"
+    except (TypeError, ValueError, OverflowError):
+        text = repr(value)
+        return text if len(text) <= 24 else text[:20] + "…"
 
 
 STANDARD_NORMAL = LatentDistribution.normal(0.0, 1.0)

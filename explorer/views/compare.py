@@ -1,6 +1,7 @@
 """Page: a VAE and a GAN of the same dataset on the same latent settings: blurry but faithful, or sharp but partial?"""
 
 import json
+import math
 
 import pandas as pd
 import streamlit as st
@@ -8,7 +9,8 @@ import streamlit as st
 from explorer import bundles, torch_worker
 from explorer.bundles import read_config
 from explorer.comparison import ModelScores, comparison_rows, explain_comparison, metric_scores
-from explorer.figures import grid_jpeg
+from explorer.diagnostics import shown
+from explorer.figures import crossed_out_note, grid_jpeg
 from explorer.replay import real_images
 from explorer.sampling import sample_and_diagnose
 from explorer.sharpness import mean_sharpness
@@ -36,7 +38,9 @@ def cached_batch(path: str, mtime: float, dist_json: str, n: int, seed: int):
     bundle = bundles.load(path)
     batch = torch_worker.run(sample_and_diagnose, bundle, LatentDistribution.from_json(json.loads(dist_json)), n,
                              seed)
-    return batch.images, batch.diagnostics, mean_sharpness(batch.images)
+    # NaN or infinite pixels have no sharpness (clamped, infinity would even look like a sharp edge).
+    sharpness = mean_sharpness(batch.images) if not batch.diagnostics.nonfinite_images else float("nan")
+    return batch.images, batch.diagnostics, sharpness
 
 
 @st.cache_data(max_entries=8, show_spinner="Drawing real images…")
@@ -58,7 +62,7 @@ def dataset_of(name: str) -> str | None:
 
 
 def fmt(value: float) -> str:
-    return f"{value:.0f}" if abs(value) >= 100 else f"{value:.3g}"
+    return shown(value, ".0f" if abs(value) >= 100 else ".3g")
 
 
 for key, value in DEFAULTS.items():
@@ -134,11 +138,16 @@ pictures = st.columns(2)
 for col, role in zip(pictures, ("VAE", "GAN")):
     s = scores[role]
     col.subheader(f"{role}: {s.name}")
-    col.image(grid_jpeg(images[role]), output_format="JPEG", width="stretch",
-              caption=f"{n} samples, z ~ {dist.label}, seed {seed}; {s.diagnostics.verdict}")
+    note = crossed_out_note(s.diagnostics.nonfinite_images, n)
+    if s.diagnostics.nonfinite_images == n:
+        col.warning(note)
+    else:
+        col.image(grid_jpeg(images[role]), output_format="JPEG", width="stretch",
+                  caption=f"{n} samples, z ~ {dist.label}, seed {seed}; {s.diagnostics.verdict}"
+                  + (f". {note}" if note else ""))
+    readable = real_sharpness and math.isfinite(s.sharpness)
     col.metric("sharpness (variance of the Laplacian)", fmt(s.sharpness),
-               delta=f"{s.sharpness / real_sharpness:.0%} of real images" if real_sharpness else None,
-               delta_color="off")
+               delta=f"{s.sharpness / real_sharpness:.0%} of real images" if readable else None, delta_color="off")
 if scores["GAN"].family in ("cgan", "infogan"):
     st.caption(f"{gan_name} is a {scores['GAN'].family}: its conditions / codes take their default values, a balanced "
                "cycle through all of them.")
@@ -157,8 +166,13 @@ notes = {s.feature_network for s in scores.values() if s.feature_network}
 st.caption("Sharpness and diagnostics are measured on the batches above. Precision, recall and FD come from each "
            "bundle's metrics.json (the model at its training prior"
            + (f", feature network: {', '.join(sorted(notes))}" if notes else "") + "); empty where not evaluated.")
-(st.success if dist.label in (scores["VAE"].diagnostics.prior, scores["GAN"].diagnostics.prior) else st.warning)(
-    explain_comparison(scores["VAE"], scores["GAN"], dist.label, real_sharpness))
+if "non-finite" in (scores["VAE"].diagnostics.verdict, scores["GAN"].diagnostics.verdict):
+    verdict_box = st.error
+elif dist.label in (scores["VAE"].diagnostics.prior, scores["GAN"].diagnostics.prior):
+    verdict_box = st.success
+else:
+    verdict_box = st.warning
+verdict_box(explain_comparison(scores["VAE"], scores["GAN"], dist.label, real_sharpness))
 with st.expander("What the numbers mean"):
     st.markdown(
         """

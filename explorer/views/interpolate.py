@@ -3,8 +3,8 @@
 import streamlit as st
 
 from explorer import bundles, torch_worker
-from explorer.diagnostics import generate, prior_norm_reference
-from explorer.figures import labelled_rows, path_norms_figure
+from explorer.diagnostics import generate, nonfinite_count, nonfinite_images_sentence, prior_norm_reference
+from explorer.figures import crossed_out_note, labelled_rows, path_norms_figure
 from explorer.interpolation import compare_paths, explain_paths, interpolate
 from training.errors import LatentExplorerError
 from training.latent import sample_latents
@@ -51,7 +51,12 @@ except LatentExplorerError as exc:
 images = {method: torch_worker.run(generate, bundle.generator, path) for method, path in paths.items()}
 
 st.subheader(f"From seed {seed_a} to seed {seed_b} in {steps} steps")
-st.image(labelled_rows(["linear", "spherical"], [images["linear"], images["spherical"]]), width="stretch")
+broken = sum(nonfinite_count(x) for x in images.values())
+if broken:
+    st.error(nonfinite_images_sentence(broken, 2 * steps, "images along the two paths"))
+if broken < 2 * steps:
+    st.image(labelled_rows(["linear", "spherical"], [images["linear"], images["spherical"]]), width="stretch",
+             caption=crossed_out_note(broken, 2 * steps, "images"))
 norm_text = {m: "  ".join(f"{v:.1f}" for v in p.double().norm(dim=1).tolist()) for m, p in paths.items()}
 st.caption(f"Code norm of each image, left to right. Linear: {norm_text['linear']}. "
            f"Spherical: {norm_text['spherical']}.")

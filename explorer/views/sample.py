@@ -3,8 +3,8 @@
 import streamlit as st
 
 from explorer import bundles, torch_worker
-from explorer.diagnostics import explain
-from explorer.figures import grid_jpeg, norm_histogram
+from explorer.diagnostics import explain, shown
+from explorer.figures import crossed_out_note, grid_jpeg, norm_histogram
 from explorer.sampling import prior_norms, prior_samples, sample_and_diagnose
 from explorer.widgets import chosen_distribution, distribution_controls, distribution_defaults
 from training.latent import LatentDistribution
@@ -54,23 +54,30 @@ d = batch.diagnostics
 pictures, numbers = st.columns([3, 2])
 with pictures:
     st.subheader(f"{n} samples from z ~ {dist.label}")
-    st.image(grid_jpeg(batch.images), output_format="JPEG", width="stretch")
+    note = crossed_out_note(d.nonfinite_images, n)
+    if d.nonfinite_images == n:
+        st.warning(note)
+    else:
+        st.image(grid_jpeg(batch.images), output_format="JPEG", width="stretch", caption=note)
 with numbers:
     st.subheader("Why they look like this")
-    verdict_box = {"collapsed": st.error, "reduced diversity": st.warning, "off-distribution": st.warning,
-                   "healthy": st.success}[d.verdict]
+    verdict_box = {"non-finite": st.error, "collapsed": st.error, "reduced diversity": st.warning,
+                   "off-distribution": st.warning, "healthy": st.success}[d.verdict]
     verdict_box(f"**{d.verdict.capitalize()}.** {explain(d)}")
+    # "n/a" where a number cannot be computed: one sample has no pairs, NaN pixels have no diversity.
     a, b = st.columns(2)
-    a.metric("mean pairwise cosine of codes", f"{d.cosine:.3f}", help=f"{d.prior} codes: {d.prior_cosine:.3f}")
-    b.metric("mean code norm", f"{d.norm_mean:.1f}",
+    a.metric("mean pairwise cosine of codes", shown(d.cosine, ".3f"),
+             help=f"{d.prior} codes: {shown(d.prior_cosine, '.3f')}")
+    b.metric("mean code norm", shown(d.norm_mean, ".1f"),
              help=f"training prior: {d.prior_norm.mean:.1f} ± {d.prior_norm.std:.2f}")
-    a.metric("norm distance from prior (std devs)", f"{d.norm_zscore:+.1f}")
-    b.metric("output diversity vs prior samples", f"{d.diversity_ratio:.0%}")
-    a.metric("saturated pixels", f"{d.saturated:.1%}", help=f"{d.prior} samples: {d.prior_saturated:.1%}")
+    a.metric("norm distance from prior (std devs)", shown(d.norm_zscore, "+.1f"))
+    b.metric("output diversity vs prior samples", shown(d.diversity_ratio, ".0%"))
+    a.metric("saturated pixels", shown(d.saturated, ".1%"),
+             help=f"{d.prior} samples: {shown(d.prior_saturated, '.1%')}")
     if d.first_layer_shift is not None:
-        b.metric("first-layer shift (BatchNorm running std)", f"{d.first_layer_shift:.1f}",
-                 help=f"{d.prior} codes: {d.prior_first_layer_shift:.1f}")
-    a.metric("code spread vs prior", f"{d.code_spread_ratio:.2f}x")
+        b.metric("first-layer shift (BatchNorm running std)", shown(d.first_layer_shift, ".1f"),
+                 help=f"{d.prior} codes: {shown(d.prior_first_layer_shift, '.1f')}")
+    a.metric("code spread vs prior", shown(d.code_spread_ratio, ".2f", "x"))
 
 st.plotly_chart(norm_histogram(batch.z.double().norm(dim=1).numpy(), reference_norms, reference, dist.label,
                                d.prior), key="norms")

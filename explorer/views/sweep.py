@@ -4,7 +4,8 @@ import pandas as pd
 import streamlit as st
 
 from explorer import bundles
-from explorer.figures import labelled_rows, sweep_figure
+from explorer.diagnostics import nonfinite_count, rounded
+from explorer.figures import crossed_out_note, labelled_rows, sweep_figure
 from explorer.sweep import VARIED_RATIO, explain_sweep, mean_sweep, summarise, sweep_means
 from training.errors import LatentExplorerError
 
@@ -54,7 +55,13 @@ pictures, plots = st.columns([3, 2])
 with pictures:
     st.subheader(f"{len(means)} rows: z ~ N(m, {std:g}), same base noise")
     labels = [f"m = {r.mean:g}" for r in sweep.rows]
-    st.image(labelled_rows(labels, [r.images[:shown] for r in sweep.rows]), width="stretch")
+    rows = [r.images[:shown] for r in sweep.rows]
+    broken, total = sum(nonfinite_count(images) for images in rows), sum(len(images) for images in rows)
+    note = crossed_out_note(broken, total, "samples shown")
+    if broken == total:
+        st.warning(note)
+    else:
+        st.image(labelled_rows(labels, rows), width="stretch", caption=note)
 with plots:
     st.subheader("The diagnostics against the mean")
     varied = (summary.varied_low, summary.varied_high) if summary.varied_low is not None else None
@@ -66,28 +73,36 @@ with plots:
 
 st.subheader("Where the variety ends")
 a, b, c = st.columns(3)
-if summary.varied_low is None:
-    varied_text = "none"
-elif summary.varied_low == summary.varied_high:
-    varied_text = f"only {summary.varied_low:g}"
-else:
-    varied_text = f"{summary.varied_low:g} to {summary.varied_high:g}"
-a.metric("means with varied samples", varied_text)
 collapse = [f"{m:g}" for m in (summary.collapsed_below, summary.collapsed_above) if m is not None]
-b.metric("collapse starts at mean", " and ".join(collapse) if collapse else "no collapse")
-c.metric("least varied row", f"m = {summary.worst.mean:g}",
-         delta=f"{summary.worst.diagnostics.diversity_ratio:.0%} of the prior's diversity", delta_color="off")
-verdict_box = st.warning if collapse or summary.varied_low is None else st.success
+if len(sweep.nonfinite_rows) == len(sweep.rows):  # nothing to read: the sentence below says why
+    varied_text = collapse_text = worst_text = "n/a"
+    worst_delta = None
+else:
+    if summary.varied_low is None:
+        varied_text = "none"
+    elif summary.varied_low == summary.varied_high:
+        varied_text = f"only {summary.varied_low:g}"
+    else:
+        varied_text = f"{summary.varied_low:g} to {summary.varied_high:g}"
+    collapse_text = " and ".join(collapse) if collapse else "no collapse"
+    worst_text = f"m = {summary.worst.mean:g}"
+    worst_delta = f"{summary.worst.diagnostics.diversity_ratio:.0%} of the prior's diversity"
+a.metric("means with varied samples", varied_text)
+b.metric("collapse starts at mean", collapse_text)
+c.metric("least varied row", worst_text, delta=worst_delta, delta_color="off")
+verdict_box = st.error if sweep.nonfinite_rows else \
+    st.warning if collapse or summary.varied_low is None else st.success
 verdict_box(explain_sweep(sweep))
 
+# Empty cells where a number cannot be computed (a row with NaN pixels); the verdict column says why.
 table = pd.DataFrame([{
     "mean": r.mean,
-    "cosine of codes": round(r.diagnostics.cosine, 3),
-    "code norm": round(r.diagnostics.norm_mean, 1),
-    "norm z-score": round(r.diagnostics.norm_zscore, 1),
-    "diversity vs prior": round(r.diagnostics.diversity_ratio, 3),
-    "saturated pixels": round(r.diagnostics.saturated, 3),
-    "first-layer shift": None if r.diagnostics.first_layer_shift is None else round(r.diagnostics.first_layer_shift, 2),
+    "cosine of codes": rounded(r.diagnostics.cosine, 3),
+    "code norm": rounded(r.diagnostics.norm_mean, 1),
+    "norm z-score": rounded(r.diagnostics.norm_zscore, 1),
+    "diversity vs prior": rounded(r.diagnostics.diversity_ratio, 3),
+    "saturated pixels": rounded(r.diagnostics.saturated, 3),
+    "first-layer shift": rounded(r.diagnostics.first_layer_shift, 2),
     "verdict": r.diagnostics.verdict,
 } for r in sweep.rows])
 st.dataframe(table, hide_index=True, key="sweep_table")
