@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from training.cli.arguments import at_least, seeds
+
 
 def add_parser(sub) -> None:
     parser = sub.add_parser(
@@ -60,8 +62,12 @@ def format_report(result: dict) -> str:
 
 
 def run(args: argparse.Namespace) -> None:
-    from training.checkpoint import load_bundle, read_config
+    at_least(args, 1, "--samples", "--k", "--batch-size")
+    seeds(args, "--seed")
+
+    from training.checkpoint import METRICS_FILE, load_bundle, read_config
     from training.metrics.evaluate import evaluate_bundle, write_metrics
+    from training.output_folder import os_error
 
     family = read_config(args.bundle)["family"]
     bundle = load_bundle(args.bundle, with_training_networks=family == "vae")  # the VAE's encoder, for MSE
@@ -70,6 +76,9 @@ def run(args: argparse.Namespace) -> None:
                              progress=not args.quiet)
     print(json.dumps(result, indent=1) if args.json else format_report(result))
     if not args.no_write:
-        written = write_metrics(bundle.path, result)
+        try:  # the one file evaluate writes, beside the weights it scored
+            written = write_metrics(bundle.path, result)
+        except OSError as exc:
+            raise os_error(exc, bundle.path / METRICS_FILE, "pass --no-write") from None
         if not args.json:
             print(f"wrote {written}")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from training.cli.arguments import add_overwrite
+
 
 def add_parser(sub) -> None:
     parser = sub.add_parser(
@@ -14,14 +16,24 @@ def add_parser(sub) -> None:
     )
     parser.add_argument("path", help="the .pth state dict of the generator (netG)")
     parser.add_argument("--out", required=True, help="bundle folder to write, e.g. checkpoints/celeba/my-dcgan")
+    add_overwrite(parser, "a bundle")
     parser.add_argument("--name", default=None, help="display name stored in the bundle")
 
 
 def run(args: argparse.Namespace) -> None:
-    from training.checkpoint import load_bundle
+    from training.checkpoint import CONFIG_FILE, WEIGHTS_FILE, load_bundle
+    from training.errors import LatentExplorerError
     from training.importers import import_tutorial_dcgan
+    from training.output_folder import check_folder, remove_own_files
 
-    out = import_tutorial_dcgan(args.path, args.out, name=args.name)
+    check_folder(args.out, overwrite=args.overwrite)  # before the file is read: a wrong --out fails at once
+    try:
+        out = import_tutorial_dcgan(args.path, args.out, name=args.name)
+    except OSError as exc:  # the disk filled up, or a file was unreadable after all its checks
+        raise LatentExplorerError(f"could not import {args.path} into {args.out}: {exc.strerror or exc}") from None
+    # Only once the new bundle is written (a file that fails to import leaves the old one whole): the old run's
+    # history, metrics, snapshots and codes describe other weights.
+    remove_own_files(out, keep=(CONFIG_FILE, WEIGHTS_FILE))
     bundle = load_bundle(out)  # prove the bundle reads back before telling the user it is done
     model = bundle.config["model"]
     print(f"wrote {out}: DCGAN generator with nz={model['latent_dim']}, ngf={model['g_width']}, "

@@ -5,11 +5,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from training.cli.arguments import add_overwrite, at_least, seeds
+
 
 def add_parser(sub) -> None:
     parser = sub.add_parser("sample", help="write a PNG grid of samples from a bundle")
     parser.add_argument("bundle")
     parser.add_argument("--out", required=True, help="PNG file to write")
+    add_overwrite(parser, "a file")
     parser.add_argument("--n", type=int, default=32, help="number of samples (1-256)")
     parser.add_argument("--nrow", type=int, default=8, help="images per row")
     parser.add_argument("--seed", type=int, default=0)
@@ -17,18 +20,29 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
-    import torch
-
-    from training.checkpoint import load_bundle
     from training.errors import LatentExplorerError
-    from training.latent import LatentDistribution, sample_latents
-    from training.loops.common import save_grid
 
     if not 1 <= args.n <= 256:
         raise LatentExplorerError(f"--n must be between 1 and 256 (got {args.n})")
+    at_least(args, 1, "--nrow")
+    seeds(args, "--seed")
+
+    import torch
+
+    from training.checkpoint import load_bundle
+    from training.latent import LatentDistribution, sample_latents
+    from training.loops.common import check_output_folder, save_grid
+    from training.output_folder import check_file, os_error
+
+    out = Path(args.out)
+    check_file(out, overwrite=args.overwrite)
+    check_output_folder(out.parent, keep=False)  # a folder that cannot be written fails before the generator runs
     bundle = load_bundle(args.bundle)
     z = sample_latents(LatentDistribution.parse(args.dist), args.n, bundle.latent_dim, seed=args.seed)
     with torch.no_grad():
         images = bundle.generator(z)  # conditional / InfoGAN generators use their deterministic default inputs
-    save_grid(images, Path(args.out), nrow=args.nrow)
-    print(f"wrote {args.out}: {args.n} samples from {bundle.name} with z ~ {args.dist}")
+    try:
+        save_grid(images, out, nrow=args.nrow)
+    except OSError as exc:
+        raise os_error(exc, out) from None
+    print(f"wrote {out}: {args.n} samples from {bundle.name} with z ~ {args.dist}")

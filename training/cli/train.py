@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import argparse
 
+from training.cli.arguments import add_overwrite, at_least, seeds
+
 
 def _steps_list(text: str) -> tuple[int, ...]:
     try:
-        return tuple(sorted({int(v) for v in text.split(",") if v.strip()}))
+        steps = tuple(sorted({int(v) for v in text.split(",") if v.strip()}))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated step numbers, got {text!r}") from None
+        steps = None
+    if steps is None or (steps and steps[0] < 0):
+        raise argparse.ArgumentTypeError(f"expected comma-separated step numbers (0 or more), got {text!r}")
+    return steps
 
 
 def _names_list(text: str) -> list[str]:
@@ -21,6 +26,11 @@ def _comma_ints(text: str) -> list[int]:
         return [int(v) for v in text.split(",") if v.strip()]
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected comma-separated whole numbers, got {text!r}") from None
+
+
+def _or(value, default):
+    """A per-network option, or the shared one when it is not given (0 is given, and then refused)."""
+    return default if value is None else value
 
 
 def _model_config(args: argparse.Namespace):
@@ -125,6 +135,7 @@ def add_parser(sub) -> None:
     out.add_argument("--resume", action="store_true",
                      help="continue the interrupted run in --out from its last bundle (same flags; --steps may "
                           "grow); ends with the same weights as an uninterrupted run")
+    add_overwrite(out, "the bundle")
     out.add_argument("--keep-training-state", action="store_true",
                      help="keep training_state.safetensors (optimizers, random streams) in the finished bundle, "
                           "so that it can be --resume'd with more --steps later (about 2-3x the weights' size)")
@@ -135,26 +146,27 @@ def add_parser(sub) -> None:
 def run(args: argparse.Namespace) -> None:
     from training.errors import LatentExplorerError
 
+    at_least(args, 1, "--threads", "--num-images", "--image-size")
+    seeds(args, "--seed", "--data-seed")
+    if args.resume and args.overwrite:
+        raise LatentExplorerError("--resume continues the run in --out and --overwrite replaces it: pass only one")
     if args.threads is not None:
         import torch
 
-        if args.threads < 1:
-            raise LatentExplorerError(f"--threads must be at least 1 (got {args.threads})")
         torch.set_num_threads(args.threads)
     import os
     from dataclasses import asdict
-    from pathlib import Path
 
     from training.data.registry import load_dataset
     from training.distributed import shutdown
     from training.latent import LatentDistribution
-    from training.loops.common import check_output_folder
     from training.models.cgan import CGANConfig
+    from training.output_folder import check_folder, remove_own_files
     from training.trainer import TrainConfig, train
 
     noise = LatentDistribution.parse(args.noise)
     train_config = TrainConfig(
-        steps=args.steps, batch_size=args.batch_size, lr_g=args.lr_g or args.lr, lr_d=args.lr_d or args.lr,
+        steps=args.steps, batch_size=args.batch_size, lr_g=_or(args.lr_g, args.lr), lr_d=_or(args.lr_d, args.lr),
         beta1=args.beta1, beta2=args.beta2, seed=args.seed, noise=noise.to_json(),
         snapshot_steps=args.snapshot_steps, checkpoint_every=args.checkpoint_every, device=args.device,
         d_every=args.d_every, d_steps=args.d_steps, label_smoothing=args.label_smoothing, label_flip=args.label_flip,
@@ -163,8 +175,9 @@ def run(args: argparse.Namespace) -> None:
         precision=args.precision, channels_last=args.channels_last,
     )
     train_config.validate()
-    if int(os.environ.get("RANK", "0")) == 0:  # under torchrun only rank 0 writes
-        check_output_folder(Path(args.out), keep=False)  # before the data loads: a bad --out fails in a second
+    main_process = int(os.environ.get("RANK", "0")) == 0  # under torchrun only rank 0 writes
+    if main_process:  # before the data loads: a wrong --out fails in a second
+        check_folder(args.out, resume=args.resume, overwrite=args.overwrite, can_resume=True)
     model_config = _model_config(args)
     # Refuse bad flags before loading data (a conditional GAN's conditions are checked once the data is here).
     (model_config.dcgan_config() if args.model == "cgan" else model_config).validate()
@@ -177,7 +190,10 @@ def run(args: argparse.Namespace) -> None:
     if args.model == "cgan":
         model_config.conditions = CGANConfig.for_dataset(dataset.attributes, args.conditions).conditions
     model_config.validate()
-    main_process = int(os.environ.get("RANK", "0")) == 0
+    if main_process and args.overwrite:  # only now: a mistake in the flags or the data leaves the old bundle whole
+        removed = remove_own_files(args.out)
+        if removed:
+            print(f"--overwrite: removed the {len(removed)} files of the previous bundle in {args.out}")
     if main_process:
         print(f"dataset {dataset.name}: {len(dataset)} images {dataset.image_size}px; {args.model} "
               f"{asdict(model_config)}")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from training.cli.arguments import add_overwrite, at_least, seeds
+
 
 def add_parser(sub) -> None:
     parser = sub.add_parser(
@@ -23,25 +25,37 @@ def add_parser(sub) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda ...")
     parser.add_argument("--out", default=None, help="bundle folder (default checkpoints/<dataset>/featurenet)")
+    add_overwrite(parser, "a bundle (such as the shipped feature network)")
 
 
 def run(args: argparse.Namespace) -> None:
+    at_least(args, 1, "--num-images", "--image-size", "--heldout", "--width", "--steps", "--batch-size")
+    seeds(args, "--seed", "--data-seed")
+
+    from pathlib import Path
+
+    from training.checkpoint import CONFIG_FILE, HISTORY_FILE, METRICS_FILE, WEIGHTS_FILE, read_config
     from training.metrics.evaluate import default_featurenet_path
     from training.metrics.real import load_real
     from training.metrics.train_featurenet import FeatureNetTrainConfig, config_for, train_featurenet
+    from training.output_folder import check_folder, os_error, remove_own_files
 
+    out = Path(args.out or default_featurenet_path(args.data))
+    check_folder(out, overwrite=args.overwrite)  # before minutes of training, not after
     train_config = FeatureNetTrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
                                          device=args.device)
     train_config.validate()
     real = load_real(args.data, image_size=args.image_size, num_images=args.num_images, seed=args.data_seed,
                      data_root=args.data_root, n_test=args.heldout, progress=True)
     model_config = config_for(real.train, width=args.width)
-    out = args.out or default_featurenet_path(args.data)
     print(f"feature network for {args.data}: {len(real.train)} training images, {len(real.test)} held out, "
           f"{model_config.feature_dim} features")
-    train_featurenet(real.train, real.test, model_config, train_config, out, real.train_source, real.test_source)
-    from training.checkpoint import read_config
-
+    try:
+        train_featurenet(real.train, real.test, model_config, train_config, out, real.train_source, real.test_source)
+    except OSError as exc:
+        raise os_error(exc, out) from None
+    # Only now, so that a run that fails leaves the old bundle whole: what the new one did not rewrite is stale.
+    remove_own_files(out, keep=(CONFIG_FILE, WEIGHTS_FILE, HISTORY_FILE, METRICS_FILE))
     accuracy = read_config(out)["accuracy"]
     print("held-out accuracy: " + ", ".join(f"{k} {v:.4f}" for k, v in accuracy.items()))
     print(f"wrote {out}")

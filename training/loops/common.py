@@ -22,7 +22,7 @@ import torchvision.utils as vutils
 from torch import nn
 from tqdm import tqdm
 
-from training import checkpoint, distributed
+from training import checkpoint, distributed, output_folder
 from training.data.base import ImageDataset
 from training.errors import LatentExplorerError
 from training.latent import LatentDistribution, sample_latents
@@ -254,6 +254,9 @@ RESUMABLE_CHANGES = ("steps", "checkpoint_every", "snapshot_steps", "device", "d
 COMPARED_SECTIONS = ("family", "model", "training", "dataset", "prior", "distributed")
 RUNTIME_FIELDS = ("seconds", "device_used", "images_per_second")  # measured by the run, written by finish()
 TRAINING_STATE_VERSION = 1
+# What a training state's JSON holds (_training_state writes them, --resume reads every one).
+TRAINING_STATE_KEYS = ("step", "images_seen", "seconds", "data_batches_taken", "diverge_won_for", "ranks",
+                       "optimizers", "history", "config")
 # Disk estimates beyond the tensors: config.json, metrics.json and latents.npz; the training state's JSON (config,
 # optimizer settings) besides the history; one generator state (mt19937); one history row as JSON (12 numbers).
 SMALL_FILES_BYTES = 1 << 20
@@ -297,11 +300,13 @@ def check_output_folder(out: Path, keep: bool = True) -> None:
 
 def remove_stale_temporaries(out: Path) -> None:
     """Delete what writes interrupted by a kill left behind: the bundle's files are written as hidden
-    `.<name>...tmp` files and renamed when complete, so such a file is never part of a bundle."""
+    `.<name>...tmp` files and renamed when complete, so such a file is never part of a bundle. Only those
+    names go: a user's own .draft.tmp beside the bundle is not ours to delete."""
     for folder in (out, out / checkpoint.SNAPSHOT_DIR):
         if folder.is_dir():
             for tmp in folder.glob(".*.tmp"):
-                tmp.unlink(missing_ok=True)
+                if output_folder.is_own_temporary(tmp.name, in_snapshots=folder != out):
+                    tmp.unlink(missing_ok=True)
 
 
 def tensor_bytes(tensors: Iterable[torch.Tensor]) -> int:
@@ -482,12 +487,18 @@ class Run:
             raise LatentExplorerError(
                 f"--resume: {self.out} holds a bundle (step {step}) but no {checkpoint.TRAINING_STATE_FILE}: the run "
                 "finished and its training state was dropped (train with --keep-training-state to be able to "
-                "continue a finished run), or it was written by an older version. Train again without --resume."
+                "continue a finished run), or it was written by an older version. Train again with --overwrite "
+                "instead of --resume, or choose another --out."
             )
         tensors, state = loaded
+        file = self.out / checkpoint.TRAINING_STATE_FILE
         if state.get("version") != TRAINING_STATE_VERSION:
-            raise LatentExplorerError(f"{self.out / checkpoint.TRAINING_STATE_FILE}: unknown training state version "
-                                      f"{state.get('version')!r}; train again without --resume")
+            raise LatentExplorerError(f"{file}: unknown training state version {state.get('version')!r}; train "
+                                      "again with --overwrite instead of --resume")
+        missing = [key for key in TRAINING_STATE_KEYS if key not in state]
+        if missing:
+            raise LatentExplorerError(f"{file}: the training state has no {', '.join(missing)}, so it is damaged; "
+                                      "train again with --overwrite instead of --resume")
         recorded = state["config"]
         differences = config_differences(recorded, self._comparable_config())
         if differences:
@@ -580,7 +591,14 @@ class Run:
         self.sampler = EpochBatches(n, self.config.batch_size, self.data_rng, self.processes.rank,
                                     self.processes.world_size)
         if self.resumed is not None:
-            self._restore(*self.resumed)
+            try:
+                self._restore(*self.resumed)
+            except (KeyError, TypeError, ValueError, RuntimeError) as exc:  # a tensor missing or of another shape
+                raise LatentExplorerError(
+                    f"{self.out / checkpoint.TRAINING_STATE_FILE}: the training state does not fit the networks "
+                    f"({type(exc).__name__}: {str(exc)[:200]}), so it is damaged; train again with --overwrite "
+                    "instead of --resume"
+                ) from None
             self.resumed = None
             if self.progress:
                 print(f"resuming {self.out} at step {self.start_step}", file=sys.stderr)

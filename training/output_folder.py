@@ -1,0 +1,127 @@
+"""What a command may do to an existing --out: no command overwrites or deletes a file it did not write itself.
+
+A command writes into a folder that already holds something only when it holds a Latent Explorer bundle (or the
+files of a run killed before its first save) and the user said so: --resume continues the run, --overwrite
+replaces the bundle. Replacing removes the bundle's own files, by name, never anything a user keeps beside them
+(notes, drafts, a config.json of their own), so a wrong --out costs one error message, never a file.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from training import checkpoint
+from training.errors import LatentExplorerError
+
+BUNDLE_FILES = (checkpoint.CONFIG_FILE, checkpoint.WEIGHTS_FILE, checkpoint.HISTORY_FILE, checkpoint.METRICS_FILE,
+                checkpoint.LATENTS_FILE, checkpoint.TRAINING_STATE_FILE)
+_NAMES = "|".join(re.escape(name) for name in BUNDLE_FILES)
+# The hidden temporaries our writers leave when killed: checkpoint.atomic_write_bytes' .<name>.<random>.tmp,
+# save_bundle's .weights.safetensors.tmp and check_output_folder's .write-test-<random>. A user's own
+# .draft.tmp matches none of them.
+OWN_TEMPORARY = re.compile(rf"\.(?:{_NAMES})(?:\.\w+)?\.tmp|\.write-test-\w+")
+SNAPSHOT = re.compile(r"step_\d+\.png")
+SNAPSHOT_TEMPORARY = re.compile(r"\.step_\d+\.png\.\w+\.tmp")
+SHOWN_NAMES = 4
+
+
+def is_own_temporary(name: str, in_snapshots: bool = False) -> bool:
+    """Whether a file name in a bundle folder (or in its snapshots/) is one of our interrupted writes."""
+    return (SNAPSHOT_TEMPORARY if in_snapshots else OWN_TEMPORARY).fullmatch(name) is not None
+
+
+def is_own_file(name: str, in_snapshots: bool = False) -> bool:
+    """Whether a file name in a bundle folder (or in its snapshots/) is one our commands write."""
+    if in_snapshots:
+        return SNAPSHOT.fullmatch(name) is not None or is_own_temporary(name, True)
+    return name in BUNDLE_FILES or is_own_temporary(name)
+
+
+def _contents(out: Path) -> tuple[list[Path], list[str]]:
+    """(our files in `out` and its snapshots/, names of everything else there). Links are never ours."""
+    own, other = [], []
+    for entry in sorted(out.iterdir()):
+        if entry.name == checkpoint.SNAPSHOT_DIR and entry.is_dir() and not entry.is_symlink():
+            for inner in sorted(entry.iterdir()):
+                if inner.is_file() and not inner.is_symlink() and is_own_file(inner.name, in_snapshots=True):
+                    own.append(inner)
+                else:
+                    other.append(f"{entry.name}/{inner.name}")
+        elif entry.is_file() and not entry.is_symlink() and is_own_file(entry.name):
+            own.append(entry)
+        else:
+            other.append(entry.name)
+    return own, other
+
+
+def _bundle_label(out: Path) -> str | None:
+    """'a dcgan bundle (step 500)' when out/config.json reads as a bundle's config, else None."""
+    try:
+        config = checkpoint.read_config(out)
+    except LatentExplorerError:
+        return None
+    step = config.get("step")
+    return f"a {config['family']} bundle" + (f" (step {step})" if step is not None else "")
+
+
+def check_folder(out: str | Path, resume: bool = False, overwrite: bool = False, can_resume: bool = False) -> None:
+    """Refuse, before any work, an --out this command must not write into: a folder holding anything but a
+    bundle (files beside a bundle are fine: they stay), or a bundle the user did not ask to continue (--resume,
+    where the command has it) or to replace (--overwrite); then prove it can be created and written, leaving
+    nothing behind (a file in the way, a read-only disk). A missing or empty folder is always fine."""
+    from training.loops.common import check_output_folder  # it imports this module
+
+    out = Path(out)
+    if out.is_dir() and any(out.iterdir()):
+        _check_contents(out, resume or overwrite, can_resume)
+    check_output_folder(out, keep=False)
+
+
+def _check_contents(out: Path, asked: bool, can_resume: bool) -> None:
+    own, other = _contents(out)
+    has_config = out / checkpoint.CONFIG_FILE in own  # a link or a folder by that name is the user's
+    label = _bundle_label(out) if has_config else "an unfinished run (nothing saved yet)"
+    if label is None:  # a config.json that is not a bundle's is the user's, like any other file
+        other = sorted({checkpoint.CONFIG_FILE, *other})
+    if label is None or (other and not has_config):
+        shown = ", ".join(other[:SHOWN_NAMES]) + (f" and {len(other) - SHOWN_NAMES} more"
+                                                  if len(other) > SHOWN_NAMES else "")
+        raise LatentExplorerError(f"{out} already holds files that are not a Latent Explorer bundle ({shown}); "
+                                  "choose another --out (a new or empty folder) so that none of them is overwritten")
+    if not asked:
+        hint = "pass --resume to continue it or --overwrite to replace it" if can_resume else \
+            "pass --overwrite to replace it"
+        raise LatentExplorerError(f"{out} already holds {label}; {hint}, or choose another --out")
+
+
+def remove_own_files(out: str | Path, keep: tuple[str, ...] = ()) -> list[Path]:
+    """Delete the files our commands wrote in `out` (bundle files, snapshots, temporaries) except the names in
+    `keep`, and snapshots/ when that leaves it empty; everything else stays. Returns what was deleted."""
+    out = Path(out)
+    if not out.is_dir():
+        return []
+    removed = [file for file in _contents(out)[0] if file.name not in keep]
+    for file in removed:
+        file.unlink(missing_ok=True)
+    snapshots = out / checkpoint.SNAPSHOT_DIR
+    if removed and snapshots.is_dir() and not snapshots.is_symlink() and not any(snapshots.iterdir()):
+        snapshots.rmdir()
+    return removed
+
+
+def check_file(out: str | Path, overwrite: bool = False, suffix: str = ".png") -> None:
+    """Refuse an --out file that is a folder, has another suffix, or exists when --overwrite was not given."""
+    out = Path(out)
+    if out.is_dir():
+        raise LatentExplorerError(f"--out {out} is a folder; name the file to write, e.g. {out / ('grid' + suffix)}")
+    if out.suffix.lower() != suffix:
+        raise LatentExplorerError(f"--out must name a {suffix} file (got {out})")
+    if (out.exists() or out.is_symlink()) and not overwrite:
+        raise LatentExplorerError(f"{out} already exists; pass --overwrite to replace it, or choose another --out")
+
+
+def os_error(exc: OSError, target: str | Path, other: str = "choose another --out") -> LatentExplorerError:
+    """An OSError while writing `target` (disk full, read-only folder, a file in the way) as one plain sentence."""
+    return LatentExplorerError(f"could not write {target}: {exc.strerror or exc}; free some space, fix the "
+                               f"permissions or {other}")
