@@ -15,7 +15,7 @@ from training.latent import sample_latents
 
 IMPORT_ROOT = Path(tempfile.gettempdir()) / "latent-explorer-imports"
 RESULTS_KEY = "upload_results"  # file_id -> ("ok", display name, folder) or ("error", message): import once per file
-EXTENSIONS = ("pth", "pt")
+EXTENSIONS = ("pth", "pt", "pkl")  # many courses name their torch.save files .pkl
 
 
 def import_upload(uploaded) -> tuple[str, ...]:
@@ -31,10 +31,13 @@ def import_upload(uploaded) -> tuple[str, ...]:
         upload.write_bytes(uploaded.getvalue())
         out = import_tutorial_dcgan(upload, folder / "bundle", display_filename=uploaded.name)
     except LatentExplorerError as exc:
-        shutil.rmtree(folder, ignore_errors=True)
         return ("error", str(exc))
+    except Exception as exc:  # torch's own errors on a file no check foresaw: one student's upload, not a crash
+        return ("error", f"{uploaded.name}: cannot be read as a PyTorch state dict ({type(exc).__name__})")
     finally:
         upload.unlink(missing_ok=True)
+        if not (folder / "bundle" / "config.json").exists():
+            shutil.rmtree(folder, ignore_errors=True)  # nothing of a failed upload stays on the server
     name = bundles.add_session_bundle(f"imported · {uploaded.name}", out)
     return ("ok", name, str(out))
 
@@ -49,8 +52,9 @@ limit = int(st.get_option("server.maxUploadSize"))
 with st.container(border=True):
     st.markdown(
         f"""
-**What to upload**: the *state dict* of the tutorial's `netG` (64x64 images, any `nz` and `ngf`; a
-`nn.DataParallel` model's `module.` prefix is fine). In your notebook run
+**What to upload**: the *state dict* of the tutorial's `netG` (32x32, 64x64 or 128x128 images, grey or
+colour, any `nz` and `ngf`; a `nn.DataParallel` model's `module.` prefix is fine, and so is a training checkpoint
+dict holding it as `netG`, `generator`, `G`, `state_dict` or `model_state_dict`). In your notebook run
 
 ```python
 torch.save(netG.state_dict(), "netG.pth")
@@ -63,7 +67,7 @@ From a terminal: `python -m training import-dcgan netG.pth --out checkpoints/min
     )
     # Streamlit refuses other extensions itself, in the browser and again on the server.
     uploaded = st.file_uploader("netG state dict", type=list(EXTENSIONS), key="upload_file",
-                                help="A .pth or .pt file written by torch.save(netG.state_dict(), ...)")
+                                help="A .pth, .pt or .pkl file written by torch.save(netG.state_dict(), ...)")
 
 results = st.session_state[RESULTS_KEY]
 if uploaded is not None:
