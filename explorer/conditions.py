@@ -96,7 +96,8 @@ class Pairs:
 
 def attribute_pairs(generator: nn.Module, z: torch.Tensor, conditions: tuple[Attribute, ...], chosen: dict[str, str],
                     attribute: str, first: str, second: str) -> Pairs:
-    """Seed 003's "10 pairs": generator(z, labels with attribute = first) beside generator(z, ... = second)."""
+    """The smile-conditional GAN lab's "10 pairs": generator(z, labels with attribute = first) beside
+    generator(z, ... = second)."""
     rows_a, rows_b = pair_rows(conditions, chosen, attribute, first, second, z.shape[0])
     a = generate_with(generator, z, labels=rows_a)
     b = generate_with(generator, z, labels=rows_b)

@@ -167,8 +167,8 @@ def conditional_page(bundle, net_info) -> None:
                      f"{chance[worst]:.0%}).")
 
     st.header("Pairs: the same z, one attribute changed")
-    st.write("Seed 003's \"10 pairs\": each column is one code z generated twice, with only the chosen "
-             "attribute different.")
+    st.write("The smile-conditional GAN lab's \"10 pairs\": each column is one code z generated twice, with only "
+             "the chosen attribute different.")
     with st.container(border=True):
         a1, a2, a3, a4 = st.columns(4)
         names = [a.name for a in conditions]

@@ -77,7 +77,7 @@ class _Family:
 
 
 class _Conditional(_Family):
-    """ACGAN: G(z, labels); D(x) -> real/fake logit + one classifier per condition (seed 002)."""
+    """ACGAN: G(z, labels); D(x) -> real/fake logit + one classifier per condition (the anime lab)."""
 
     display = "conditional GAN"
     extra_keys = ("class_real", "class_fake", "acc_real", "acc_fake")

@@ -1,4 +1,4 @@
-"""A conditional DCGAN in the style of ACGAN (Odena et al. 2017), as in seed 002.
+"""A conditional DCGAN in the style of ACGAN (Odena et al. 2017), as in the conditional-GAN lab on anime faces.
 
 The generator reads z concatenated with the condition: one-hot slots for a categorical attribute (hair
 colour with 5 or 12 values), a single 0/1 slot for a binary one (smiling, glasses). The discriminator is the

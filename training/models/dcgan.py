@@ -35,7 +35,7 @@ class DCGANConfig:
     channels: int = 3
     g_width: int = 64  # ngf
     d_width: int = 64  # ndf
-    g_activation: str = "relu"  # seed 002 compares ReLU with LeakyReLU in the generator
+    g_activation: str = "relu"  # the conditional-GAN lab compares ReLU with LeakyReLU in the generator
     condition_dim: int = 0  # extra generator inputs appended to z (conditional GAN, InfoGAN codes)
 
     def validate(self, what: str = "DCGAN") -> None:

@@ -1,4 +1,5 @@
-"""InfoGAN (Chen et al. 2016) on the DCGAN: categorical and continuous codes learned without labels (seed 002's bonus).
+"""InfoGAN (Chen et al. 2016) on the DCGAN: categorical and continuous codes learned without labels
+(the anime lab's bonus).
 
 The generator reads z concatenated with the codes: one one-hot block per categorical code, then one slot per
 continuous code, uniform on [-1, 1] during training. The discriminator is the DCGAN body with the real/fake

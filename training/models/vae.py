@@ -7,7 +7,7 @@ latent settings, and the decoder keeps the generator interface (see `training.mo
 
 Loss per batch = recon + kl_weight * KL, where recon is the per-pixel mean of (x - x_hat)^2 with pixels in
 [-1, 1] (or the per-pixel BCE on pixels mapped to [0, 1]) and KL = KL(q(z|x) || N(0, I)) summed over the
-latent dimensions and averaged over the batch. On that scale seed 003's coefficients 1e-4 (faces) and
+latent dimensions and averaged over the batch. On that scale the VAE lab's coefficients 1e-4 (faces) and
 1e-5 (no faces: the codes drift off the prior) are the interesting comparison.
 """
 
