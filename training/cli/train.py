@@ -88,7 +88,7 @@ def add_parser(sub) -> None:
                      help="CPU threads for torch (default: torch's choice). On a busy machine 1 thread is often "
                           "several times faster than 2, which stall waiting for each other")
     opt.add_argument("--d-every", type=int, default=1, metavar="K",
-                     help="update the discriminator only on every K-th step (seed 002 halves it: 2)")
+                     help="update the discriminator only on every K-th step (the anime lab halves it: 2)")
     opt.add_argument("--d-steps", type=int, default=1, metavar="K",
                      help="discriminator updates, each on a fresh batch, per generator update")
     opt.add_argument("--label-smoothing", type=float, default=0.0, metavar="S",
@@ -96,7 +96,7 @@ def add_parser(sub) -> None:
     opt.add_argument("--label-flip", type=float, default=0.0, metavar="P",
                      help="swap each real/fake target of the discriminator with probability P (e.g. 0.05)")
     opt.add_argument("--class-weight", type=float, default=1.0, metavar="W",
-                     help="cgan: loss = adversarial + W x classification (seed 002 tried 2 and 10)")
+                     help="cgan: loss = adversarial + W x classification (the anime lab tried 2 and 10)")
     opt.add_argument("--classify-fakes", action="store_true",
                      help="cgan: D's classifier also learns from fakes with their requested labels (the ACGAN "
                           "paper); by default it learns from real images only, so G cannot hide attributes in "
@@ -119,7 +119,7 @@ def add_parser(sub) -> None:
     model.add_argument("--d-width", type=int, default=64, help="discriminator / encoder width (ndf)")
     model.add_argument("--g-activation", choices=["relu", "leaky_relu"], default="relu")
     model.add_argument("--kl-weight", type=float, default=1e-4, metavar="W",
-                       help="vae: loss = reconstruction + W x KL (seed 003 compares 1e-4 and 1e-5)")
+                       help="vae: loss = reconstruction + W x KL (the VAE lab compares 1e-4 and 1e-5)")
     model.add_argument("--recon-loss", choices=["mse", "bce"], default="mse", help="vae: reconstruction loss")
     model.add_argument("--conditions", type=_names_list, default=None, metavar="A,B,...",
                        help="cgan: attributes to condition on (default: all the dataset's)")

@@ -49,10 +49,10 @@ class TrainConfig:
     snapshot_steps: tuple[int, ...] = DEFAULT_SNAPSHOT_STEPS
     checkpoint_every: int = 500
     device: str = "auto"
-    # Balance of the two players (seed 002 halves D's update frequency: d_every=2).
+    # Balance of the two players (the anime lab halves D's update frequency: d_every=2).
     d_every: int = 1  # update D on every k-th step only
     d_steps: int = 1  # D updates (each on a fresh batch) on a step where D is updated
-    # Label tricks for D's real/fake targets (seed 003).
+    # Label tricks for D's real/fake targets (the VAE lab's GAN part).
     label_smoothing: float = 0.0  # one-sided: D's target for real images is 1 - label_smoothing
     label_flip: float = 0.0  # probability that each of D's real/fake targets is swapped
     class_weight: float = 1.0  # conditional GAN: loss = adversarial + class_weight * classification
