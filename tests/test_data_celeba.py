@@ -163,3 +163,16 @@ def test_malformed_attribute_rows(tmp_path, bad_row: str, message: str) -> None:
     with pytest.raises(LatentExplorerError, match=message) as info:
         load_celeba(tmp_path, progress=False)
     assert str(attr) in str(info.value)
+
+
+def test_held_out_images_of_a_copy_without_test_partition(tmp_path) -> None:
+    """The shared 10,000-face copy lies wholly in the official train partition: the feature network and the
+    metrics then hold images out by seed instead of finding no test image at all."""
+    from training.metrics.real import load_real
+
+    make_celeba(tmp_path, "official")
+    part = tmp_path / LAYOUTS["official"][2]
+    part.write_text("".join(f"{_file(i)} 0\n" for i in range(len(LABELS))))
+    real = load_real("celeba", image_size=16, data_root=tmp_path, n_test=4)
+    assert len(real.test) == 2 and len(real.train) == len(LABELS) - 2
+    assert "no test partition" in real.test_source["held_out"]

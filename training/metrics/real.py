@@ -72,19 +72,23 @@ def load_real(name: str, image_size: int, num_images: int | None = None, seed: i
         raise LatentExplorerError(f"{args['path']}: no such folder; pass --data-root with the local {name} folder")
     train, source = load_dataset(**args, progress=progress)
     if name in SPLIT_DATASETS:
-        test, test_source = load_dataset(**{**args, "split": "test", "num_images": n_test}, progress=progress)
-        seen = args["split"] != "train"
-        note = "the dataset's official test partition" + (
-            f"; the model was trained on split {args['split']!r}, which includes it" if seen else "")
-        return RealData(train, test, source, {**test_source, "held_out": note})
+        try:
+            test, test_source = load_dataset(**{**args, "split": "test", "num_images": n_test}, progress=progress)
+        except LatentExplorerError:  # a partial copy (the first 10,000 CelebA faces are all in the train partition)
+            test = None
+        if test is not None and len(test) >= 2:
+            seen = args["split"] != "train"
+            note = "the dataset's official test partition" + (
+                f"; the model was trained on split {args['split']!r}, which includes it" if seen else "")
+            return RealData(train, test, source, {**test_source, "held_out": note})
     order = np.random.default_rng(seed).permutation(len(train))
     n_held = max(2, int(round(len(train) * HELDOUT_FRACTION)))
     if len(train) - n_held < 2:
         raise LatentExplorerError(f"{name}: {len(train)} images are too few to hold some out")
     test = train.subset(np.sort(order[:n_held][:n_test]))
     kept = train.subset(np.sort(order[n_held:]))
-    test_source = {**source, "held_out": f"{len(test)} of {len(train)} images chosen with seed {seed}; {name} has "
-                   "no test partition, so a model trained on the whole folder has seen them"}
+    test_source = {**source, "held_out": f"{len(test)} of {len(train)} images chosen with seed {seed}; this {name} "
+                   "copy has no test partition, so a model trained on the whole folder has seen them"}
     return RealData(kept, test, source, test_source)
 
 
