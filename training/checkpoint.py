@@ -307,6 +307,11 @@ def load_bundle(path: str | Path, with_training_networks: bool = False) -> Bundl
         state = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
         expected = net.state_dict()
         missing = sorted(set(expected) - set(state))
+        shipped = config.get("networks_shipped")
+        if not state and isinstance(shipped, list) and net_name not in shipped:
+            raise LatentExplorerError(f"{weights_file}: this bundle ships only its {', '.join(map(str, shipped))} "
+                                      f"(to keep the repository small), not the {net_name} that continuing its "
+                                      "training needs; retrain it with `python -m training build-checkpoints`")
         if missing:
             raise LatentExplorerError(
                 f"{weights_file}: {net_name} tensors missing: {', '.join(missing[:5])}"
