@@ -28,6 +28,10 @@ PROBABILITY_KEYS = ("d_real", "d_fake", "acc_real", "acc_fake", "info_acc")
 EQUILIBRIUM_LOSS_D = 2 * math.log(2)
 EQUILIBRIUM_LOSS_G = math.log(2)
 NOT_EVALUATED = "not evaluated"
+# The explorer's setting for the folder of the user's datasets, and what a page says when it finds no copy.
+DATA_ROOT_LABEL = "Folder of your datasets"
+APP_ASK = ('the {name} images are not shipped with the app: type the folder that holds your {folder} folder in the '
+           f'sidebar box "{DATA_ROOT_LABEL}"')
 
 
 def smooth(values: np.ndarray | list[float], window: int) -> np.ndarray:
@@ -204,14 +208,14 @@ def real_images(dataset: dict, n: int, local_path: str | None = None,
                 indices: np.ndarray | None = None) -> torch.Tensor:
     """n real training images (B, C, H, W) in [-1, 1] for the bundle's dataset description: the first n, or the
     ones at `indices` (dataset positions). toyfaces are regenerated from the recorded seed; other datasets are
-    read, prepared as in training, from local_path or the folder recorded at training time when it still exists
-    (else LatentExplorerError)."""
+    read, prepared as in training, from this machine's copy: local_path (the dataset's folder or one that holds
+    it), else the environment (training.data.location); else LatentExplorerError saying how to point at one."""
     from training.data.base import images_to_tensor
 
     name = dataset.get("name", "?")
     source = dataset.get("source") or {}
     size = int(dataset.get("image_size") or source.get("image_size") or 64)
-    if name == "toyfaces" and not local_path:
+    if name == "toyfaces":
         from training.data.toyfaces import generate_toyfaces
 
         count = min(n, int(source.get("num_images") or n))
@@ -222,30 +226,24 @@ def real_images(dataset: dict, n: int, local_path: str | None = None,
     if name == "imported":
         raise LatentExplorerError("this generator was imported without its training data, so there are no real "
                                   "images to compare with")
-    load_args = dict(source.get("load_args") or {})
-    root = local_path or load_args.get("path") or source.get("path") or source.get("root")
-    if not root or not Path(root).exists():
-        raise LatentExplorerError(
-            f"the {name} images are not shipped with the app" + (f" ({local_path}: no such folder)" if local_path
-                                                                  else "")
-            + "; give the path of a local copy to see real images beside the generated ones")
     import inspect
 
+    from training.data.location import load_arguments
     from training.data.registry import load_dataset
 
-    accepted = inspect.signature(load_dataset).parameters
-    # load_args is the exact call that built the training set (real datasets record it); older bundles fall back
-    # to the loose fields of the description.
-    recorded = load_args or source
-    options = {k: recorded[k] for k in ("num_images", "seed", "attributes", "face_margin", "split", "labels")
-               if k in accepted and recorded.get(k) is not None}
-    data, _ = load_dataset(name, image_size=size, path=str(root), progress=False, **options)
+    args = load_arguments({**source, "name": name}, local_path, APP_ASK)
+    if "load_args" not in source:  # older bundles: the loose fields of the description
+        args.update({k: source[k] for k in ("num_images", "seed", "attributes", "face_margin", "split")
+                     if source.get(k) is not None})
+    accepted = inspect.signature(load_dataset).parameters  # a config is untrusted: unknown keys are dropped
+    call = {k: v for k, v in args.items() if k in accepted}
+    data, _ = load_dataset(**{**call, "image_size": size, "progress": False})
     if len(data) == 0:
-        raise LatentExplorerError(f"{local_path}: no images found")
+        raise LatentExplorerError(f"{args.get('path')}: no images found")
     index = np.arange(min(n, len(data))) if indices is None else np.asarray(indices)
     if len(index) and int(index.max()) >= len(data):
-        raise LatentExplorerError(f"the {name} copy at {root} has {len(data)} images, fewer than the training set "
-                                  f"(position {int(index.max())} is missing): it is not the same dataset")
+        raise LatentExplorerError(f"the {name} copy at {args.get('path')} has {len(data)} images, fewer than the "
+                                  f"training set (position {int(index.max())} is missing): it is not the same dataset")
     real, _ = data.batch(index)
     return real
 

@@ -1,12 +1,19 @@
 """Controls more than one page shows: the latent distribution picker (presets, normal/uniform sliders, batch size
-and seed). Each page gives its own key prefix, so its settings live apart from the other pages'."""
+and seed; each page gives its own key prefix, so its settings live apart from the other pages'), and the sidebar
+box for the folder of the user's datasets (one setting shared by every page that shows real images)."""
 
 from __future__ import annotations
 
 import streamlit as st
 
+from explorer.replay import DATA_ROOT_LABEL
+from training.data.location import DATA_ROOT_VARIABLE, PROCEDURAL_DATASETS
 from training.errors import LatentExplorerError
 from training.latent import PRESETS, LatentDistribution
+
+DATA_ROOT_KEY = "data_root"
+# Streamlit forgets a widget's value on a page that does not draw it; the setting is kept here between pages.
+DATA_ROOT_KEPT = "data_root_kept"
 
 
 def distribution_defaults(prefix: str, n: int) -> dict:
@@ -55,3 +62,23 @@ def chosen_distribution(prefix: str) -> LatentDistribution:
     except LatentExplorerError as exc:
         st.error(f"{exc}. Adjust the sliders to continue.")
         st.stop()
+
+
+def data_root_setting(dataset: str | None) -> str | None:
+    """The sidebar box for the folder of the user's datasets, drawn for a dataset whose images are not shipped;
+    returns what is typed (None when empty), the first place real images are looked for."""
+    if dataset in (*PROCEDURAL_DATASETS, "imported", None):
+        return None
+    state = st.session_state
+    state[DATA_ROOT_KEY] = state.get(DATA_ROOT_KEPT, "")
+    st.sidebar.text_input(
+        DATA_ROOT_LABEL, key=DATA_ROOT_KEY, on_change=_keep_data_root,
+        placeholder="e.g. /data (holding celeba64/, anime64/ ...)",
+        help="Real images are not shipped with the app. Give the folder that holds your copies of the datasets, or "
+             "one dataset's own folder. Left empty, the app reads $LATENT_EXPLORER_<DATASET>_ROOT, then "
+             f"${DATA_ROOT_VARIABLE}/<folder the model records>.")
+    return state[DATA_ROOT_KEY].strip() or None
+
+
+def _keep_data_root() -> None:
+    st.session_state[DATA_ROOT_KEPT] = st.session_state[DATA_ROOT_KEY]

@@ -16,6 +16,16 @@ def _private_cache(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("LATENT_EXPLORER_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
 
 
+@pytest.fixture(autouse=True)
+def _no_data_roots(monkeypatch):
+    # Nor the user's dataset copies: a test that wants one sets LATENT_EXPLORER_DATA_ROOT or *_ROOT itself.
+    import os
+
+    for name in list(os.environ):
+        if name == "LATENT_EXPLORER_DATA_ROOT" or (name.startswith("LATENT_EXPLORER_") and name.endswith("_ROOT")):
+            monkeypatch.delenv(name)
+
+
 @pytest.fixture(scope="session")
 def tiny_faces():
     from training.data.base import ImageDataset

@@ -145,6 +145,7 @@ def test_training_replay_extremes_and_dataset_paths(root, tmp_path, tiny_bundle)
     at.sidebar.selectbox(key="bundle_select").set_value("celeba model").run()
     assert_usable(at)  # the generated half still shows
     assert "not shipped with the app" in messages(at, "info")
+    assert "LATENT_EXPLORER_CELEBA_ROOT" in messages(at, "info") and at.sidebar.text_input(key="data_root")
     a_file = tmp_path / "a-file.txt"
     a_file.write_text("x")
     empty = tmp_path / "empty"
@@ -152,13 +153,18 @@ def test_training_replay_extremes_and_dataset_paths(root, tmp_path, tiny_bundle)
     for typed, expected in ((str(tmp_path / "no" / "such" / "folder"), "no such folder"), (str(a_file), "not a folder"),
                             (str(empty), "list_attr_celeba"), ("   ", "not shipped with the app"),
                             ("\x00", "no such folder")):
-        at.text_input(key="replay_data_path").set_value(typed).run()
+        at.sidebar.text_input(key="data_root").set_value(typed).run()
         assert_usable(at)
         assert expected in messages(at, "info"), typed
-    # The path typed for CelebA must not follow the teacher to the toyfaces model (it needs none).
+    # One setting for every page: a page without the box (sampling) does not make the app forget it.
+    at.sidebar.text_input(key="data_root").set_value(str(empty)).run()
+    at.switch_page("views/sample.py").run()
+    at.switch_page("views/training.py").run()
+    assert at.sidebar.text_input(key="data_root").value == str(empty) and "list_attr_celeba" in messages(at, "info")
+    # The toyfaces model needs no folder: it neither asks for one nor reads the one typed for CelebA.
     at.sidebar.selectbox(key="bundle_select").set_value("tiny dcgan").run()
     assert_usable(at, images=2)  # real and generated
-    assert "No real images" not in messages(at, "info")
+    assert "No real images" not in messages(at, "info") and len(at.sidebar.text_input) == 0
     assert celeba.exists()
 
 

@@ -134,4 +134,5 @@ def test_originals_read_from_the_dataset_when_the_bundle_ships_codes_only(root, 
     at = open_page("vae_map", "vae")
     assert not at.exception
     assert "ships codes and labels only" in texts(at) and "local copy" in texts(at)
+    assert 'sidebar box "Folder of your datasets"' in texts(at) and "LATENT_EXPLORER_ANIME_ROOT" in texts(at)
     assert np.isfinite(float(metric(at, "held-out codes' distance (mean / 99%)").split(" / ")[0]))

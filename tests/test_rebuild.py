@@ -8,8 +8,9 @@ import torch
 from safetensors.torch import load_file
 
 from training.__main__ import main
+from training.data.location import data_root_variable
 from training.errors import LatentExplorerError
-from training.rebuild import data_root_variable, dataset_arguments, recipe
+from training.rebuild import dataset_arguments, recipe
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import io
-import os
 import zipfile
 from dataclasses import fields
 from pathlib import Path
 
 from training.checkpoint import LATENTS_FILE, atomic_write_bytes, find_bundles, read_config
+from training.data.location import PROCEDURAL_DATASETS, load_arguments
 from training.errors import LatentExplorerError
 from training.loops.common import TrainConfig
 from training.models import registry
@@ -16,39 +16,26 @@ from training.models import registry
 # Filled in by the run itself, not part of the recipe.
 RUNTIME_FIELDS = ("seconds", "device_used", "images_per_second")
 TRAINABLE = ("dcgan", "vae", "cgan", "infogan")
-# Datasets our own code draws: their images may ship. Every other dataset's images may not be redistributed, so a
-# shipped VAE bundle keeps only the codes, labels and dataset positions of its held-out images.
-PROCEDURAL_DATASETS = ("toyfaces",)
-
-
-def data_root_variable(dataset: str) -> str:
-    """The environment variable that points at a dataset's local copy, e.g. LATENT_EXPLORER_ANIME_ROOT."""
-    return "LATENT_EXPLORER_" + dataset.upper().replace("-", "_") + "_ROOT"
+# PROCEDURAL_DATASETS are drawn by our own code: their images may ship. Every other dataset's images may not be
+# redistributed, so a shipped VAE bundle keeps only the codes, labels and dataset positions of its held-out images.
 
 
 def dataset_arguments(config: dict, data_root: str | None = None) -> dict:
-    """load_dataset() keyword arguments that rebuild the training data; a real dataset's folder comes from
-    data_root, else the environment variable, else the path recorded at training time."""
+    """load_dataset() keyword arguments that rebuild the training data; a real dataset's folder is found as
+    location.find_dataset_folder says: data_root, the environment, or an older bundle's recorded path."""
     source = config["dataset"].get("source") or {}
     name = source.get("name") or config["dataset"]["name"]
-    if "load_args" in source:
-        args = dict(source["load_args"])
-    elif name == "toyfaces":
+    if name == "toyfaces":
+        if "load_args" in source:
+            return dict(source["load_args"])
         args = {"name": "toyfaces", "image_size": source.get("image_size", config["dataset"]["image_size"]),
                 "num_images": source.get("num_images"), "seed": source.get("seed", 0)}
         if source.get("attributes"):
             args["attributes"] = source["attributes"]
-    else:
+        return args
+    if "load_args" not in source:
         raise LatentExplorerError(f"the bundle's config does not record how to load its dataset {name!r}")
-    if name != "toyfaces":
-        root = data_root or os.environ.get(data_root_variable(name)) or args.get("path")
-        if not root or not Path(root).exists():
-            raise LatentExplorerError(
-                f"{name} data is not on this machine (looked for {root!r}); pass --data-root PATH or set "
-                f"{data_root_variable(name)}"
-            )
-        args["path"] = str(root)
-    return args
+    return load_arguments({**source, "name": name}, data_root)
 
 
 def recipe(config: dict) -> tuple[str, object, TrainConfig]:

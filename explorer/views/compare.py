@@ -14,7 +14,7 @@ from explorer.figures import crossed_out_note, grid_jpeg
 from explorer.replay import real_images
 from explorer.sampling import sample_and_diagnose
 from explorer.sharpness import mean_sharpness
-from explorer.widgets import chosen_distribution, distribution_controls, distribution_defaults
+from explorer.widgets import chosen_distribution, data_root_setting, distribution_controls, distribution_defaults
 from training.errors import LatentExplorerError
 from training.latent import LatentDistribution
 
@@ -44,11 +44,12 @@ def cached_batch(path: str, mtime: float, dist_json: str, n: int, seed: int):
 
 
 @st.cache_data(max_entries=8, show_spinner="Drawing real images…")
-def cached_real_sharpness(dataset_json: str, n: int) -> float | None:
+def cached_real_sharpness(dataset_json: str, n: int, data_root: str) -> tuple[float | None, str | None]:
+    """(mean sharpness of n real images, None), or (None, why there are no real images)."""
     try:
-        return mean_sharpness(real_images(json.loads(dataset_json), n))
-    except LatentExplorerError:
-        return None
+        return mean_sharpness(real_images(json.loads(dataset_json), n, data_root or None)), None
+    except LatentExplorerError as exc:
+        return None, str(exc)
 
 
 def pick(label: str, options: list[str], key: str, container) -> str:
@@ -131,7 +132,8 @@ except LatentExplorerError as exc:
     st.stop()
 
 vae_config = known[vae_name][1]
-real_sharpness = cached_real_sharpness(json.dumps(vae_config["dataset"], sort_keys=True), n)
+data_root = data_root_setting(dataset)
+real_sharpness, no_real = cached_real_sharpness(json.dumps(vae_config["dataset"], sort_keys=True), n, data_root or "")
 same_dim = scores["VAE"].diagnostics.latent_dim == scores["GAN"].diagnostics.latent_dim
 
 pictures = st.columns(2)
@@ -162,6 +164,8 @@ if real_sharpness:
     rows.append({"model": "real images", "family": "data",
                  "sharpness (Laplacian variance)": float(f"{real_sharpness:.4g}"), "sharpness vs real images": 1.0})
 st.dataframe(pd.DataFrame(rows), hide_index=True, key="compare_table")
+if no_real:
+    st.info(f"No sharpness of real images to compare with: {no_real}.")
 notes = {s.feature_network for s in scores.values() if s.feature_network}
 st.caption("Sharpness and diagnostics are measured on the batches above. Precision, recall and FD come from each "
            "bundle's metrics.json (the model at its training prior"

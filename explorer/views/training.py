@@ -26,12 +26,13 @@ from explorer.replay import (
     vae_story,
     value_at,
 )
+from explorer.widgets import data_root_setting
 from training.errors import LatentExplorerError
 from training.latent import sample_latents
 from training.untrusted import read_image_rgb
 
 COMPARE_SAMPLES = 16
-DEFAULTS = {"replay_smooth": True, "replay_window": 50, "replay_seed": 0, "replay_data_path": ""}
+DEFAULTS = {"replay_smooth": True, "replay_window": 50, "replay_seed": 0}
 
 
 @st.cache_data(max_entries=8, show_spinner="Drawing real images…")
@@ -135,18 +136,14 @@ else:
 # --- real vs generated ---------------------------------------------------------------------------------------
 st.header("Real vs generated")
 dataset = bundle.config["dataset"]
-c1, c2 = st.columns(2)
-c1.number_input("seed of the generated samples", min_value=0, max_value=2**31 - 1, step=1, key="replay_seed")
-asks_for_path = dataset.get("name") not in ("toyfaces", "imported")
-if asks_for_path:
-    c2.text_input(f"local copy of {dataset.get('name')} (folder)", key="replay_data_path")
+st.columns(2)[0].number_input("seed of the generated samples", min_value=0, max_value=2**31 - 1, step=1,
+                             key="replay_seed")
+data_root = data_root_setting(dataset.get("name"))
 real_col, fake_col = st.columns(2)
 with real_col:
     st.subheader(f"Real: {dataset.get('name')}")
     try:
-        real = cached_real_images(json.dumps(dataset, sort_keys=True), COMPARE_SAMPLES,
-                                  # A path typed for another model's dataset must not follow the user here.
-                                  st.session_state["replay_data_path"].strip() if asks_for_path else "")
+        real = cached_real_images(json.dumps(dataset, sort_keys=True), COMPARE_SAMPLES, data_root or "")
         st.image(grid_jpeg(real, nrow=4), output_format="JPEG", width="stretch")
         st.caption(f"The first {len(real)} training images.")
     except LatentExplorerError as exc:

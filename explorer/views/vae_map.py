@@ -24,6 +24,7 @@ from explorer.latent_map import (
     tsne_map,
 )
 from explorer.replay import real_images
+from explorer.widgets import data_root_setting
 from training.checkpoint import LATENTS_FILE
 from training.errors import LatentExplorerError
 from training.latent import PRESETS, sample_latents
@@ -52,14 +53,15 @@ def cached_tsne(path: str, mtime: float, perplexity: float, max_points: int, _co
 
 
 @st.cache_resource(max_entries=8, show_spinner="Reading the original images from the dataset…")
-def cached_originals(dataset_json: str, positions: tuple[int, ...]):
-    return real_images(json.loads(dataset_json), len(positions), indices=np.array(positions, dtype=np.int64))
+def cached_originals(dataset_json: str, positions: tuple[int, ...], data_root: str):
+    return real_images(json.loads(dataset_json), len(positions), data_root or None,
+                       indices=np.array(positions, dtype=np.int64))
 
 
-def originals(bundle, held, start: int, stop: int):
+def originals(bundle, held, start: int, stop: int, data_root: str | None):
     """(the held-out images behind codes start..stop-1, None), or (None, why they cannot be shown). A bundle
     that carries images (one trained here, or on procedural toyfaces) shows those; one that ships codes only
-    (a real dataset's) reads any code's original from the local copy of the dataset."""
+    (a real dataset's) reads any code's original from the local copy of the dataset (data_root: the sidebar box)."""
     if held.images is not None:
         if stop <= len(held.images):
             return held.images[start:stop], None
@@ -68,7 +70,7 @@ def originals(bundle, held, start: int, stop: int):
         return None, "latents.npz holds neither these images nor their dataset positions, so there are no originals."
     try:
         return cached_originals(json.dumps(bundle.config["dataset"], sort_keys=True),
-                                tuple(int(i) for i in held.indices[start:stop])), None
+                                tuple(int(i) for i in held.indices[start:stop]), data_root or ""), None
     except (LatentExplorerError, OSError) as exc:
         return None, ("This bundle ships codes and labels only: its training images may not be redistributed, so "
                       f"the originals are read from a local copy of the dataset, and {exc}.")
@@ -109,6 +111,7 @@ if bundle.family != "vae":
     st.stop()
 st.sidebar.caption(f"Latent dimension {bundle.latent_dim}; KL weight "
                    f"{bundle.config['model'].get('kl_weight', '?')}.")
+data_root = data_root_setting(bundle.config["dataset"].get("name"))
 decoder, encoder = bundle.generator, bundle.encoder
 bundle_mtime = (bundle.path / "config.json").stat().st_mtime
 latents_file = bundle.path / LATENTS_FILE
@@ -175,7 +178,7 @@ if held is not None:
     with side:
         st.subheader(f"Code {selected}")
         image = decode(decoder, held.codes[selected:selected + 1])
-        original, missing = originals(bundle, held, selected, selected + 1)
+        original, missing = originals(bundle, held, selected, selected + 1, data_root)
         if original is not None:
             recon = reconstruct(encoder, decoder, original)
             st.image(labelled_rows(["original", "decoded"], [recon.originals, image], scale=4), width="stretch")
@@ -207,7 +210,7 @@ if held is not None:
     available = len(held.images) if held.images is not None else (len(held) if held.indices is not None else 0)
     top = min(32, available)
     k = int(min(max(4, st.session_state["map_recon_n"]), top)) if available else 0
-    shown, missing = originals(bundle, held, 0, k) if k else (None, "latents.npz holds no images.")
+    shown, missing = originals(bundle, held, 0, k, data_root) if k else (None, "latents.npz holds no images.")
     if shown is None:
         st.info(f"No reconstructions to show. {missing}")
     else:

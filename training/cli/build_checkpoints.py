@@ -16,8 +16,9 @@ def add_parser(sub) -> None:
                         help="e.g. anime/cgan or toyfaces (default: every shipped bundle)")
     parser.add_argument("--checkpoints", default=str(REPO_CHECKPOINTS), help="where the shipped bundles are")
     parser.add_argument("--data-root", default=None, metavar="PATH",
-                        help="local copy of the dataset (else $LATENT_EXPLORER_<DATASET>_ROOT, e.g. "
-                             "LATENT_EXPLORER_ANIME_ROOT, else the path recorded at training time)")
+                        help="local copy of the dataset, or the folder that holds it (else "
+                             "$LATENT_EXPLORER_<DATASET>_ROOT, e.g. LATENT_EXPLORER_ANIME_ROOT, else "
+                             "$LATENT_EXPLORER_DATA_ROOT/<the folder name the bundle records>)")
     parser.add_argument("--out", default=None, metavar="DIR",
                         help="write rebuilt bundles under DIR/<dataset>/<model> (default: in place, replacing them)")
     parser.add_argument("--overwrite", action="store_true",

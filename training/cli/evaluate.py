@@ -18,8 +18,9 @@ def add_parser(sub) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of the codes and of the real-image subsets")
     parser.add_argument("--feature-net", default=None, help="feature network bundle (default: "
                         "checkpoints/<dataset>/featurenet)")
-    parser.add_argument("--data-root", default=None, help="local folder of the real dataset (every dataset but "
-                        "toyfaces, which is regenerated from its seed)")
+    parser.add_argument("--data-root", default=None, help="local folder of the real dataset, or the folder that "
+                        "holds it (else $LATENT_EXPLORER_<DATASET>_ROOT, else $LATENT_EXPLORER_DATA_ROOT/<folder the "
+                        "bundle records>); toyfaces needs none, it is regenerated from its seed")
     parser.add_argument("--k", type=int, default=3, help="nearest neighbours of precision/recall (default 3)")
     parser.add_argument("--batch-size", type=int, default=250)
     parser.add_argument("--json", action="store_true", help="print the result as JSON")

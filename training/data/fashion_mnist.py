@@ -69,8 +69,8 @@ def find_files(root: str | os.PathLike | None, split: str = "train") -> tuple[Pa
                 return candidate.resolve(), found
         raise LatentExplorerError(
             f"fashion-mnist: no IDX files in {' or '.join(str(r) for r in DEFAULT_ROOTS)}; install Debian's "
-            f"dataset-fashion-mnist package (apt-get install dataset-fashion-mnist) or pass --data-root with the "
-            f"folder that holds {EXPECTED}")
+            f"dataset-fashion-mnist package (apt-get install dataset-fashion-mnist) or pass --data-root (or set "
+            f"LATENT_EXPLORER_FASHION_MNIST_ROOT) with the folder that holds {EXPECTED}")
     folder = Path(root).expanduser()
     if not folder.is_dir():
         raise LatentExplorerError(f"fashion-mnist: no such folder {folder}; pass --data-root with the folder that "

@@ -24,6 +24,7 @@ from tqdm import tqdm
 
 from training import checkpoint, distributed, output_folder
 from training.data.base import ImageDataset
+from training.data.location import portable_source
 from training.errors import LatentExplorerError
 from training.latent import LatentDistribution, sample_latents
 from training.loops import speed
@@ -193,9 +194,11 @@ def discriminator_targets(batch: int, smoothing: float, flip: float, generator: 
 
 
 def dataset_summary(dataset: ImageDataset, source: dict) -> dict:
+    """The bundle's dataset section: what the images are, and where they came from by a path relative to a data
+    root (never a path of this machine)."""
     return {
         "name": dataset.name,
-        "source": source,
+        "source": portable_source(source),
         "num_images": len(dataset),
         "image_size": dataset.image_size,
         "channels": dataset.channels,
@@ -500,6 +503,10 @@ class Run:
             raise LatentExplorerError(f"{file}: the training state has no {', '.join(missing)}, so it is damaged; "
                                       "train again with --overwrite instead of --resume")
         recorded = state["config"]
+        if isinstance(recorded.get("dataset"), dict) and isinstance(recorded["dataset"].get("source"), dict):
+            # A run started before sources were portable recorded the dataset folder's absolute path.
+            source = portable_source(recorded["dataset"]["source"])
+            recorded = {**recorded, "dataset": {**recorded["dataset"], "source": source}}
         differences = config_differences(recorded, self._comparable_config())
         if differences:
             raise LatentExplorerError(

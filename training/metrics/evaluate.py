@@ -17,6 +17,7 @@ from tqdm import tqdm
 from training import checkpoint
 from training.checkpoint import Bundle
 from training.data.base import Attribute, ImageDataset
+from training.data.location import portable_source, recorded_bundle_path
 from training.errors import LatentExplorerError
 from training.latent import LatentDistribution, sample_latents
 from training.metrics import distances
@@ -53,13 +54,6 @@ def load_featurenet(path: str | Path) -> tuple[FeatureNet, Bundle]:
     if bundle.family != "featurenet":
         raise LatentExplorerError(f"{path}: this is a {bundle.family} bundle, not a feature network")
     return bundle.networks["featurenet"], bundle
-
-
-def _display_path(path: Path) -> str:
-    try:
-        return str(path.resolve().relative_to(REPO_ROOT))
-    except ValueError:
-        return str(path.resolve())
 
 
 def _sha256(file: Path) -> str:
@@ -244,10 +238,10 @@ def evaluate_bundle(bundle: Bundle, featurenet: str | Path | None = None, sample
     result = {
         "metrics_version": METRICS_VERSION,
         "what": WHAT,
-        "bundle": {"name": bundle.name, "family": bundle.family, "path": _display_path(bundle.path),
+        "bundle": {"name": bundle.name, "family": bundle.family, "path": recorded_bundle_path(bundle.path, REPO_ROOT),
                    "step": bundle.config.get("step")},
         "feature_network": {
-            "path": _display_path(net_bundle.path),
+            "path": recorded_bundle_path(net_bundle.path, REPO_ROOT),
             "name": net_bundle.name,
             "feature_dim": net.config.feature_dim,
             "image_size": net.config.image_size,
@@ -258,7 +252,7 @@ def evaluate_bundle(bundle: Bundle, featurenet: str | Path | None = None, sample
         "real_samples": {"train": n_real, "test": n_real},
         "seed": seed,
         "k": k,
-        "real": {"train": real.train_source, "test": real.test_source},
+        "real": {"train": portable_source(real.train_source), "test": portable_source(real.test_source)},
         "fd_precision_recall": rows,
     }
     if bundle.family in CONDITIONAL_FAMILIES:

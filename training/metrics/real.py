@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from training.data.base import ImageDataset
+from training.data.location import load_arguments
 from training.errors import LatentExplorerError
 
 # toyfaces is generated from a seed, so "held-out" means faces drawn with another seed: independent draws from
@@ -15,8 +16,6 @@ from training.errors import LatentExplorerError
 HELDOUT_SEED_OFFSET = 1_000_000
 # Datasets with an official test partition (load_dataset(..., split="test")).
 SPLIT_DATASETS = ("celeba", "fashion-mnist")
-# Datasets that find their files without a folder (fashion-mnist looks in the usual install locations).
-FINDS_ITS_OWN_FILES = ("fashion-mnist",)
 # Datasets without a partition: this fraction of the images (a seeded choice) is held out.
 HELDOUT_FRACTION = 0.1
 
@@ -49,8 +48,9 @@ def load_real(name: str, image_size: int, num_images: int | None = None, seed: i
               load_args: dict | None = None) -> RealData:
     """Training images (as the model or feature network saw them) and up to n_test held-out images.
 
-    load_args (a bundle's config["dataset"]["source"]["load_args"]) rebuild a real dataset exactly as it was
-    trained on; data_root, when given, replaces the folder recorded there.
+    load_args (from location.load_arguments: a bundle's recorded call with this machine's folder) rebuild a real
+    dataset exactly as it was trained on; without them the folder is data_root, else the one the environment
+    names (location.find_dataset_folder).
     """
     from training.data.registry import load_dataset
 
@@ -58,18 +58,11 @@ def load_real(name: str, image_size: int, num_images: int | None = None, seed: i
         raise LatentExplorerError(f"need at least 2 held-out images, got {n_test}")
     if name == "toyfaces":
         return _toyfaces(image_size, num_images, seed, n_test, progress, (load_args or {}).get("attributes"))
-    args = dict(load_args or {"name": name, "image_size": image_size, "num_images": num_images})
+    args = dict(load_args) if load_args is not None else load_arguments({"name": name}, data_root)
+    args.setdefault("image_size", image_size)
+    args.setdefault("num_images", num_images)
     if name in SPLIT_DATASETS and "split" not in args:
         args["split"] = "train"
-    if data_root is not None:
-        args["path"] = str(data_root)
-    if args.get("path") is None and name not in FINDS_ITS_OWN_FILES:
-        raise LatentExplorerError(
-            f"the {name!r} images are not shipped with the program: pass --data-root with the local {name} "
-            "folder (the one the model was trained on)"
-        )
-    if args.get("path") is not None and not Path(args["path"]).exists():
-        raise LatentExplorerError(f"{args['path']}: no such folder; pass --data-root with the local {name} folder")
     train, source = load_dataset(**args, progress=progress)
     if name in SPLIT_DATASETS:
         try:
@@ -101,9 +94,10 @@ def load_real_for_bundle(config: dict, data_root: str | Path | None = None, n_te
     if not name:
         raise LatentExplorerError("the bundle's config.json does not say which dataset it was trained on")
     image_size = int(source.get("image_size") or dataset.get("image_size") or config["model"]["image_size"])
-    load_args = source.get("load_args")
-    if name == "toyfaces" and source.get("attributes"):
-        load_args = {"attributes": source["attributes"]}
+    if name == "toyfaces":
+        load_args = {"attributes": source["attributes"]} if source.get("attributes") else None
+    else:
+        load_args = load_arguments({**source, "name": name}, data_root)
     return load_real(name, image_size=image_size, num_images=source.get("num_images"),
-                     seed=int(source.get("seed", 0)), data_root=data_root, n_test=n_test, progress=progress,
+                     seed=int(source.get("seed", 0)), n_test=n_test, progress=progress,
                      load_args=load_args)

@@ -13,6 +13,7 @@ from torch.nn import functional as F
 from tqdm import tqdm
 
 from training.data.base import ImageDataset
+from training.data.location import portable_source
 from training.errors import LatentExplorerError
 from training.metrics.featurenet import FeatureNet, FeatureNetConfig, logits_to_labels
 
@@ -146,6 +147,7 @@ def train_featurenet(train: ImageDataset, heldout: ImageDataset, model_config: F
     held = accuracy(net, heldout, device=device)
     seconds = round(time.time() - started, 1)
     out = Path(out)
+    heldout_record = {"source": portable_source(heldout_source or {}), "num_images": len(heldout)}
     config = {
         "name": name or f"{train.name} · feature network",
         "family": "featurenet",
@@ -153,14 +155,14 @@ def train_featurenet(train: ImageDataset, heldout: ImageDataset, model_config: F
         "model": asdict(model_config),
         "training": {**asdict(train_config), "seconds": seconds, "device_used": str(device)},
         "dataset": dataset_summary(train, train_source or {}),
-        "heldout": {"source": heldout_source or {}, "num_images": len(heldout)},
+        "heldout": heldout_record,
         "accuracy": held,
         "versions": versions(),
     }
     checkpoint.save_bundle(out, config, {"featurenet": net.cpu()}, history)
     checkpoint.atomic_write_json(out / checkpoint.METRICS_FILE, {
         "heldout_accuracy": held,
-        "heldout": {"source": heldout_source or {}, "num_images": len(heldout)},
+        "heldout": heldout_record,
         "what": "fraction of held-out real images whose attribute the feature network predicts correctly",
     })
     return out
