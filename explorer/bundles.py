@@ -17,8 +17,10 @@ from training.models import registry
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CHECKPOINTS = Path(os.environ.get("LATENT_EXPLORER_CHECKPOINTS", REPO_ROOT / "checkpoints"))
-# The model a teacher sees first: the foundation's DCGAN, where the seeds' N(-10,1) / U(0,1) story is told.
-DEFAULT_BUNDLE = CHECKPOINTS / "toyfaces" / "dcgan"
+# The model a teacher sees first: the DCGAN lab's own model (the PyTorch tutorial's DCGAN on CelebA faces), where
+# the N(-10,1) / U(0,1) story is told; the procedural-faces DCGAN when a checkpoints folder lacks it.
+DEFAULT_BUNDLES = (CHECKPOINTS / "celeba" / "dcgan", CHECKPOINTS / "toyfaces" / "dcgan")
+DEFAULT_BUNDLE = next((b for b in DEFAULT_BUNDLES if (b / "config.json").is_file()), DEFAULT_BUNDLES[-1])
 SELECTED_KEY = "bundle_path"
 # Bundles this browser session imported (display name -> folder): only this session sees them.
 SESSION_KEY = "session_bundles"

@@ -129,6 +129,9 @@ def app():
     at = AppTest.from_file(APP, default_timeout=180)
     at.run()
     at.switch_page("views/training.py").run()
+    # The procedural-faces DCGAN: its real images are drawn by our code, so the real-vs-generated part needs no
+    # dataset on disk (the app opens on the CelebA DCGAN, whose faces are not shipped).
+    at.sidebar.selectbox(key="bundle_select").set_value("toyfaces · DCGAN").run()
     assert not at.exception, at.exception
     return at
 

@@ -34,3 +34,29 @@ def test_the_generator_cannot_be_dropped(tiny_bundle, tmp_path):
     shutil.copytree(tiny_bundle, path)
     with pytest.raises(LatentExplorerError, match="needs the generator"):
         keep_networks(path, ["discriminator"])
+
+
+def test_half_precision_weights_give_the_same_pictures(tiny_bundle, tmp_path):
+    path = tmp_path / "bundle"
+    shutil.copytree(tiny_bundle, path)
+    z = torch.randn(16, load_bundle(path).latent_dim, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        before = load_bundle(path).generator(z)
+    keep_networks(path, ["generator"], half=True)
+    assert json.loads((path / CONFIG_FILE).read_text())["weights_stored_as"] == "float16"
+    bundle = load_bundle(path)
+    assert all(p.dtype == torch.float32 for p in bundle.generator.parameters())
+    with torch.no_grad():
+        after = bundle.generator(z)
+    assert float((after - before).abs().max()) * 127.5 < 1  # under one 8-bit level of the shown image
+
+
+def test_half_precision_tensors_are_refused_unless_the_config_says_so(tiny_bundle, tmp_path):
+    path = tmp_path / "bundle"
+    shutil.copytree(tiny_bundle, path)
+    keep_networks(path, ["generator"], half=True)
+    config = json.loads((path / CONFIG_FILE).read_text())
+    del config["weights_stored_as"]
+    (path / CONFIG_FILE).write_text(json.dumps(config))
+    with pytest.raises(LatentExplorerError, match="dtype torch.float16"):
+        load_bundle(path)

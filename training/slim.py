@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import torch
 from safetensors.torch import load_file, save
 
 from training.checkpoint import (
@@ -23,11 +24,15 @@ from training.errors import LatentExplorerError
 from training.models import registry
 
 SHIPPED_KEY = "networks_shipped"
+# Weights stored in half precision (read back as float32): the tutorial-width generator alone is 13.7 MB in float32,
+# which leaves no room under the 15 MB bundle budget for its snapshots.
+STORED_AS_KEY = "weights_stored_as"
 
 
-def keep_networks(path: str | Path, keep: tuple[str, ...] | list[str]) -> int:
+def keep_networks(path: str | Path, keep: tuple[str, ...] | list[str], half: bool = False) -> int:
     """Drop every network but `keep` from a finished bundle's weights (and its training state, which needs them
-    all); return the bytes saved. Refuses to drop a network the explorer needs."""
+    all), and with half=True store the float32 tensors as float16; return the bytes saved. Refuses to drop a
+    network the explorer needs."""
     path = Path(path)
     config = read_config(path)
     needed = {registry.GENERATOR_NAME.get(config["family"]), "encoder" if config["family"] == "vae" else None}
@@ -37,8 +42,10 @@ def keep_networks(path: str | Path, keep: tuple[str, ...] | list[str]) -> int:
     file = path / WEIGHTS_FILE
     before = file.stat().st_size
     tensors = load_file(str(file))
-    kept = {k: v for k, v in tensors.items() if k.split(".", 1)[0] in keep}
+    kept = {k: v.half() if half and v.dtype == torch.float32 else v for k, v in tensors.items()
+            if k.split(".", 1)[0] in keep}
     atomic_write_bytes(file, save(kept, metadata={"format_version": str(FORMAT_VERSION)}))
     (path / TRAINING_STATE_FILE).unlink(missing_ok=True)
-    atomic_write_json(path / CONFIG_FILE, {**config, SHIPPED_KEY: sorted(keep)})
+    extra = {STORED_AS_KEY: "float16"} if half else {}
+    atomic_write_json(path / CONFIG_FILE, {**config, SHIPPED_KEY: sorted(keep), **extra})
     return before - file.stat().st_size
