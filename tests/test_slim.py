@@ -13,12 +13,18 @@ from training.errors import LatentExplorerError
 from training.slim import keep_networks
 
 
-def test_generator_only_bundle_loads_and_samples_the_same(tiny_bundle, tmp_path):
+@pytest.fixture
+def copied(tiny_bundle, tmp_path):
+    """A copy of the tiny bundle, its generator's images for fixed codes (before any slimming), and the codes."""
     path = tmp_path / "bundle"
     shutil.copytree(tiny_bundle, path)
-    z = torch.randn(4, load_bundle(path).latent_dim, generator=torch.Generator().manual_seed(0))
+    z = torch.randn(16, load_bundle(path).latent_dim, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
-        before = load_bundle(path).generator(z)
+        return path, z, load_bundle(path).generator(z)
+
+
+def test_generator_only_bundle_loads_and_samples_the_same(copied):
+    path, z, before = copied
     size = (path / WEIGHTS_FILE).stat().st_size
     saved = keep_networks(path, ["generator"])
     assert 0 < saved < size and (path / WEIGHTS_FILE).stat().st_size == size - saved
@@ -36,12 +42,8 @@ def test_the_generator_cannot_be_dropped(tiny_bundle, tmp_path):
         keep_networks(path, ["discriminator"])
 
 
-def test_half_precision_weights_give_the_same_pictures(tiny_bundle, tmp_path):
-    path = tmp_path / "bundle"
-    shutil.copytree(tiny_bundle, path)
-    z = torch.randn(16, load_bundle(path).latent_dim, generator=torch.Generator().manual_seed(0))
-    with torch.no_grad():
-        before = load_bundle(path).generator(z)
+def test_half_precision_weights_give_the_same_pictures(copied):
+    path, z, before = copied
     keep_networks(path, ["generator"], half=True)
     assert json.loads((path / CONFIG_FILE).read_text())["weights_stored_as"] == "float16"
     bundle = load_bundle(path)

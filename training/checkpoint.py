@@ -327,9 +327,8 @@ def load_bundle(path: str | Path, with_training_networks: bool = False) -> Bundl
                     f"{weights_file}: {net_name}.{key} has shape {tuple(state[key].shape)} but "
                     f"{CONFIG_FILE} implies {tuple(tensor.shape)}"
                 )
-            if state[key].dtype == torch.float16 and tensor.dtype == torch.float32 and \
-                    config.get("weights_stored_as") == "float16":
-                state[key] = state[key].float()  # stored in half precision to fit the bundle budget (training/slim.py)
+            if state[key].dtype == torch.float16 and config.get("weights_stored_as") == "float16":
+                state[key] = state[key].to(tensor.dtype)  # stored in half precision to fit the budget (slim.py)
             if state[key].dtype != tensor.dtype:
                 raise LatentExplorerError(
                     f"{weights_file}: {net_name}.{key} has dtype {state[key].dtype}, expected {tensor.dtype}"
