@@ -1,5 +1,7 @@
 """Page: walk from one code to another in a straight line and along the sphere, and compare the code norms."""
 
+import json
+
 import streamlit as st
 
 from explorer import bundles, torch_worker
@@ -16,7 +18,7 @@ DEFAULTS = {"interp_seed_a": 0, "interp_seed_b": 1, "interp_steps": 9}
 def cached_reference(prior_json: str, dim: int):
     from training.latent import LatentDistribution
 
-    return prior_norm_reference(LatentDistribution.from_json(__import__("json").loads(prior_json)), dim)
+    return prior_norm_reference(LatentDistribution.from_json(json.loads(prior_json)), dim)
 
 
 for key, value in DEFAULTS.items():
@@ -41,7 +43,7 @@ z1 = sample_latents(bundle.prior, 1, bundle.latent_dim, seed=seed_b)[0]
 if seed_a == seed_b:
     st.warning("Both ends use the same seed, so both paths stand still. Pick two different seeds.")
 
-reference = cached_reference(__import__("json").dumps(bundle.prior.to_json()), bundle.latent_dim)
+reference = cached_reference(json.dumps(bundle.prior.to_json()), bundle.latent_dim)
 try:
     comparison = compare_paths(z0, z1, reference, bundle.prior.label)
     paths = {method: interpolate(z0, z1, steps, method) for method in ("linear", "spherical")}

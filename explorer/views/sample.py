@@ -1,5 +1,7 @@
 """Page: draw z from any normal or uniform distribution and see, with numbers, when and why samples collapse."""
 
+import json
+
 import streamlit as st
 
 from explorer import bundles, torch_worker
@@ -21,7 +23,7 @@ def cached_prior_batch(path: str, mtime: float, n: int, seed: int):
 def cached_prior_norms(prior_json: str, dim: int):
     from explorer.diagnostics import prior_norm_reference
 
-    prior = LatentDistribution.from_json(__import__("json").loads(prior_json))
+    prior = LatentDistribution.from_json(json.loads(prior_json))
     return prior_norm_reference(prior, dim), prior_norms(prior, dim)
 
 
@@ -46,7 +48,7 @@ n, seed = int(st.session_state["n"]), int(st.session_state["seed"])
 if n < 2:
     st.warning("Pairwise numbers (cosine, diversity) need at least 2 samples; showing the single image only.")
 mtime = (bundle.path / "config.json").stat().st_mtime
-reference, reference_norms = cached_prior_norms(__import__("json").dumps(bundle.prior.to_json()), bundle.latent_dim)
+reference, reference_norms = cached_prior_norms(json.dumps(bundle.prior.to_json()), bundle.latent_dim)
 batch = torch_worker.run(sample_and_diagnose, bundle, dist, n, seed,
                          prior_batch=cached_prior_batch(str(bundle.path), mtime, n, seed), norm_reference=reference)
 d = batch.diagnostics

@@ -79,12 +79,6 @@ def images_to_tensor(images: np.ndarray) -> torch.Tensor:
     return x.div_(127.5).sub_(1.0)
 
 
-def tensor_to_images(x: torch.Tensor) -> np.ndarray:
-    """float (B, C, H, W) in [-1, 1] -> uint8 (B, H, W, C); values outside [-1, 1] are clipped."""
-    x = ((x.detach().float().clamp(-1, 1) + 1.0) * 127.5).round().to(torch.uint8)
-    return x.permute(0, 2, 3, 1).cpu().numpy()
-
-
 def cache_dir() -> Path:
     """Where prepared datasets live: $LATENT_EXPLORER_CACHE, else ~/.cache/latent-explorer (never the repo)."""
     root = os.environ.get("LATENT_EXPLORER_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "latent-explorer")

@@ -697,13 +697,13 @@ class Run:
     def finish(self, networks: dict[str, nn.Module]) -> Path:
         """The final bundle, with how long the run took and how fast it went."""
         seconds = time.time() - self.started
-        speed = self.images_seen / seconds if seconds > 0 else 0.0
+        images_per_second = self.images_seen / seconds if seconds > 0 else 0.0
         self.bundle_config["training"]["seconds"] = round(seconds, 1)
         self.bundle_config["training"]["device_used"] = str(self.device)
-        self.bundle_config["training"]["images_per_second"] = round(speed, 1)
+        self.bundle_config["training"]["images_per_second"] = round(images_per_second, 1)
         self.save(self.config.steps, networks, final=True)
         distributed.barrier(self.processes)  # nobody leaves before rank 0 has written the final bundle
         if self.progress:
-            print(f"{self.config.steps} steps in {seconds:.1f} s: {speed:.1f} images/s on {self.device}"
+            print(f"{self.config.steps} steps in {seconds:.1f} s: {images_per_second:.1f} images/s on {self.device}"
                   + (f" x {self.processes.world_size} processes" if self.processes.active else ""), file=sys.stderr)
         return self.out
