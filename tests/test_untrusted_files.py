@@ -81,8 +81,14 @@ def test_the_nested_pickle_really_crashes_torch(tmp_path):
     # Without this, the refusals below could mean only that the file was harmless. In a child: it dies by signal.
     file = tmp_path / "bomb.pth"
     file.write_bytes(HOSTILE_PTH["zip"]())
+    def usual_stack():  # the 8 MB default of Linux shells; an unlimited stack would only make the crash slower
+        import resource
+        hard = resource.getrlimit(resource.RLIMIT_STACK)[1]
+        soft = 8 << 20 if hard == resource.RLIM_INFINITY else min(8 << 20, hard)
+        resource.setrlimit(resource.RLIMIT_STACK, (soft, hard))
+
     child = subprocess.run([sys.executable, "-c", f"import torch; torch.load({str(file)!r}, weights_only=True)"],
-                           capture_output=True, timeout=300)
+                           capture_output=True, timeout=300, preexec_fn=usual_stack)
     assert child.returncode < 0 or child.returncode > 128, child.returncode
 
 
