@@ -21,7 +21,7 @@ from training.checkpoint import save_bundle
 from training.errors import LatentExplorerError
 from training.latent import STANDARD_NORMAL
 from training.models.dcgan import IMAGE_SIZES, DCGANConfig, Generator, discriminator_body
-from training.pickle_scan import scan_torch_file
+from training.pickle_scan import damaged_file, scan_torch_file
 from training.untrusted import regular_file_size
 
 RESAVE_HINT = 'in your notebook, run `torch.save(netG.state_dict(), "netG.pth")` and upload that file instead'
@@ -86,11 +86,8 @@ def load_state_dict(path: str | Path, label: str | None = None) -> dict[str, tor
             f"To fix it, {RESAVE_HINT}."
         ) from None
     except Exception as exc:  # torch raises RuntimeError, EOFError, KeyError... for damaged files
-        # One whole sentence: torch's own text ("unexpected EOF, expected 5624 more bytes. The file might be
-        # corrupted.") means little to a student, and a length limit would cut it anywhere.
-        ending = "it ends too early" if isinstance(exc, EOFError) or "EOF" in str(exc) else "its data is damaged"
-        raise LatentExplorerError(f"{label}: cannot read it as a PyTorch file; it is truncated or damaged ({ending}; "
-                                  "was the download or copy complete?)") from None
+        # Torch's own text: "unexpected EOF, expected 5624 more bytes. The file might be corrupted."
+        raise damaged_file(label, isinstance(exc, EOFError) or "EOF" in str(exc), "its data is damaged") from None
     return _flatten(loaded, label)
 
 

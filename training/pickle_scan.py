@@ -99,10 +99,16 @@ def _scan_one(handle: BinaryIO, label: str, budget: list[int]) -> None:
                                           "reader, and it was not opened")
     except (ValueError, _Malformed, EOFError) as exc:
         # pickletools' own words ("no newline found when trying to read stringnl") mean nothing to a student.
-        ending = "it ends too early" if isinstance(exc, EOFError) or "not enough data" in str(exc) else \
-            "its pickle data is malformed"
-        raise LatentExplorerError(f"{label}: cannot read it as a PyTorch file; it is truncated or damaged "
-                                  f"({ending}; was the download or copy complete?)") from None
+        raise damaged_file(label, isinstance(exc, EOFError) or "not enough data" in str(exc),
+                           "its pickle data is malformed") from None
+
+
+def damaged_file(label: str, ends_early: bool, otherwise: str) -> LatentExplorerError:
+    """The one sentence for a .pth that cannot be read, whichever reader found it (this scan or torch.load):
+    the readers' own words mean nothing to a student, and a length limit would cut them anywhere."""
+    ending = "it ends too early" if ends_early else otherwise
+    return LatentExplorerError(f"{label}: cannot read it as a PyTorch file; it is truncated or damaged ({ending}; "
+                               "was the download or copy complete?)")
 
 
 def _zip_pickles(path: Path, label: str) -> list[bytes]:
