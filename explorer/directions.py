@@ -37,6 +37,25 @@ def attribute_target(labels: np.ndarray, attributes: tuple[Attribute, ...], name
     return np.asarray(labels)[:, j] == values.index(value)
 
 
+def default_attribute(labels: np.ndarray, attributes: tuple[Attribute, ...], preferred: str = "smiling") -> str:
+    """The attribute a page opens on: `preferred` (any case: toyfaces' "smiling", CelebA's "Smiling") when both
+    sides of it have MIN_GROUP codes, else the attribute whose smaller side is largest, so the first view shows a
+    direction rather than "too few codes" (512 generated CelebA faces hold 1 that the feature network calls
+    smiling). A binary attribute is split at "yes", another at its first value, as the page does."""
+    labels = np.asarray(labels)
+
+    def smaller_side(j: int) -> int:
+        value = 1 if attributes[j].is_binary else 0
+        hits = int((labels[:, j] == value).sum())
+        return min(hits, len(labels) - hits)
+
+    names = [a.name for a in attributes]
+    first = next((j for j, n in enumerate(names) if n.lower() == preferred.lower()), None)
+    if first is not None and smaller_side(first) >= MIN_GROUP:
+        return names[first]
+    return names[max(range(len(names)), key=smaller_side)]
+
+
 def _groups(codes: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     codes = np.asarray(codes, dtype=np.float64)
     target = np.asarray(target, dtype=bool)

@@ -175,3 +175,15 @@ def test_info_codes_and_a_sweep_over_each_code():
     assert sweep_change(columns) > 0
     with pytest.raises(LatentExplorerError, match="takes values 0..2"):
         info_codes(generator, layout, 1, {"category_1": 3}, {})
+
+
+def test_default_attribute_prefers_smiling_only_when_both_sides_have_codes():
+    from explorer.directions import default_attribute
+    from training.data.base import Attribute
+
+    attributes = (Attribute("Bald", ("no", "yes")), Attribute("Smiling", ("no", "yes")),
+                  Attribute("Male", ("no", "yes")))
+    labels = np.array([[0, 1, 1], [0, 0, 0], [0, 1, 1], [1, 0, 0], [0, 0, 1], [0, 0, 0]])
+    assert default_attribute(labels, attributes) == "Smiling"  # 2 smiling, 4 not
+    labels[2, 1] = 0  # one smiling face left: too few for a direction
+    assert default_attribute(labels, attributes) == "Male"  # 3 and 3

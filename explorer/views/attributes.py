@@ -26,6 +26,7 @@ from explorer.directions import (
     METHODS,
     attribute_direction,
     attribute_target,
+    default_attribute,
     direction_cosine,
     explain_direction,
     walk,
@@ -306,7 +307,7 @@ def directions_page(bundle, net_info) -> None:
     names = [a.name for a in attributes]
     with st.container(border=True):
         c1, c2, c3 = st.columns(3)
-        default = "smiling" if "smiling" in names else names[0]
+        default = default_attribute(labels, attributes)
         if st.session_state.get("attr_dir_attr") not in names:
             st.session_state["attr_dir_attr"] = default
         name = c1.selectbox("attribute", names, key="attr_dir_attr")
