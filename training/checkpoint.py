@@ -58,6 +58,10 @@ class Bundle:
         return self.config.get("name") or f"{self.config['dataset']['name']}/{self.family}"
 
     @property
+    def capabilities(self) -> registry.Capabilities:
+        return registry.capabilities(self.family)
+
+    @property
     def model_config(self) -> Any:
         return registry.model_config(self.family, self.config["model"])
 

@@ -16,7 +16,7 @@ them accepts `net(z)` alone and exposes `first_layer_preactivation(z)` and `firs
 
 from __future__ import annotations
 
-from dataclasses import fields
+from dataclasses import dataclass, fields
 
 from torch import nn
 
@@ -31,6 +31,42 @@ _CONFIGS = {"dcgan": dcgan.DCGANConfig, "vae": vae.VAEConfig, "cgan": cgan.CGANC
             "infogan": infogan.InfoGANConfig, "featurenet": featurenet.FeatureNetConfig}
 _BUILDERS = {"dcgan": dcgan.build_networks, "vae": vae.build_networks, "cgan": cgan.build_networks,
              "infogan": infogan.build_networks, "featurenet": featurenet.build_networks}
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a family can do, asked by every caller instead of comparing family names.
+
+    conditional: the generator takes condition rows (`labels`) described by the bundle's `conditions`;
+    info_codes: the generator takes InfoGAN codes (`codes`) described by the bundle's code layout;
+    has_encoder: images can be encoded to codes (x -> (mu, logvar)); generates: it has a generator at all;
+    loop: the training loop that trains it ("gan", "vae" or None when it is not trained by `train`);
+    pages: the explorer pages that apply to it (ids: sample, sweep, attributes, vae_map, compare,
+    interpolate, replay).
+    """
+
+    generates: bool
+    conditional: bool = False
+    info_codes: bool = False
+    has_encoder: bool = False
+    loop: str | None = None
+    pages: frozenset[str] = frozenset()
+
+
+_GENERATOR_PAGES = frozenset({"sample", "sweep", "compare", "interpolate", "replay"})
+CAPABILITIES = {
+    "dcgan": Capabilities(generates=True, loop="gan", pages=_GENERATOR_PAGES | {"attributes"}),
+    "vae": Capabilities(generates=True, has_encoder=True, loop="vae", pages=_GENERATOR_PAGES | {"vae_map"}),
+    "cgan": Capabilities(generates=True, conditional=True, loop="gan", pages=_GENERATOR_PAGES | {"attributes"}),
+    "infogan": Capabilities(generates=True, info_codes=True, loop="gan", pages=_GENERATOR_PAGES | {"attributes"}),
+    "featurenet": Capabilities(generates=False),
+}
+
+
+def capabilities(family: str) -> Capabilities:
+    if family not in CAPABILITIES:
+        raise LatentExplorerError(f"unknown model family {family!r} (known: {', '.join(FAMILIES)})")
+    return CAPABILITIES[family]
 
 
 def model_config(family: str, data: dict):

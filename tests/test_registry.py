@@ -1,0 +1,26 @@
+"""The model registry's capability records: one answer to "what can this family do"."""
+
+import pytest
+
+from training.errors import LatentExplorerError
+from training.models import registry
+
+
+def test_every_family_has_a_capability_record():
+    assert set(registry.CAPABILITIES) == set(registry.FAMILIES)
+    for family in registry.FAMILIES:
+        caps = registry.capabilities(family)
+        assert caps.generates == (family in registry.GENERATOR_NAME)
+        assert (caps.loop is None) == (not caps.generates)
+
+
+def test_capabilities_say_what_each_family_takes():
+    assert registry.capabilities("cgan").conditional and not registry.capabilities("dcgan").conditional
+    assert registry.capabilities("infogan").info_codes
+    assert registry.capabilities("vae").has_encoder and "vae_map" in registry.capabilities("vae").pages
+    assert "vae_map" not in registry.capabilities("dcgan").pages
+
+
+def test_unknown_family_is_refused():
+    with pytest.raises(LatentExplorerError, match="unknown model family"):
+        registry.capabilities("stylegan")
