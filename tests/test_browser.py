@@ -31,10 +31,9 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def server():
+def launch(env: dict[str, str]) -> tuple[subprocess.Popen, str]:
+    """`streamlit run explorer/app.py` on a free localhost port, once it answers its health check: (process, url)."""
     port = free_port()
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", str(REPO / "explorer" / "app.py"), "--server.port", str(port),
          "--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false"],
@@ -51,6 +50,12 @@ def server():
     else:
         proc.kill()
         pytest.fail(f"streamlit did not start: {proc.stdout.read().decode()[-2000:]}")
+    return proc, url
+
+
+@pytest.fixture(scope="module")
+def server():
+    proc, url = launch({**os.environ, "PYTHONPATH": str(REPO)})
     yield url
     proc.terminate()
     proc.wait(timeout=10)

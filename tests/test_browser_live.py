@@ -6,15 +6,13 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
-from test_browser import CHROMEDRIVER, CHROMIUM, REPO, free_port
+from test_browser import CHROMEDRIVER, CHROMIUM, REPO, launch
 
 pytestmark = pytest.mark.skipif(
     CHROMIUM is None or CHROMEDRIVER is None,
@@ -25,26 +23,10 @@ DEADLINE = 240  # seconds any wait may take on a busy machine (nothing asserts o
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    port = free_port()
     cache, scratch = tmp_path_factory.mktemp("cache"), tmp_path_factory.mktemp("server-tmp")
     # The server's temporary folder (where its live runs work) is ours, so the end can check nothing is left there.
-    env = {**os.environ, "PYTHONPATH": str(REPO), "LATENT_EXPLORER_CACHE": str(cache), "TMPDIR": str(scratch)}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(REPO / "explorer" / "app.py"), "--server.port", str(port),
-         "--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false"],
-        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        try:
-            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
-                break
-        except OSError:
-            time.sleep(0.5)
-    else:
-        proc.kill()
-        pytest.fail(f"streamlit did not start: {proc.stdout.read().decode()[-2000:]}")
+    proc, url = launch({**os.environ, "PYTHONPATH": str(REPO), "LATENT_EXPLORER_CACHE": str(cache),
+                        "TMPDIR": str(scratch)})
     yield url
     proc.terminate()  # a busy machine takes a while to tear torch down: wait, but do not judge the time
     try:
