@@ -108,3 +108,23 @@ def test_fashion_mnist_says_how_to_install_it(runs, monkeypatch, tmp_path):
     at.selectbox(key="live_dataset").set_value("fashion-mnist").run()
     assert not at.exception
     assert any("apt-get install dataset-fashion-mnist" in w.value for w in at.warning)
+
+
+def test_a_missing_dataset_says_what_to_do_and_a_vae_opens_in_the_replay(runs):
+    at = open_page()
+    at.selectbox(key="live_dataset").set_value("celeba").run()
+    at.button(key="live_start").click().run()
+    rerun_until(at, lambda a: any("could not start" in c.value for c in a.caption), "the refusal")
+    assert any("Folder of your datasets" in c.value for c in at.caption) and metrics(at)["state"] == "failed"
+    at.button(key="live_clear").click().run()
+    at.selectbox(key="live_dataset").set_value("toyfaces")
+    at.radio(key="live_family").set_value("vae").run()
+    for key, value in TINY.items():
+        at.select_slider(key=key).set_value(value)
+    at.select_slider(key="live_kl_weight").set_value(1e-3)
+    at.button(key="live_start").click().run()
+    rerun_until(at, lambda a: int(metrics(a).get("step", 0)) >= 2, "the VAE's first steps")
+    at.button(key="live_stop").click().run()
+    at.button(key="live_open_replay").click().run()
+    assert not at.exception and at.title[0].value == "Training replay"
+    assert at.sidebar.selectbox(key="bundle_select").value.startswith("live · toyfaces VAE")

@@ -181,3 +181,19 @@ def test_killing_the_server_mid_run_leaves_no_process(tmp_path, keep):
         assert load_bundle(status["bundle"]).config["step"] >= 2
     else:
         assert not find_bundles(out.parent)
+
+
+def test_the_time_limit_ends_and_saves_a_run(tmp_path):
+    runs = LiveRuns(limit=1, threads=1, time_limit=15, heartbeat_timeout=30, root=tmp_path / "live")
+    try:
+        run = runs.submit("tab", TINY, alive=lambda: True)
+        wait_for(lambda: run.ended, "the time limit")
+        status = runs.status("tab")
+        assert status["state"] == "done" and "time limit of 0.25 minutes" in status["message"]
+        if status["step"]:  # a machine too busy to take one step in 15 s has nothing to save, and says so
+            assert load_bundle(status["bundle"]).config["step"] == status["step"]
+        else:
+            assert "nothing was saved" in status["message"]
+        assert process_gone(run.process.pid) and no_partials(run.out.parent)
+    finally:
+        runs.shutdown()

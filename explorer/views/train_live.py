@@ -61,7 +61,8 @@ def session_alive():
 def chosen_settings() -> LiveSettings:
     fields = ("dataset", "family", "image_size", "latent_dim", "g_activation", "width", "batch_size", "num_images",
               "seed", "lr_g", "lr_d", "d_ratio", "label_smoothing", "label_flip", "class_weight", "noise", "kl_weight")
-    settings = LiveSettings(**{name: state[f"live_{name}"] for name in fields},
+    # A knob the family does not show has no widget, so Streamlit forgot its value: its default stands in.
+    settings = LiveSettings(**{name: state.get(f"live_{name}", DEFAULTS[f"live_{name}"]) for name in fields},
                             data_root=state.get("data_root_kept", ""))
     if settings.family == "vae":
         settings.noise = "N(0,1)"

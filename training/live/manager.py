@@ -118,6 +118,7 @@ class LiveRuns:
         """Queue a run for `owner` (one at a time each); it starts as soon as a slot is free. Saved into
         `runs_folder` when given, else into this server's temporary folder (gone when the server stops)."""
         settings.validate()
+        self.forget(owner)  # a run that has ended, or is just ending by itself, makes way
         with self.lock:
             current = self.runs.get(owner)
             if current is not None and not current.ended:
@@ -203,13 +204,20 @@ class LiveRuns:
         return status
 
     def forget(self, owner: str) -> None:
-        """Drop an ended run's record (its bundle stays)."""
+        """Drop the record of a run that has ended or said it is ending (its bundle stays); waits for its process."""
+        run = self.get(owner)
+        if run is None:
+            return
+        if run.process is not None and not run.ended:
+            status = self.status(owner) or {}
+            if status.get("state") not in protocol.ENDED:
+                return  # still training: stop it first
+            self._wait_or_kill(run, KILL_WAIT)
         with self.lock:
-            run = self.runs.get(owner)
-            if run is not None and (run.ended or owner in self.queue):
+            if self.runs.get(owner) is run:
                 self.runs.pop(owner)
-                with contextlib.suppress(ValueError):
-                    self.queue.remove(owner)
+            with contextlib.suppress(ValueError):
+                self.queue.remove(owner)
 
     def shutdown(self) -> None:
         """End every run (the server is stopping): SIGTERM to each process group, then SIGKILL to any left."""
@@ -293,10 +301,8 @@ class LiveRuns:
             try:
                 process.wait(timeout=KILL_WAIT)
             except subprocess.TimeoutExpired:
-                _signal_group(process, signal.SIGKILL)
+                _signal_group(process, signal.SIGKILL)  # the whole group: data-loading helpers too
                 process.wait()
-        # Anything the worker started (data-loading helpers) goes with its group.
-        _signal_group(process, signal.SIGKILL)
         with self.lock:
             run.exit_code = process.returncode
             self.changed.notify_all()
