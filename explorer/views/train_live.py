@@ -42,7 +42,14 @@ for key, value in DEFAULTS.items():
     st.session_state.setdefault(key, value)
 state = st.session_state
 state.setdefault("live_owner", uuid.uuid4().hex)  # one run per browser tab
-runs = manager()
+st.title("Train live")
+st.write("Watch a GAN or a VAE learn from scratch: the same fixed codes drawn again every second, the two players' "
+         "scores, and a verdict on the run's health. Pause it, change a knob, and see what the change does.")
+try:
+    runs = manager()
+except LatentExplorerError as exc:  # a bad LATENT_EXPLORER_LIVE_* setting on the server
+    st.error(f"Live training is not available on this server: {exc}")
+    st.stop()
 owner = state["live_owner"]
 
 
@@ -110,10 +117,6 @@ def new_run() -> None:
 
 
 # -- the page ------------------------------------------------------------------------------------------------
-
-st.title("Train live")
-st.write("Watch a GAN or a VAE learn from scratch: the same fixed codes drawn again every second, the two players' "
-         "scores, and a verdict on the run's health. Pause it, change a knob, and see what the change does.")
 
 def current_state() -> str:
     """none (no run), queued, loading, running, paused, saving, or an end (done, failed, abandoned)."""
