@@ -39,6 +39,8 @@ DISTRIBUTIONS = {
     "U(0,1)": LatentDistribution.uniform(0.0, 1.0),
 }
 RELATIVE_TOLERANCE = 1e-4
+# `python -m training sample` grids (PNG bytes) of these bundles, with the command's defaults but n.
+CLI_SAMPLE_BUNDLES = ("toyfaces/dcgan", "toyfaces/cgan", "fashion-mnist/vae")
 
 
 def _digest(tensor: torch.Tensor) -> str:
@@ -80,25 +82,39 @@ def _cases(bundle) -> dict[str, dict]:
     return cases
 
 
+def _cli_grids(folder: Path) -> dict[str, str]:
+    from training.__main__ import main
+
+    grids = {}
+    for name in CLI_SAMPLE_BUNDLES:
+        out = folder / f"{name.replace('/', '-')}.png"
+        if main(["sample", str(CHECKPOINTS / name), "--out", str(out), "--n", "12", "--nrow", "4",
+                 "--dist", "N(0,1)", "--seed", "3"]) != 0:
+            raise AssertionError(f"python -m training sample {name} failed")
+        grids[name] = hashlib.sha256(out.read_bytes()).hexdigest()
+    return grids
+
+
 def _environment() -> dict:
     return {"torch": torch.__version__, "cpu": torch.backends.cpu.get_cpu_capability()}
 
 
-def compute() -> dict:
+def compute(folder: Path) -> dict:
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
         bundles = {}
         for path in find_bundles(CHECKPOINTS):
             bundles[str(path.relative_to(CHECKPOINTS))] = _cases(load_bundle(path))
-        return {"environment": _environment(), "n": N, "seed": SEED, "bundles": bundles}
+        return {"environment": _environment(), "n": N, "seed": SEED, "bundles": bundles,
+                "cli_sample_png": _cli_grids(folder)}
     finally:
         torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")
-def recorded_and_now():
-    return json.loads(LOCK_FILE.read_text()), compute()
+def recorded_and_now(tmp_path_factory):
+    return json.loads(LOCK_FILE.read_text()), compute(tmp_path_factory.mktemp("lock"))
 
 
 def test_every_shipped_bundle_is_locked(recorded_and_now):
@@ -119,9 +135,19 @@ def test_pictures_and_features_are_unchanged(recorded_and_now):
                 assert new == old, f"{bundle} {case}: output changed"
 
 
+def test_cli_sample_grids_are_unchanged(recorded_and_now):
+    recorded, now = recorded_and_now
+    if recorded["environment"] != now["environment"]:
+        pytest.skip("PNG bytes are compared only where the lock was recorded (other kernels may round differently)")
+    assert now["cli_sample_png"] == recorded["cli_sample_png"]
+
+
 if __name__ == "__main__":
     if "--record" not in sys.argv:
         sys.exit("usage: python tests/test_behaviour_lock.py --record")
+    import tempfile
+
     LOCK_FILE.parent.mkdir(parents=True, exist_ok=True)
-    LOCK_FILE.write_text(json.dumps(compute(), indent=1) + "\n")
+    with tempfile.TemporaryDirectory() as folder:
+        LOCK_FILE.write_text(json.dumps(compute(Path(folder)), indent=1) + "\n")
     print(f"wrote {LOCK_FILE}")
