@@ -26,11 +26,12 @@ def tiny_faces():
 
 
 def train_tiny(family: str, out: Path, faces, **model) -> Path:
+    from training.loops.config import TrainConfig
     from training.models.cgan import CGANConfig
     from training.models.dcgan import DCGANConfig
     from training.models.infogan import InfoGANConfig
     from training.models.vae import VAEConfig
-    from training.trainer import TrainConfig, train
+    from training.trainer import train
 
     sizes = dict(latent_dim=16, image_size=32, g_width=8, d_width=8)
     config = {

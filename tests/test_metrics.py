@@ -358,8 +358,9 @@ def test_evaluate_user_errors(tiny_bundle, tmp_path, capsys, monkeypatch):
 def test_collapse_has_a_number(faces32, tiny_featurenet, tmp_path):
     """On a briefly trained model (300 steps at 32px, ~10 s), z ~ N(-10, 1) (one saturated image for every code)
     and z ~ U(0, 1) (codes squeezed into one corner) recall less of the real data than the training prior does."""
+    from training.loops.config import TrainConfig
+    from training.loops.gan import train_dcgan
     from training.models.dcgan import DCGANConfig
-    from training.trainer import TrainConfig, train_dcgan
 
     out = train_dcgan(faces32.train, DCGANConfig(latent_dim=16, image_size=32, g_width=16, d_width=16),
                       TrainConfig(steps=300, batch_size=32, lr_g=3e-4, lr_d=3e-4, snapshot_steps=(),

@@ -10,11 +10,9 @@ from pathlib import Path
 from training.checkpoint import LATENTS_FILE, atomic_write_bytes, find_bundles, read_config
 from training.data.location import PROCEDURAL_DATASETS, load_arguments
 from training.errors import LatentExplorerError
-from training.loops.common import TrainConfig
+from training.loops.config import RUNTIME_FIELDS, TrainConfig
 from training.models import registry
 
-# Filled in by the run itself, not part of the recipe.
-RUNTIME_FIELDS = ("seconds", "device_used", "images_per_second")
 TRAINABLE = ("dcgan", "vae", "cgan", "infogan")
 # PROCEDURAL_DATASETS are drawn by our own code: their images may ship. Every other dataset's images may not be
 # redistributed, so a shipped VAE bundle keeps only the codes, labels and dataset positions of its held-out images.

@@ -30,9 +30,9 @@ def run(args: argparse.Namespace) -> None:
     import torch
 
     from training.checkpoint import load_bundle
+    from training.grids import save_grid
     from training.latent import LatentDistribution, sample_latents
-    from training.loops.common import check_output_folder, save_grid
-    from training.output_folder import check_file, os_error
+    from training.output_folder import check_file, check_output_folder, os_error
 
     out = Path(args.out)
     check_file(out, overwrite=args.overwrite)

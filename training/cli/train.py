@@ -160,9 +160,10 @@ def run(args: argparse.Namespace) -> None:
     from training.data.registry import load_dataset
     from training.distributed import shutdown
     from training.latent import LatentDistribution
+    from training.loops.config import TrainConfig
     from training.models.cgan import CGANConfig
     from training.output_folder import check_folder, remove_own_files
-    from training.trainer import TrainConfig, train
+    from training.trainer import train
 
     noise = LatentDistribution.parse(args.noise)
     train_config = TrainConfig(

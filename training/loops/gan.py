@@ -23,10 +23,26 @@ from torch.nn import functional as F
 
 from training.data.base import ImageDataset
 from training.errors import LatentExplorerError
-from training.loops.common import Run, TrainConfig
+from training.loops.config import TrainConfig
+from training.loops.run import Run
 from training.models import cgan, dcgan, infogan
 
 BASE_KEYS = ("loss_g", "loss_d", "d_real", "d_fake")
+
+
+def discriminator_targets(batch: int, smoothing: float, flip: float, generator: torch.Generator,
+                          device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
+    """D's targets for a real and a fake batch: real -> 1 - smoothing, fake -> 0, and with probability
+    `flip` each target is swapped for the other side's (noisy labels: D can never be fully sure)."""
+    real_value = 1.0 - smoothing
+    real = torch.full((batch,), real_value)
+    fake = torch.zeros(batch)
+    if flip > 0:
+        swap_real = torch.rand(batch, generator=generator) < flip
+        swap_fake = torch.rand(batch, generator=generator) < flip
+        real[swap_real] = 0.0
+        fake[swap_fake] = real_value
+    return real.to(device), fake.to(device)
 
 
 class _Critic(nn.Module):
@@ -202,8 +218,12 @@ class AdversarialSteps:
         self.critic = run.mixed(_Critic(self.discriminator))
         self.d = run.parallel(self.critic)
 
+    def targets(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return discriminator_targets(n, self.config.label_smoothing, self.config.label_flip, self.run.flip_rng,
+                                     self.run.device)
+
     def update_d(self, real, fake, labels, extra) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, dict]:
-        real_target, fake_target = self.run.targets(real.shape[0])
+        real_target, fake_target = self.targets(real.shape[0])
         self.opt_d.zero_grad(set_to_none=True)
         result = self.game.d_loss(self.d, real, fake, labels, extra, real_target, fake_target)
         result[0].backward()
@@ -228,7 +248,7 @@ class AdversarialSteps:
         else:  # D rests this step: measure it anyway so every step has D's numbers
             with torch.no_grad():
                 loss_d, logit_real, logit_fake, d_values = game.d_loss(
-                    self.d, real, fake.detach(), labels, extra, *run.targets(real.shape[0]))
+                    self.d, real, fake.detach(), labels, extra, *self.targets(real.shape[0]))
         self.opt_g.zero_grad(set_to_none=True)
         loss_g, g_values = game.g_loss(self.critic, fake, extra)
         loss_g.backward()

@@ -21,7 +21,8 @@ from training import checkpoint
 from training.data.base import ImageDataset
 from training.errors import LatentExplorerError
 from training.latent import STANDARD_NORMAL, LatentDistribution
-from training.loops.common import Run, TrainConfig
+from training.loops.config import TrainConfig
+from training.loops.run import Run
 from training.models import dcgan, vae
 
 MAX_LATENT_CODES = 5000

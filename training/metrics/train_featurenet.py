@@ -98,7 +98,8 @@ def train_featurenet(train: ImageDataset, heldout: ImageDataset, model_config: F
                      heldout_source: dict | None = None, progress: bool = True, name: str | None = None) -> Path:
     """Train on `train`, measure per-attribute accuracy on `heldout`, write a featurenet bundle to `out`."""
     from training import checkpoint
-    from training.trainer import dataset_summary, resolve_device, versions
+    from training.loops.config import resolve_device
+    from training.loops.provenance import dataset_summary, versions
 
     train_config.validate()
     model_config.validate()
