@@ -373,11 +373,11 @@ def test_collapse_has_a_number(faces32, tiny_featurenet, tmp_path):
 
 
 def test_shipped_toyfaces_featurenet():
-    from training.metrics.evaluate import default_featurenet_path
+    from training.bundle_paths import featurenet_path
 
     path = REPO / "checkpoints" / "toyfaces" / "featurenet"
     assert path.exists(), f"the shipped feature network {path} is missing"
-    assert default_featurenet_path("toyfaces") == path
+    assert featurenet_path("toyfaces") == path
     bundle = load_bundle(path)
     assert bundle.family == "featurenet" and bundle.config["dataset"]["source"]["seed"] == 0
     assert min(bundle.config["accuracy"].values()) >= 0.99

@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 import torchvision.utils as vutils
 
-from training import checkpoint
+from training.atomic import atomic_write_bytes
 
 
 def save_grid(images: torch.Tensor, path: Path, nrow: int = 8) -> None:
@@ -19,4 +19,4 @@ def save_grid(images: torch.Tensor, path: Path, nrow: int = 8) -> None:
     array = (grid.mul(255).round().clamp(0, 255).to(torch.uint8).permute(1, 2, 0).numpy())
     buffer = BytesIO()
     Image.fromarray(array.squeeze(-1) if array.shape[-1] == 1 else array).save(buffer, format="PNG")
-    checkpoint.atomic_write_bytes(path, buffer.getvalue())
+    atomic_write_bytes(path, buffer.getvalue())

@@ -19,8 +19,8 @@ from training.errors import LatentExplorerError
 BUNDLE_FILES = (checkpoint.CONFIG_FILE, checkpoint.WEIGHTS_FILE, checkpoint.HISTORY_FILE, checkpoint.METRICS_FILE,
                 checkpoint.LATENTS_FILE, checkpoint.TRAINING_STATE_FILE)
 _NAMES = "|".join(re.escape(name) for name in BUNDLE_FILES)
-# The hidden temporaries our writers leave when killed: checkpoint.atomic_write_bytes' .<name>.<random>.tmp,
-# save_bundle's .weights.safetensors.tmp and check_output_folder's .write-test-<random>. A user's own
+# The hidden temporaries our writers leave when killed: training.atomic's .<name>.<random>.tmp (the bare
+# .<name>.tmp is what older versions' save_bundle left) and check_output_folder's .write-test-<random>. A user's own
 # .draft.tmp matches none of them.
 OWN_TEMPORARY = re.compile(rf"\.(?:{_NAMES})(?:\.\w+)?\.tmp|\.write-test-\w+")
 SNAPSHOT = re.compile(r"step_\d+\.png")

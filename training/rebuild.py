@@ -7,7 +7,8 @@ import zipfile
 from dataclasses import fields
 from pathlib import Path
 
-from training.checkpoint import LATENTS_FILE, atomic_write_bytes, find_bundles, read_config
+from training.atomic import atomic_write_bytes
+from training.checkpoint import LATENTS_FILE, find_bundles, read_config
 from training.data.location import PROCEDURAL_DATASETS, load_arguments
 from training.errors import LatentExplorerError
 from training.loops.config import RUNTIME_FIELDS, TrainConfig

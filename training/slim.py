@@ -11,12 +11,12 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save
 
+from training.atomic import atomic_write_bytes
 from training.checkpoint import (
     CONFIG_FILE,
     FORMAT_VERSION,
     TRAINING_STATE_FILE,
     WEIGHTS_FILE,
-    atomic_write_bytes,
     atomic_write_json,
     read_config,
 )

@@ -6,20 +6,19 @@ import difflib
 import hashlib
 import json
 import math
-import multiprocessing
 import os
 import sys
-import tempfile
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from PIL import Image
 
+from training.atomic import atomic_write, atomic_write_bytes, replacing
 from training.data.base import Attribute, ImageDataset, cache_dir
+from training.data.pool import ordered_map, progress_bar
 from training.errors import LatentExplorerError
 
 # Bump whenever decoding, cropping or resizing changes: cache keys carry it, so stale caches are never reused.
@@ -138,29 +137,10 @@ def _decode_chunk(job: tuple[int, Sequence[str], Preprocessing]) -> tuple[int, n
     return start, good[:k], bad
 
 
-def _pool_context() -> multiprocessing.context.BaseContext:
-    # fork skips re-importing torch in every worker; the workers only touch PIL and numpy, so it is safe.
-    methods = multiprocessing.get_all_start_methods()
-    return multiprocessing.get_context("fork" if "fork" in methods else "spawn")
-
-
-def _progress_bar(total: int, desc: str, enabled: bool) -> Any:
-    if not enabled:
-        return None
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, desc=desc, unit="img")
-
-
 def _decoded_chunks(paths: Sequence[str], prep: Preprocessing, workers: int
                     ) -> Iterator[tuple[int, np.ndarray, list[tuple[int, str]]]]:
     jobs = [(start, list(paths[start:start + CHUNK]), prep) for start in range(0, len(paths), CHUNK)]
-    workers = min(max(1, workers), len(jobs))
-    if workers == 1:
-        yield from map(_decode_chunk, jobs)
-        return
-    with _pool_context().Pool(workers) as pool:
-        yield from pool.imap(_decode_chunk, jobs)
+    return ordered_map(_decode_chunk, jobs, workers)
 
 
 def cache_key(parts: dict) -> str:
@@ -176,41 +156,13 @@ def cache_paths(name: str, size: int, key: str) -> tuple[Path, Path]:
     return root / f"{stem}-images.npy", root / f"{stem}.json"
 
 
-def _temp_beside(path: Path) -> str:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    os.chmod(tmp, 0o644)  # mkstemp makes the file private (0600); a cache should be readable like any other
-    return tmp
-
-
-def _remove(path: str | Path) -> None:
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        pass
-
-
 def write_json_atomic(path: Path, data: dict) -> None:
-    tmp = _temp_beside(path)
-    try:
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(data, f, indent=1)
-        os.replace(tmp, path)
-    except BaseException:
-        _remove(tmp)
-        raise
+    atomic_write_bytes(path, json.dumps(data, indent=1).encode("utf-8"))
 
 
 def save_npy_atomic(path: Path, array: np.ndarray) -> None:
     """np.save to a temp file beside the target, then rename: an interrupted run leaves no half-written cache."""
-    tmp = _temp_beside(path)
-    try:
-        with open(tmp, "wb") as f:
-            np.save(f, array)
-        os.replace(tmp, path)
-    except BaseException:
-        _remove(tmp)
-        raise
+    atomic_write(path, lambda handle: np.save(handle, array))
 
 
 def read_cache(images_path: Path, meta_path: Path, shape_tail: tuple[int, ...]) -> tuple[np.ndarray, dict] | None:
@@ -261,43 +213,34 @@ def prepare_images(paths: Sequence[str], prep: Preprocessing, name: str, progres
             return Prepared(images, kept, skipped, images_path, from_cache=True)
 
     skipped: list[dict] = []
-    tmp = _temp_beside(images_path)
-    tmp_small = None
-    bar = _progress_bar(len(paths), f"preparing {name} {prep.size}px", progress)
+    bar = progress_bar(len(paths), f"preparing {name} {prep.size}px", progress)
     try:
-        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(len(paths), *tail))
-        filled = 0
-        for _start, good, bad in _decoded_chunks(paths, prep, workers):
-            out[filled:filled + len(good)] = good
-            filled += len(good)
-            skipped.extend({"index": i, "path": paths[i], "reason": reason} for i, reason in bad)
-            if bar is not None:
-                bar.update(len(good) + len(bad))
-        if filled == 0:
-            raise LatentExplorerError(
-                f"{name}: none of the {len(paths)} images could be read (first: {skipped[0]['path']}: "
-                f"{skipped[0]['reason']}); check that the files are images")
-        if filled < len(paths):
-            # Some files were unreadable: copy the good rows into an array of the right length (rare, so the
-            # extra write is fine; np.save headers cannot shrink in place).
-            tmp_small = _temp_beside(images_path)
-            small = np.lib.format.open_memmap(tmp_small, mode="w+", dtype=np.uint8, shape=(filled, *tail))
-            for s in range(0, filled, 4096):
-                e = min(s + 4096, filled)
-                small[s:e] = out[s:e]
-            small.flush()
-            del small, out
-            _remove(tmp)
-            tmp, tmp_small = tmp_small, None
-        else:
-            out.flush()
-            del out
-        os.replace(tmp, images_path)
-    except BaseException:
-        _remove(tmp)
-        if tmp_small is not None:
-            _remove(tmp_small)
-        raise
+        with replacing(images_path) as tmp:
+            out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(len(paths), *tail))
+            filled = 0
+            for _start, good, bad in _decoded_chunks(paths, prep, workers):
+                out[filled:filled + len(good)] = good
+                filled += len(good)
+                skipped.extend({"index": i, "path": paths[i], "reason": reason} for i, reason in bad)
+                if bar is not None:
+                    bar.update(len(good) + len(bad))
+            if filled == 0:
+                raise LatentExplorerError(
+                    f"{name}: none of the {len(paths)} images could be read (first: {skipped[0]['path']}: "
+                    f"{skipped[0]['reason']}); check that the files are images")
+            if filled < len(paths):
+                # Some files were unreadable: copy the good rows into an array of the right length, which then
+                # replaces the long one (rare, so the extra write is fine; np.save headers cannot shrink in place).
+                with replacing(tmp) as tmp_small:
+                    small = np.lib.format.open_memmap(tmp_small, mode="w+", dtype=np.uint8, shape=(filled, *tail))
+                    for s in range(0, filled, 4096):
+                        e = min(s + 4096, filled)
+                        small[s:e] = out[s:e]
+                    small.flush()
+                    del small, out
+            else:
+                out.flush()
+                del out
     finally:
         if bar is not None:
             bar.close()

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import colorsys
-import multiprocessing
 import os
-import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,7 +12,9 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw
 
+from training.atomic import atomic_write
 from training.data.base import Attribute, ImageDataset, cache_dir
+from training.data.pool import ordered_map, progress_bar
 from training.errors import LatentExplorerError
 
 # Bump whenever the drawing or the sampling changes: cache file names carry it, so stale caches are never reused.
@@ -369,12 +369,6 @@ def _chunks(n: int, seed: int, size: int, chunk: int) -> list[tuple[int, int, in
     return [(seed, start, min(start + chunk, n), size) for start in range(0, n, chunk)]
 
 
-def _pool_context() -> multiprocessing.context.BaseContext:
-    # fork skips re-importing torch in every worker (seconds each); workers only touch numpy and PIL, so it is safe.
-    methods = multiprocessing.get_all_start_methods()
-    return multiprocessing.get_context("fork" if "fork" in methods else "spawn")
-
-
 def generate_toyfaces(
     n: int, seed: int = 0, size: int = 64, workers: int | None = None, progress: bool = False
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -385,16 +379,11 @@ def generate_toyfaces(
     workers = max(1, int(workers if workers is not None else (os.cpu_count() or 1)))
     chunk = 256
     jobs = _chunks(n, seed, size, chunk)
-    workers = min(workers, len(jobs))
     images = np.empty((n, size, size, 3), dtype=np.uint8)
     labels = np.empty((n, len(ATTRIBUTES)), dtype=np.int64)
-    bar = _progress_bar(n, progress)
+    bar = progress_bar(n, "toyfaces", progress)
     try:
-        if workers == 1:
-            _collect(map(_render_range, jobs), jobs, images, labels, bar)
-        else:
-            with _pool_context().Pool(workers) as pool:
-                _collect(pool.imap(_render_range, jobs), jobs, images, labels, bar)
+        _collect(ordered_map(_render_range, jobs, workers), jobs, images, labels, bar)
     finally:
         if bar is not None:
             bar.close()
@@ -416,14 +405,6 @@ def _collect(
             bar.update(stop - start)
 
 
-def _progress_bar(n: int, enabled: bool) -> Any:
-    if not enabled:
-        return None
-    from tqdm.auto import tqdm
-
-    return tqdm(total=n, desc="toyfaces", unit="img")
-
-
 def _check_n(n: int) -> None:
     if int(n) <= 0:
         raise LatentExplorerError(f"toyfaces needs a positive number of images, got n={n}")
@@ -440,20 +421,6 @@ def cache_paths(n: int, seed: int, size: int) -> tuple[Path, Path]:
     stem = f"toyfaces-v{VERSION}-n{n}-s{seed}-{size}px"
     root = cache_dir()
     return root / f"{stem}-images.npy", root / f"{stem}-labels.npy"
-
-
-def _save_atomic(path: Path, array: np.ndarray) -> None:
-    """Write to a temp file beside the target, then rename: an interrupted run leaves no half-written cache."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.save(f, array)
-        os.chmod(tmp, 0o644)  # mkstemp makes the file private (0600); a cache should be readable like any other
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def _load_cached(images_path: Path, labels_path: Path, n: int, size: int) -> tuple[np.ndarray, np.ndarray] | None:
@@ -485,8 +452,8 @@ def load_toyfaces(
     if cached is None:
         images, labels = generate_toyfaces(n, seed, size, progress=progress)
         # Labels first, images last: the images file is the big one, and both must exist for a cache hit.
-        _save_atomic(labels_path, labels)
-        _save_atomic(images_path, images)
+        atomic_write(labels_path, lambda handle: np.save(handle, labels))
+        atomic_write(images_path, lambda handle: np.save(handle, images))
         cached = _load_cached(images_path, labels_path, n, size)
         if cached is None:
             raise LatentExplorerError(f"could not read back the toyfaces cache just written to {images_path}")
