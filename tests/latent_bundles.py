@@ -48,7 +48,7 @@ def train_tiny(family: str, out: Path, faces, **model) -> Path:
 def tiny_featurenet(out: Path, faces) -> Path:
     """An untrained feature network bundle: its guesses are arbitrary, but the pages' wiring is real."""
     from training.checkpoint import save_bundle
-    from training.metrics.featurenet import FeatureNet, FeatureNetConfig
+    from training.models.featurenet import FeatureNet, FeatureNetConfig
 
     model = FeatureNetConfig(image_size=32, width=4, heads=[len(a.values) for a in faces.attributes])
     config = {"name": "tiny featurenet", "family": "featurenet", "model": asdict(model),

@@ -5,8 +5,8 @@ import torch
 from safetensors.torch import load_file
 
 from explorer.diagnostics import first_layer_shift
+from training.attributes import Attribute
 from training.checkpoint import load_bundle
-from training.data.base import Attribute
 from training.data.toyfaces import ATTRIBUTES
 from training.errors import LatentExplorerError
 from training.loops.config import TrainConfig

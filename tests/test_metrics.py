@@ -11,8 +11,9 @@ import torch
 from torch import nn
 
 from tests.conftest import REPO
+from training.attributes import Attribute
 from training.checkpoint import Bundle, load_bundle, read_config
-from training.data.base import Attribute, ImageDataset, images_to_tensor
+from training.data.base import ImageDataset, images_to_tensor
 from training.errors import LatentExplorerError
 from training.latent import STANDARD_NORMAL
 from training.metrics import distances
@@ -21,9 +22,9 @@ from training.metrics.evaluate import (
     evaluate_bundle,
     reconstruction_mse,
 )
-from training.metrics.featurenet import FeatureNetConfig, to_input
 from training.metrics.real import load_real
 from training.metrics.train_featurenet import FeatureNetTrainConfig, config_for, train_featurenet
+from training.models.featurenet import FeatureNetConfig, to_input
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -19,7 +19,7 @@ from safetensors.torch import load_file, save_file
 
 from training import latents_file
 from training.atomic import atomic_write_bytes, replacing
-from training.data.base import Attribute
+from training.attributes import Attribute
 from training.errors import LatentExplorerError
 from training.latent import STANDARD_NORMAL, LatentDistribution
 from training.latents_file import read_latents

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
-from training.data.base import Attribute, ImageDataset
+from training.attributes import Attribute
+from training.data.base import ImageDataset
 from training.data.prepare import FileIndex, Preprocessing, build_dataset, check_folder, images_by_stem
 from training.errors import LatentExplorerError
 

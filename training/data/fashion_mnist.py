@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from training.data.base import Attribute, ImageDataset
+from training.attributes import Attribute
+from training.data.base import ImageDataset
 from training.data.prepare import (
     cached_array,
     check_image_size,

@@ -17,7 +17,8 @@ import numpy as np
 from PIL import Image
 
 from training.atomic import atomic_write, atomic_write_bytes, replacing
-from training.data.base import Attribute, ImageDataset, cache_dir
+from training.attributes import Attribute
+from training.data.base import ImageDataset, cache_dir
 from training.data.pool import ordered_map, progress_bar
 from training.errors import LatentExplorerError
 

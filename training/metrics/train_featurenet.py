@@ -15,7 +15,7 @@ from tqdm import tqdm
 from training.data.base import ImageDataset
 from training.data.location import portable_source
 from training.errors import LatentExplorerError
-from training.metrics.featurenet import FeatureNet, FeatureNetConfig, logits_to_labels
+from training.models.featurenet import FeatureNet, FeatureNetConfig, logits_to_labels
 
 PURPOSE = ("attribute classifier whose penultimate layer is the feature space of Latent Explorer's Fréchet "
            "distance and precision/recall (our stand-in for Inception, which we cannot download)")

@@ -8,7 +8,7 @@ Families and their networks (names are the prefixes of the tensors in weights.sa
 | "vae"     | VAEConfig       | encoder, decoder           | (nothing)          |
 | "cgan"    | CGANConfig      | generator (z, labels)      | discriminator (real/fake + one classifier per condition) |
 | "infogan" | InfoGANConfig   | generator (z, codes)       | discriminator (real/fake + Q head) |
-| "featurenet" | FeatureNetConfig | featurenet (evaluation classifier, training.metrics; no generator) | (nothing) |
+| "featurenet" | FeatureNetConfig | featurenet (evaluation classifier for training.metrics; no generator) | (nothing) |
 
 `GENERATOR_NAME[family]` names the network that maps z (B, latent_dim) to images in [-1, 1]; every one of
 them accepts `net(z)` alone and exposes `first_layer_preactivation(z)` and `first_batchnorm`.
@@ -21,8 +21,7 @@ from dataclasses import dataclass, fields
 from torch import nn
 
 from training.errors import LatentExplorerError
-from training.metrics import featurenet
-from training.models import cgan, dcgan, infogan, vae
+from training.models import cgan, dcgan, featurenet, infogan, vae
 
 FAMILIES = ("dcgan", "vae", "cgan", "infogan", "featurenet")
 # The network that turns a latent code into an image, per family.
