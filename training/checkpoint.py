@@ -78,14 +78,14 @@ class Bundle:
     @property
     def conditions(self) -> tuple[Attribute, ...]:
         """What a conditional GAN's generator takes as `labels` columns, in order; () for other families."""
-        if self.family != "cgan":
+        if not self.capabilities.conditional:
             return ()
         return tuple(Attribute.from_json(a) for a in self.config["model"]["conditions"])
 
     @property
     def codes(self) -> list[dict]:
         """An InfoGAN's code layout (name, kind, [start, stop) slots in the generator input); [] otherwise."""
-        if self.family != "infogan":
+        if not self.capabilities.info_codes:
             return []
         return self.model_config.code_layout()
 

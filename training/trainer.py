@@ -15,8 +15,6 @@ from training.loops.gan import train_gan
 from training.loops.vae import train_vae
 from training.models import registry
 
-TRAINABLE = tuple(family for family in registry.FAMILIES if registry.capabilities(family).loop is not None)
-
 
 def train(family: str, dataset: ImageDataset, model_config, train_config: TrainConfig, out: str | Path,
           source: dict | None = None, progress: bool = True, name: str | None = None, resume: bool = False,
@@ -28,8 +26,8 @@ def train(family: str, dataset: ImageDataset, model_config, train_config: TrainC
     and ends with the same weights and history as an uninterrupted run (when precision stayed the same). The
     training state is dropped from the final bundle unless keep_training_state=True (keep it to continue a
     finished run with more steps later)."""
-    if family not in TRAINABLE:
-        raise LatentExplorerError(f"unknown model family {family!r}; choose one of {', '.join(TRAINABLE)}")
+    if family not in registry.TRAINABLE:
+        raise LatentExplorerError(f"unknown model family {family!r}; choose one of {', '.join(registry.TRAINABLE)}")
     options = {"source": source, "progress": progress, "name": name, "resume": resume,
                "keep_training_state": keep_training_state}
     if registry.capabilities(family).loop == "vae":

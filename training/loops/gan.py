@@ -58,7 +58,7 @@ class _Critic(nn.Module):
 
 
 class _Family:
-    """DCGAN: G(z), D(x) -> one logit. The conditional families override the three hooks."""
+    """DCGAN: G(z), D(x) -> one logit. The conditional families override the hooks."""
 
     display = "DCGAN"
     extra_keys: tuple[str, ...] = ()
@@ -74,6 +74,10 @@ class _Family:
 
     def networks(self) -> tuple[nn.Module, nn.Module]:
         return dcgan.Generator(self.model_config), dcgan.Discriminator(self.model_config)
+
+    def bundle_entries(self) -> dict:
+        """What config.json records about G's extra inputs, beside the model config."""
+        return {}
 
     def inputs(self, labels: torch.Tensor, n: int) -> tuple[dict, object]:
         """Keyword arguments for G beyond z, and whatever the losses need to know about them."""
@@ -115,6 +119,9 @@ class _Conditional(_Family):
 
     def networks(self) -> tuple[nn.Module, nn.Module]:
         return cgan.ConditionalGenerator(self.model_config), cgan.ACDiscriminator(self.model_config)
+
+    def bundle_entries(self) -> dict:
+        return {"conditions": list(self.model_config.conditions)}
 
     def inputs(self, labels: torch.Tensor, n: int) -> tuple[dict, object]:
         # Fakes are asked for the label rows of the real batch: the data's own mix of attribute values.
@@ -160,6 +167,9 @@ class _Info(_Family):
 
     def networks(self) -> tuple[nn.Module, nn.Module]:
         return infogan.InfoGenerator(self.model_config), infogan.InfoDiscriminator(self.model_config)
+
+    def bundle_entries(self) -> dict:
+        return {"codes": self.model_config.code_layout()}
 
     def inputs(self, labels: torch.Tensor, n: int) -> tuple[dict, object]:
         categories, continuous = infogan.sample_codes(n, self.model_config, self.run.code_rng)
@@ -208,10 +218,7 @@ class AdversarialSteps:
         self.opt_g = torch.optim.Adam(self.generator.parameters(), lr=train_config.lr_g, betas=betas)
         self.opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=train_config.lr_d, betas=betas)
         self.networks = {"generator": self.generator, "discriminator": self.discriminator}
-        if family == "infogan":
-            run.bundle_config["codes"] = model_config.code_layout()
-        if family == "cgan":
-            run.bundle_config["conditions"] = list(model_config.conditions)
+        run.bundle_config.update(self.game.bundle_entries())
         self.batches = run.start(self.networks, {"generator": self.opt_g, "discriminator": self.opt_d},
                                  self.generator)
         self.g = run.parallel(run.mixed(self.generator))

@@ -51,6 +51,12 @@ class Capabilities:
     loop: str | None = None
     pages: frozenset[str] = frozenset()
 
+    @property
+    def generator_input(self) -> str | None:
+        """The keyword the generator takes besides z: "labels" (condition rows, described by the bundle's
+        `conditions`), "codes" (InfoGAN codes, described by the bundle's `codes`) or None."""
+        return "labels" if self.conditional else "codes" if self.info_codes else None
+
 
 _GENERATOR_PAGES = frozenset({"sample", "sweep", "compare", "interpolate", "replay"})
 CAPABILITIES = {
@@ -60,6 +66,8 @@ CAPABILITIES = {
     "infogan": Capabilities(generates=True, info_codes=True, loop="gan", pages=_GENERATOR_PAGES | {"attributes"}),
     "featurenet": Capabilities(generates=False),
 }
+# The families `python -m training train` trains (the others are trained by their own command or imported).
+TRAINABLE = tuple(family for family in FAMILIES if CAPABILITIES[family].loop is not None)
 
 
 def capabilities(family: str) -> Capabilities:
@@ -68,11 +76,16 @@ def capabilities(family: str) -> Capabilities:
     return CAPABILITIES[family]
 
 
-def model_config(family: str, data: dict):
-    """Rebuild the config dataclass, refusing unknown or missing fields instead of guessing."""
+def config_class(family: str) -> type:
+    """The family's config dataclass (DCGANConfig, VAEConfig, ...)."""
     if family not in _CONFIGS:
         raise LatentExplorerError(f"unknown model family {family!r} (known: {', '.join(FAMILIES)})")
-    cls = _CONFIGS[family]
+    return _CONFIGS[family]
+
+
+def model_config(family: str, data: dict):
+    """Rebuild the config dataclass, refusing unknown or missing fields instead of guessing."""
+    cls = config_class(family)
     names = {f.name for f in fields(cls)}
     unknown = sorted(set(data) - names)
     if unknown:
