@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from training.data.base import Attribute
+from training.attributes import Attribute
 from training.errors import LatentExplorerError
 
 
@@ -149,7 +149,7 @@ def featurenet_column(net_attributes: tuple[Attribute, ...], attribute: Attribut
 
 def predict_labels(net: nn.Module, images: torch.Tensor, batch: int = 256) -> torch.Tensor:
     """Feature-network label rows (B, A) for generated images in [-1, 1]."""
-    from training.metrics.featurenet import to_input
+    from training.models.featurenet import to_input
 
     net.eval()
     with torch.no_grad():

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from training.data.base import Attribute
+from training.attributes import Attribute
 from training.errors import LatentExplorerError
 
 METHODS = {"mean difference": "mean_difference", "logistic regression": "logistic_regression"}

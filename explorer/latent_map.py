@@ -14,7 +14,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from training.data.base import Attribute, images_to_tensor
+from training.attributes import Attribute
+from training.data.base import images_to_tensor
 from training.errors import LatentExplorerError
 
 MAX_TSNE_POINTS = 2000

@@ -26,11 +26,12 @@ def tiny_faces():
 
 
 def train_tiny(family: str, out: Path, faces, **model) -> Path:
+    from training.loops.config import TrainConfig
     from training.models.cgan import CGANConfig
     from training.models.dcgan import DCGANConfig
     from training.models.infogan import InfoGANConfig
     from training.models.vae import VAEConfig
-    from training.trainer import TrainConfig, train
+    from training.trainer import train
 
     sizes = dict(latent_dim=16, image_size=32, g_width=8, d_width=8)
     config = {
@@ -47,7 +48,7 @@ def train_tiny(family: str, out: Path, faces, **model) -> Path:
 def tiny_featurenet(out: Path, faces) -> Path:
     """An untrained feature network bundle: its guesses are arbitrary, but the pages' wiring is real."""
     from training.checkpoint import save_bundle
-    from training.metrics.featurenet import FeatureNet, FeatureNetConfig
+    from training.models.featurenet import FeatureNet, FeatureNetConfig
 
     model = FeatureNetConfig(image_size=32, width=4, heads=[len(a.values) for a in faces.attributes])
     config = {"name": "tiny featurenet", "family": "featurenet", "model": asdict(model),

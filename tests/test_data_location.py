@@ -131,14 +131,14 @@ def test_a_bundle_trained_here_is_found_again_elsewhere(tmp_path, monkeypatch) -
 
 
 def test_a_run_started_before_records_were_portable_resumes(tmp_path, monkeypatch) -> None:
-    from training.loops import common
+    from training.loops import provenance
 
     make_anime(tmp_path / "anime64", tags=TAGS * 2)
     out = tmp_path / "run"
     args = ["train", "--data", "anime", "--data-root", str(tmp_path / "anime64"), *TINY, "--g-width", "8",
             "--d-width", "8", "--out", str(out)]
     with monkeypatch.context() as old_code:
-        old_code.setattr(common, "portable_source", lambda source: source)
+        old_code.setattr(provenance, "portable_source", lambda source: source)
         assert main([*args, "--keep-training-state"]) == 0
     assert str(tmp_path) in (out / "config.json").read_text()
     assert main([*args, "--steps", "3", "--resume"]) == 0  # the last --steps counts

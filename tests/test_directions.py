@@ -25,7 +25,7 @@ from explorer.directions import (
     walk,
     walk_positions,
 )
-from training.data.base import Attribute
+from training.attributes import Attribute
 from training.errors import LatentExplorerError
 from training.models.cgan import CGANConfig, ConditionalGenerator
 from training.models.infogan import InfoGANConfig, InfoGenerator
@@ -179,7 +179,7 @@ def test_info_codes_and_a_sweep_over_each_code():
 
 def test_default_attribute_prefers_smiling_only_when_both_sides_have_codes():
     from explorer.directions import default_attribute
-    from training.data.base import Attribute
+    from training.attributes import Attribute
 
     attributes = (Attribute("Bald", ("no", "yes")), Attribute("Smiling", ("no", "yes")),
                   Attribute("Male", ("no", "yes")))

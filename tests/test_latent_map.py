@@ -19,7 +19,7 @@ from explorer.latent_map import (
     tsne_map,
     usable_perplexity,
 )
-from training.data.base import Attribute
+from training.attributes import Attribute
 from training.errors import LatentExplorerError
 
 SMILE = Attribute("smiling", ("no", "yes"))

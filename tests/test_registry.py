@@ -24,3 +24,12 @@ def test_capabilities_say_what_each_family_takes():
 def test_unknown_family_is_refused():
     with pytest.raises(LatentExplorerError, match="unknown model family"):
         registry.capabilities("stylegan")
+
+
+def test_the_train_command_offers_every_trainable_family():
+    from training.cli.train import TRAINABLE_FAMILIES
+
+    assert TRAINABLE_FAMILIES == registry.TRAINABLE == ("dcgan", "vae", "cgan", "infogan")
+    assert registry.capabilities("cgan").generator_input == "labels"
+    assert registry.capabilities("infogan").generator_input == "codes"
+    assert registry.capabilities("dcgan").generator_input is None

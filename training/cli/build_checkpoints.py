@@ -5,9 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from training.bundle_paths import REPO_CHECKPOINTS
 from training.cli.arguments import at_least
-
-REPO_CHECKPOINTS = Path(__file__).resolve().parent.parent.parent / "checkpoints"
 
 
 def add_parser(sub) -> None:

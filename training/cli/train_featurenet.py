@@ -34,13 +34,13 @@ def run(args: argparse.Namespace) -> None:
 
     from pathlib import Path
 
+    from training.bundle_paths import featurenet_path
     from training.checkpoint import CONFIG_FILE, HISTORY_FILE, METRICS_FILE, WEIGHTS_FILE, read_config
-    from training.metrics.evaluate import default_featurenet_path
     from training.metrics.real import load_real
     from training.metrics.train_featurenet import FeatureNetTrainConfig, config_for, train_featurenet
     from training.output_folder import check_folder, os_error, remove_own_files
 
-    out = Path(args.out or default_featurenet_path(args.data))
+    out = Path(args.out or featurenet_path(args.data))
     check_folder(out, overwrite=args.overwrite)  # before minutes of training, not after
     train_config = FeatureNetTrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
                                          device=args.device)

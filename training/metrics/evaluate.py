@@ -15,14 +15,15 @@ from torch import nn
 from tqdm import tqdm
 
 from training import checkpoint
+from training.attributes import Attribute
 from training.checkpoint import Bundle
-from training.data.base import Attribute, ImageDataset
+from training.data.base import ImageDataset
 from training.data.location import portable_source, recorded_bundle_path
 from training.errors import LatentExplorerError
 from training.latent import LatentDistribution, sample_latents
 from training.metrics import distances
-from training.metrics.featurenet import FeatureNet, to_input
 from training.metrics.real import load_real_for_bundle
+from training.models.featurenet import FeatureNet, to_input
 from training.untrusted import read_json
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

@@ -15,7 +15,7 @@ from tqdm import tqdm
 from training.data.base import ImageDataset
 from training.data.location import portable_source
 from training.errors import LatentExplorerError
-from training.metrics.featurenet import FeatureNet, FeatureNetConfig, logits_to_labels
+from training.models.featurenet import FeatureNet, FeatureNetConfig, logits_to_labels
 
 PURPOSE = ("attribute classifier whose penultimate layer is the feature space of Latent Explorer's Fréchet "
            "distance and precision/recall (our stand-in for Inception, which we cannot download)")
@@ -98,7 +98,8 @@ def train_featurenet(train: ImageDataset, heldout: ImageDataset, model_config: F
                      heldout_source: dict | None = None, progress: bool = True, name: str | None = None) -> Path:
     """Train on `train`, measure per-attribute accuracy on `heldout`, write a featurenet bundle to `out`."""
     from training import checkpoint
-    from training.trainer import dataset_summary, resolve_device, versions
+    from training.loops.config import resolve_device
+    from training.loops.provenance import dataset_summary, versions
 
     train_config.validate()
     model_config.validate()

@@ -5,8 +5,8 @@ images to predict its labels (one head per attribute). The global-average-pooled
 is the feature space of our Fréchet distance and precision/recall; its held-out accuracy says how much the
 features know about the things a viewer would check (hair colour, glasses, ...).
 
-This module only holds the network and its config (the model registry imports it); training and loading
-live in training.metrics.train_featurenet and training.metrics.evaluate.
+This module only holds the network and its config (the model registry builds it from a bundle like any model);
+training and evaluation live in training.metrics (train_featurenet.py, evaluate.py).
 """
 
 from __future__ import annotations
