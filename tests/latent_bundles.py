@@ -69,7 +69,7 @@ def make_root(root: Path, families: tuple[str, ...], featurenet: bool = True) ->
 
 def use_checkpoints(monkeypatch, root: Path) -> None:
     """Point the app at these bundles, as if they were the shipped ones."""
-    from explorer import bundles
+    from explorer.core import bundles
 
     monkeypatch.setattr(bundles, "CHECKPOINTS", Path(root))
 
@@ -108,7 +108,7 @@ def copy_root(root: Path, dest: Path, families: tuple[str, ...]) -> Path:
 
 def pick_model(at, family: str):
     """Select the bundle of this family in the sidebar (display names differ between tiny and shipped bundles)."""
-    from explorer import bundles
+    from explorer.core import bundles
     from training.checkpoint import read_config
 
     found = [(Path(path).parts[-2:] != ("toyfaces", family), name) for name, path in bundles.available().items()

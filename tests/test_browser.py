@@ -87,7 +87,8 @@ PAGES = [
     # (url path, text that appears once the page has computed, screenshot name)
     ("", "Why they look like this", "sample-page.png"),
     ("sweep", "Mean sweep", "sweep-page.png"),
-    ("training", "Training replay", "training-page.png"),
+    ("replay", "Training replay", "training-page.png"),
+    ("directions", "agreement with the other method", "directions-page.png"),
 ]
 
 

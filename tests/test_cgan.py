@@ -4,7 +4,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from explorer.diagnostics import first_layer_shift
+from explorer.logic.diagnostics import first_layer_shift
 from training.attributes import Attribute
 from training.checkpoint import load_bundle
 from training.data.toyfaces import ATTRIBUTES

@@ -7,9 +7,9 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from explorer.comparison import ModelScores, comparison_rows, explain_comparison, metric_scores
-from explorer.diagnostics import Diagnostics, NormReference
-from explorer.sharpness import grey_255, laplacian_variance, mean_sharpness
+from explorer.logic.compare import ModelScores, comparison_rows, explain_comparison, metric_scores
+from explorer.logic.diagnostics import Diagnostics, NormReference
+from explorer.logic.sharpness import grey_255, laplacian_variance, mean_sharpness
 
 
 def test_blurring_lowers_the_laplacian_variance():

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from test_data_anime import TAGS, make_anime
 
-from explorer.replay import real_images
+from explorer.logic.real_images import real_images
 from training.__main__ import main
 from training.data.location import find_dataset_folder, load_arguments, portable_record, portable_source
 from training.data.registry import load_dataset

@@ -391,7 +391,7 @@ def test_a_pickle_dump_is_refused_without_running_it(tmp_path, protocol, monkeyp
 def test_a_pkl_file_is_uploaded_on_the_page(tmp_path):
     from streamlit.testing.v1 import AppTest
 
-    from explorer.views.upload import EXTENSIONS
+    from explorer.logic.upload import EXTENSIONS
 
     assert "pkl" in EXTENSIONS
     net = trained_looking(student_netg(32, 16, 8, 1), seed=11)

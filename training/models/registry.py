@@ -40,8 +40,8 @@ class Capabilities:
     info_codes: the generator takes InfoGAN codes (`codes`) described by the bundle's code layout;
     has_encoder: images can be encoded to codes (x -> (mu, logvar)); generates: it has a generator at all;
     loop: the training loop that trains it ("gan", "vae" or None when it is not trained by `train`);
-    pages: the explorer pages that apply to it (ids: sample, sweep, attributes, vae_map, compare,
-    interpolate, replay).
+    pages: the explorer pages that apply to it (ids: sample, sweep, conditions, codes, directions, vae_map,
+    compare, interpolate, replay; sweep and interpolate feed z alone).
     """
 
     generates: bool
@@ -58,12 +58,14 @@ class Capabilities:
         return "labels" if self.conditional else "codes" if self.info_codes else None
 
 
-_GENERATOR_PAGES = frozenset({"sample", "sweep", "compare", "interpolate", "replay"})
+_GENERATOR_PAGES = frozenset({"sample", "compare", "replay"})
+_Z_ONLY_PAGES = frozenset({"sweep", "interpolate", "directions"})  # the generator takes a code z alone
 CAPABILITIES = {
-    "dcgan": Capabilities(generates=True, loop="gan", pages=_GENERATOR_PAGES | {"attributes"}),
-    "vae": Capabilities(generates=True, has_encoder=True, loop="vae", pages=_GENERATOR_PAGES | {"vae_map"}),
-    "cgan": Capabilities(generates=True, conditional=True, loop="gan", pages=_GENERATOR_PAGES | {"attributes"}),
-    "infogan": Capabilities(generates=True, info_codes=True, loop="gan", pages=_GENERATOR_PAGES | {"attributes"}),
+    "dcgan": Capabilities(generates=True, loop="gan", pages=_GENERATOR_PAGES | _Z_ONLY_PAGES),
+    "vae": Capabilities(generates=True, has_encoder=True, loop="vae",
+                        pages=_GENERATOR_PAGES | _Z_ONLY_PAGES | {"vae_map"}),
+    "cgan": Capabilities(generates=True, conditional=True, loop="gan", pages=_GENERATOR_PAGES | {"conditions"}),
+    "infogan": Capabilities(generates=True, info_codes=True, loop="gan", pages=_GENERATOR_PAGES | {"codes"}),
     "featurenet": Capabilities(generates=False),
 }
 # The families `python -m training train` trains (the others are trained by their own command or imported).

@@ -1,4 +1,4 @@
-"""Training replay: loss curves read as a two-player game, real images for comparison, and the experiment table."""
+"""Training replay: loss curves read as a two-player game, and the table of a dataset's experiments."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from training.checkpoint import METRICS_FILE, read_config
 from training.errors import LatentExplorerError
@@ -28,10 +27,6 @@ PROBABILITY_KEYS = ("d_real", "d_fake", "acc_real", "acc_fake", "info_acc")
 EQUILIBRIUM_LOSS_D = 2 * math.log(2)
 EQUILIBRIUM_LOSS_G = math.log(2)
 NOT_EVALUATED = "not evaluated"
-# The explorer's setting for the folder of the user's datasets, and what a page says when it finds no copy.
-DATA_ROOT_LABEL = "Folder of your datasets"
-APP_ASK = ('the {name} images are not shipped with the app: type the folder that holds your {folder} folder in the '
-           f'sidebar box "{DATA_ROOT_LABEL}"')
 
 
 def smooth(values: np.ndarray | list[float], window: int) -> np.ndarray:
@@ -202,50 +197,6 @@ def value_at(history: dict, key: str, step: int, window: int = 1) -> float | Non
         return None
     i = int(np.argmin(np.abs(steps - step)))
     return float(smooth(curves[key], window)[i])
-
-
-def real_images(dataset: dict, n: int, local_path: str | None = None,
-                indices: np.ndarray | None = None) -> torch.Tensor:
-    """n real training images (B, C, H, W) in [-1, 1] for the bundle's dataset description: the first n, or the
-    ones at `indices` (dataset positions). toyfaces are regenerated from the recorded seed; other datasets are
-    read, prepared as in training, from this machine's copy: local_path (the dataset's folder or one that holds
-    it), else the environment (training.data.location); else LatentExplorerError saying how to point at one."""
-    from training.data.base import images_to_tensor
-
-    name = dataset.get("name", "?")
-    source = dataset.get("source") or {}
-    size = int(dataset.get("image_size") or source.get("image_size") or 64)
-    if name == "toyfaces":
-        from training.data.toyfaces import generate_toyfaces
-
-        count = min(n, int(source.get("num_images") or n))
-        if indices is not None:
-            count = int(np.max(indices)) + 1 if len(indices) else 0
-        images, _ = generate_toyfaces(max(count, 1), seed=int(source.get("seed", 0)), size=size, workers=1)
-        return images_to_tensor(images if indices is None else images[np.asarray(indices)])
-    if name == "imported":
-        raise LatentExplorerError("this generator was imported without its training data, so there are no real "
-                                  "images to compare with")
-    import inspect
-
-    from training.data.location import load_arguments
-    from training.data.registry import load_dataset
-
-    args = load_arguments({**source, "name": name}, local_path, APP_ASK)
-    if "load_args" not in source:  # older bundles: the loose fields of the description
-        args.update({k: source[k] for k in ("num_images", "seed", "attributes", "face_margin", "split")
-                     if source.get(k) is not None})
-    accepted = inspect.signature(load_dataset).parameters  # a config is untrusted: unknown keys are dropped
-    call = {k: v for k, v in args.items() if k in accepted}
-    data, _ = load_dataset(**{**call, "image_size": size, "progress": False})
-    if len(data) == 0:
-        raise LatentExplorerError(f"{args.get('path')}: no images found")
-    index = np.arange(min(n, len(data))) if indices is None else np.asarray(indices)
-    if len(index) and int(index.max()) >= len(data):
-        raise LatentExplorerError(f"the {name} copy at {args.get('path')} has {len(data)} images, fewer than the "
-                                  f"training set (position {int(index.max())} is missing): it is not the same dataset")
-    real, _ = data.batch(index)
-    return real
 
 
 # Training options that describe bookkeeping, not the experiment.

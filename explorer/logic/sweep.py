@@ -8,16 +8,18 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from explorer.diagnostics import (
+from explorer.logic.diagnostics import (
     Diagnostics,
     NormReference,
     diagnose,
-    generate,
     nonfinite_images_sentence,
     prior_norm_reference,
+    rounded,
 )
+from training import sampling
+from training.checkpoint import Bundle
 from training.errors import LatentExplorerError
-from training.latent import LatentDistribution, sample_latents
+from training.latent import LatentDistribution
 
 MAX_ROWS = 41  # -10..10 in steps of 0.5; each row costs a batch through the generator
 # "Still varied": at least this share of the prior's output diversity (the sampling page's healthy threshold).
@@ -71,23 +73,22 @@ class Sweep:
         return [r for r in self.rows if r.diagnostics.verdict == "non-finite"]
 
 
-def mean_sweep(generator: torch.nn.Module, prior: LatentDistribution, latent_dim: int, means: list[float],
-               std: float = 1.0, n: int = 32, seed: int = 0,
+def mean_sweep(bundle: Bundle, means: list[float], std: float = 1.0, n: int = 32, seed: int = 0,
                norm_reference: NormReference | None = None, keep: int | None = None) -> Sweep:
-    """Every row uses sample_latents with the same seed, so rows differ only by the shift of the mean.
+    """Every row samples with the same seed, so rows differ only by the shift of the mean.
     The diagnostics use all n samples; each row keeps only its first `keep` images (memory, when cached)."""
     if n < 2:
         raise LatentExplorerError(f"the sweep needs at least 2 samples per mean to measure diversity (got {n})")
-    prior_z = sample_latents(prior, n, latent_dim, seed=seed)
-    prior_images = generate(generator, prior_z)
-    reference = norm_reference or prior_norm_reference(prior, latent_dim)
+    prior = bundle.prior
+    base = sampling.sample(bundle, prior, n, seed)
+    reference = norm_reference or prior_norm_reference(prior, bundle.latent_dim)
     rows = []
     for mean in means:
         dist = LatentDistribution.normal(mean, std)
-        z = sample_latents(dist, n, latent_dim, seed=seed)
-        images = generate(generator, z)
-        rows.append(SweepRow(mean, dist, images[:keep].clone() if keep else images,
-                             diagnose(generator, dist, prior, z, images, prior_z, prior_images, reference)))
+        row = sampling.sample(bundle, dist, n, seed)
+        rows.append(SweepRow(mean, dist, row.images[:keep].clone() if keep else row.images,
+                             diagnose(bundle.generator, dist, prior, row.codes, row.images, base.codes, base.images,
+                                      reference)))
     return Sweep(rows, std, n, seed, prior)
 
 
@@ -134,6 +135,47 @@ def summarise(sweep: Sweep) -> SweepSummary:
     worst = rows[int(np.nanargmin(ratios))] if np.isfinite(ratios).any() else rows[0]
     zero = next((r for r in rows if r.mean == 0.0), None)
     return SweepSummary(low, high, below, above, worst, zero)
+
+
+@dataclass(frozen=True)
+class Headline:
+    """The three numbers over the sweep's verdict, as the page shows them ("n/a" when no row can be read)."""
+
+    varied: str  # the means with varied samples
+    collapse: str  # where collapse starts
+    worst: str  # the least varied row
+    worst_delta: str | None
+    tone: str  # "error" (NaN rows), "warning" (collapse, or no varied row) or "success"
+
+
+def headline(sweep: Sweep) -> Headline:
+    summary = summarise(sweep)
+    collapse = [f"{m:g}" for m in (summary.collapsed_below, summary.collapsed_above) if m is not None]
+    tone = "error" if sweep.nonfinite_rows else "warning" if collapse or summary.varied_low is None else "success"
+    if len(sweep.nonfinite_rows) == len(sweep.rows):  # nothing to read: the verdict says why
+        return Headline("n/a", "n/a", "n/a", None, tone)
+    if summary.varied_low is None:
+        varied = "none"
+    elif summary.varied_low == summary.varied_high:
+        varied = f"only {summary.varied_low:g}"
+    else:
+        varied = f"{summary.varied_low:g} to {summary.varied_high:g}"
+    return Headline(varied, " and ".join(collapse) if collapse else "no collapse", f"m = {summary.worst.mean:g}",
+                    f"{summary.worst.diagnostics.diversity_ratio:.0%} of the prior's diversity", tone)
+
+
+def sweep_table(sweep: Sweep) -> list[dict]:
+    """One row of numbers per mean; empty cells where a number cannot be computed (the verdict says why)."""
+    return [{
+        "mean": r.mean,
+        "cosine of codes": rounded(r.diagnostics.cosine, 3),
+        "code norm": rounded(r.diagnostics.norm_mean, 1),
+        "norm z-score": rounded(r.diagnostics.norm_zscore, 1),
+        "diversity vs prior": rounded(r.diagnostics.diversity_ratio, 3),
+        "saturated pixels": rounded(r.diagnostics.saturated, 3),
+        "first-layer shift": rounded(r.diagnostics.first_layer_shift, 2),
+        "verdict": r.diagnostics.verdict,
+    } for r in sweep.rows]
 
 
 def explain_sweep(sweep: Sweep) -> str:

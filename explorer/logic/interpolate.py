@@ -7,8 +7,11 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from explorer.diagnostics import NormReference
+from explorer.logic.diagnostics import NormReference, nonfinite_count
+from training import sampling
+from training.checkpoint import Bundle
 from training.errors import LatentExplorerError
+from training.latent import sample_latents
 
 METHODS = ("linear", "spherical")
 
@@ -115,3 +118,35 @@ def explain_paths(c: PathComparison) -> str:
     parts.append(f"The spherical path never drops below {c.spherical_min:.1f} ({sph_z:+.1f} standard deviations from "
                  "the typical norm), so every code on it has the length of a typical training code.")
     return " ".join(parts)
+
+
+@dataclass(frozen=True)
+class Interpolation:
+    """Both paths between the codes of two seeds, the images along them and the norms behind the plot."""
+
+    seeds: tuple[int, int]
+    paths: dict[str, torch.Tensor]  # method -> codes (steps, d)
+    images: dict[str, torch.Tensor]  # method -> images (steps, C, H, W)
+    comparison: PathComparison
+
+    @property
+    def steps(self) -> int:
+        return int(self.paths["linear"].shape[0])
+
+    @property
+    def nonfinite_images(self) -> int:
+        return sum(nonfinite_count(x) for x in self.images.values())
+
+    def code_norms(self, method: str) -> list[float]:
+        """The norm of every code along one path, left to right."""
+        return self.paths[method].double().norm(dim=1).tolist()
+
+
+def interpolation(bundle: Bundle, seed_a: int, seed_b: int, steps: int, reference: NormReference) -> Interpolation:
+    """The codes of seed_a and seed_b under the bundle's prior joined both ways, decoded by its generator."""
+    z0 = sample_latents(bundle.prior, 1, bundle.latent_dim, seed=seed_a)[0]
+    z1 = sample_latents(bundle.prior, 1, bundle.latent_dim, seed=seed_b)[0]
+    comparison = compare_paths(z0, z1, reference, bundle.prior.label)
+    paths = {method: interpolate(z0, z1, steps, method) for method in METHODS}
+    images = {method: sampling.decode(bundle, path) for method, path in paths.items()}
+    return Interpolation((seed_a, seed_b), paths, images, comparison)

@@ -1,7 +1,7 @@
 """A classroom at once: start the real server on a free 127.0.0.1 port and drive N browser-like sessions over
 Streamlit's websocket protocol, each moving the sampling page's sliders for a bounded time.
 
-    python -m explorer.loadtest --sessions 30 --seconds 60 [--checkpoints DIR] [--think 1.0]
+    python -m explorer.tools.loadtest --sessions 30 --seconds 60 [--checkpoints DIR] [--think 1.0]
 
 Each session does what a browser tab does: opens /_stcore/stream, asks for a run of the app, then sends
 `rerun_script` messages carrying its widget values (protobuf BackMsg; the server answers with ForwardMsg deltas)
@@ -37,10 +37,10 @@ from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 from streamlit.proto.WidgetStates_pb2 import WidgetState
 from websockets.asyncio.client import connect
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parent.parent.parent
 APP = REPO_ROOT / "explorer" / "app.py"
 HOST = "127.0.0.1"  # the load test never leaves this machine
-LOAD_LOG_LINE = "loaded model bundle"  # written by explorer.bundles on every real model load
+LOAD_LOG_LINE = "loaded model bundle"  # written by explorer.core.bundles on every real model load
 # The sampling page's sliders and the values a student might drag them to (their full ranges; std > 0).
 SLIDERS = {
     "mean": [x / 2 for x in range(-40, 41)],
@@ -369,7 +369,7 @@ def _round(value: float | None) -> float | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m explorer.loadtest", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m explorer.tools.loadtest", description=__doc__.split("\n\n")[0])
     parser.add_argument("--sessions", type=int, default=30, help="concurrent browser-like sessions (default 30)")
     parser.add_argument("--seconds", type=float, default=60, help="how long they move sliders (default 60)")
     parser.add_argument("--think", type=float, default=1.0,

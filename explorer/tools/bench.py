@@ -1,4 +1,4 @@
-"""How fast the explorer answers (`python -m explorer.bench`): prints one JSON line per figure.
+"""How fast the explorer answers (`python -m explorer.tools.bench`): prints one JSON line per figure.
 
 * rerun: the sampling page driven through AppTest (64 samples of the shipped 64x64 DCGAN), timed after each
   slider move, next to the bare work that rerun cannot avoid: the generator's forward pass plus the diagnostics
@@ -24,7 +24,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parent.parent.parent
 APP = REPO / "explorer" / "app.py"
 DEFAULT_BUNDLE = REPO / "checkpoints" / "toyfaces" / "dcgan"
 TSNE_BUNDLE = REPO / "checkpoints" / "toyfaces" / "vae"
@@ -67,9 +67,9 @@ def rerun_vs_bare(reruns: int, n: int = 64) -> None:
     """The sampling page's rerun after a slider move against the forward pass + diagnostics it must do."""
     from streamlit.testing.v1 import AppTest
 
-    from explorer import torch_worker
-    from explorer.diagnostics import prior_norm_reference
-    from explorer.sampling import prior_samples, sample_and_diagnose
+    from explorer.core import torch_worker
+    from explorer.logic.diagnostics import prior_norm_reference
+    from explorer.logic.sample import prior_samples, sample_and_diagnose
     from training.checkpoint import load_bundle
     from training.latent import LatentDistribution
 
@@ -118,7 +118,7 @@ def tsne(points: int) -> None:
     import numpy as np
     from streamlit.testing.v1 import AppTest
 
-    from explorer.latent_map import tsne_map
+    from explorer.logic.vae_map import tsne_map
 
     with np.load(TSNE_BUNDLE / "latents.npz", allow_pickle=False) as data:
         codes = data["codes"]
@@ -155,24 +155,34 @@ def tsne(points: int) -> None:
 
 
 def _name_of(path: Path) -> str:
-    from explorer import bundles
+    from explorer.core import bundles
 
     return next(name for name, p in bundles.available().items() if Path(p) == path)
+
+
+def _showcase(capabilities) -> list[str]:
+    """The pages that show a model as a class first sees it: its attribute page for a conditional GAN or an
+    InfoGAN, else the sampling page (and the latent map for a VAE); none for a bundle that does not generate."""
+    if capabilities is None or not capabilities.generates:
+        return []
+    if capabilities.conditional:
+        return ["conditions"]
+    if capabilities.info_codes:
+        return ["codes"]
+    return ["sample"] + (["vae_map"] if capabilities.has_encoder else [])
 
 
 def open_every_bundle() -> None:
     """Child process: open every shipped generator on the page that shows it, then report resident memory."""
     from streamlit.testing.v1 import AppTest
 
-    from explorer import bundles
-    from explorer.bundles import read_config
+    from explorer.core import bundles
 
-    pages = {"dcgan": ["sample"], "vae": ["sample", "vae_map"], "cgan": ["attributes"], "infogan": ["attributes"]}
     opened, models = 0, 0
     at = AppTest.from_file(str(APP), default_timeout=300)
     at.run()
     for name, path in bundles.shipped().items():
-        views = pages.get(read_config(path)["family"], [])  # feature networks have no page
+        views = _showcase(bundles.capabilities_at(path))
         models += bool(views)
         for page in views:
             at.switch_page(f"views/{page}.py").run()
@@ -185,8 +195,8 @@ def open_every_bundle() -> None:
 
 
 def memory() -> None:
-    child = subprocess.run([sys.executable, "-m", "explorer.bench", "--memory-child"], cwd=REPO, capture_output=True,
-                           text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
+    child = subprocess.run([sys.executable, "-m", "explorer.tools.bench", "--memory-child"], cwd=REPO,
+                           capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
     if child.returncode != 0:
         raise SystemExit(f"memory child failed:\n{child.stderr[-2000:]}")
     found = json.loads(child.stdout.strip().splitlines()[-1])
@@ -197,7 +207,7 @@ def memory() -> None:
 
 def cold_start(timeout: float = 120) -> None:
     """Process start of `streamlit run explorer/app.py` until a browser shows the first page's sample grid."""
-    from explorer.loadtest import HOST, free_port
+    from explorer.tools.loadtest import HOST, free_port
 
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     chromedriver = shutil.which("chromedriver")
@@ -261,7 +271,7 @@ def _cold_start_apptest() -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m explorer.bench", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m explorer.tools.bench", description=__doc__.split("\n")[0])
     parser.add_argument("--reruns", type=int, default=40, help="slider reruns to time (at least 30 for a p95)")
     parser.add_argument("--tsne-points", type=int, default=2000)
     parser.add_argument("--only", choices=["rerun", "cold", "tsne", "memory"], action="append",

@@ -11,8 +11,17 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from explorer.diagnostics import Diagnostics, explain_nonfinite, rounded
-from explorer.replay import summarise_metrics
+import torch
+
+from explorer.logic.diagnostics import Diagnostics, explain_nonfinite, rounded
+from explorer.logic.real_images import real_images
+from explorer.logic.replay import summarise_metrics
+from explorer.logic.sample import sample_and_diagnose
+from explorer.logic.sharpness import mean_sharpness
+from training.checkpoint import Bundle
+from training.errors import LatentExplorerError
+from training.latent import LatentDistribution
+from training.models import registry
 
 
 @dataclass(frozen=True)
@@ -26,6 +35,89 @@ class ModelScores:
     fd: float | None = None
     reconstruction_mse: float | None = None
     feature_network: str | None = None
+
+
+@dataclass(frozen=True)
+class ModelBatch:
+    """One model's batch under the chosen distribution, diagnosed, and how sharp its images are."""
+
+    images: torch.Tensor
+    diagnostics: Diagnostics
+    sharpness: float  # NaN when its pixels are not all finite
+
+
+def model_batch(bundle: Bundle, dist: LatentDistribution, n: int, seed: int) -> ModelBatch:
+    batch = sample_and_diagnose(bundle, dist, n, seed)
+    # NaN or infinite pixels have no sharpness (clamped, infinity would even look like a sharp edge).
+    sharpness = mean_sharpness(batch.images) if not batch.diagnostics.nonfinite_images else float("nan")
+    return ModelBatch(batch.images, batch.diagnostics, sharpness)
+
+
+def model_scores(name: str, bundle: Bundle, batch: ModelBatch) -> ModelScores:
+    """The batch's numbers beside the ones in the bundle's metrics.json."""
+    m = metric_scores(bundle.metrics)
+    return ModelScores(name=name, family=bundle.family, diagnostics=batch.diagnostics, sharpness=batch.sharpness,
+                       precision=m["precision"], recall=m["recall"], fd=m["fd"],
+                       reconstruction_mse=m["reconstruction_mse"], feature_network=m["feature_network"])
+
+
+def real_sharpness(dataset: dict, n: int, data_root: str | None) -> tuple[float | None, str | None]:
+    """(mean sharpness of n real images, None), or (None, why there are no real images)."""
+    try:
+        return mean_sharpness(real_images(dataset, n, data_root)), None
+    except LatentExplorerError as exc:
+        return None, str(exc)
+
+
+@dataclass(frozen=True)
+class Pairing:
+    """The models that can be compared: display name -> (folder, config) of every readable one, and which of
+    them are VAEs (they encode) and which GANs (trained by the GAN loop)."""
+
+    known: dict[str, tuple[str, dict]]
+
+    def _with(self, wanted) -> list[str]:
+        out = []
+        for name, (_, config) in self.known.items():
+            try:
+                if wanted(registry.capabilities(config["family"])):
+                    out.append(name)
+            except LatentExplorerError:
+                continue
+        return out
+
+    @property
+    def vaes(self) -> list[str]:
+        return self._with(lambda c: c.has_encoder)
+
+    @property
+    def gans(self) -> list[str]:
+        return self._with(lambda c: c.loop == "gan")
+
+    def dataset_of(self, name: str) -> str | None:
+        return self.known[name][1]["dataset"].get("name")
+
+    def name_of(self, path: str) -> str | None:
+        return next((n for n, (p, _) in self.known.items() if p == path), None)
+
+    def gans_like(self, vae: str) -> list[str]:
+        """The GANs trained on the VAE's dataset."""
+        return [n for n in self.gans if self.dataset_of(n) == self.dataset_of(vae)]
+
+    def vaes_like(self, gan: str) -> list[str]:
+        return [n for n in self.vaes if self.dataset_of(n) == self.dataset_of(gan)]
+
+    def missing(self) -> str | None:
+        """"VAE", "GAN", "VAE and no GAN" when the page has nothing to compare; None when it has."""
+        gone = [w for w, have in (("VAE", self.vaes), ("GAN", self.gans)) if not have]
+        return " and no ".join(gone) or None
+
+
+def verdict_tone(vae: ModelScores, gan: ModelScores, distribution: str) -> str:
+    """"error" (NaN pixels), "success" (at a training prior) or "warning" for the sentence's box."""
+    if "non-finite" in (vae.diagnostics.verdict, gan.diagnostics.verdict):
+        return "error"
+    return "success" if distribution in (vae.diagnostics.prior, gan.diagnostics.prior) else "warning"
 
 
 def metric_scores(metrics: dict) -> dict[str, float | str | None]:

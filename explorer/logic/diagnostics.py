@@ -159,13 +159,6 @@ class Diagnostics:
         return "healthy"
 
 
-def generate(generator: nn.Module, z: torch.Tensor, batch: int = 256) -> torch.Tensor:
-    """Run a generator in eval mode without gradients, in chunks (bounded memory for big batches)."""
-    generator.eval()
-    with torch.no_grad():
-        return torch.cat([generator(chunk) for chunk in z.split(batch)])
-
-
 def diagnose(generator: nn.Module, dist: LatentDistribution, prior: LatentDistribution, z: torch.Tensor,
              images: torch.Tensor, prior_z: torch.Tensor, prior_images: torch.Tensor,
              norm_reference: NormReference) -> Diagnostics:

@@ -5,18 +5,20 @@ from __future__ import annotations
 import functools
 import os
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 
 import streamlit as st
 from streamlit.logger import get_logger
 
+from training import bundle_paths
 from training.checkpoint import CONFIG_FILE, Bundle, find_bundles, load_bundle
 from training.checkpoint import read_config as read_config_file
 from training.errors import LatentExplorerError
 from training.models import registry
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-CHECKPOINTS = Path(os.environ.get("LATENT_EXPLORER_CHECKPOINTS", REPO_ROOT / "checkpoints"))
+REPO_ROOT = bundle_paths.REPO_ROOT
+CHECKPOINTS = bundle_paths.checkpoints_root()
 # The model a teacher sees first: the DCGAN lab's own model (the PyTorch tutorial's DCGAN on CelebA faces), where
 # the N(-10,1) / U(0,1) story is told; the procedural-faces DCGAN when a checkpoints folder lacks it.
 DEFAULT_BUNDLES = (CHECKPOINTS / "celeba" / "dcgan", CHECKPOINTS / "toyfaces" / "dcgan")
@@ -24,8 +26,6 @@ DEFAULT_BUNDLE = next((b for b in DEFAULT_BUNDLES if (b / "config.json").is_file
 SELECTED_KEY = "bundle_path"
 # Bundles this browser session imported (display name -> folder): only this session sees them.
 SESSION_KEY = "session_bundles"
-# The families whose generator takes a code z alone; a conditional generator also needs its condition.
-UNCONDITIONAL_FAMILIES = ("dcgan", "vae")
 LOAD_LOG_LINE = "loaded model bundle"
 _LOG = get_logger(__name__)
 
@@ -65,20 +65,45 @@ def read_config(path: str | Path) -> dict:
     return found
 
 
-def load(path: str | Path) -> Bundle:
-    config = Path(path) / "config.json"
+def _mtime(path: str | Path) -> float:
     try:
-        mtime = config.stat().st_mtime
+        return (Path(path) / CONFIG_FILE).stat().st_mtime
     except OSError:
         raise LatentExplorerError(f"{path}: the bundle is gone (deleted or moved while the app was running)") from None
-    return _load_cached(str(path), mtime)
 
 
-def _family(path: str) -> str | None:
+def load(path: str | Path) -> Bundle:
+    return _load_cached(str(path), _mtime(path))
+
+
+@dataclass(frozen=True)
+class BundleKey:
+    """A bundle as a cached function's argument: its folder and the version of its config (a retrained bundle
+    gets a new key)."""
+
+    path: str
+    mtime: float
+
+    def load(self) -> Bundle:
+        return load(self.path)
+
+
+def key_of(bundle: Bundle | str | Path) -> BundleKey:
+    path = bundle.path if isinstance(bundle, Bundle) else Path(bundle)
+    return BundleKey(str(path), _mtime(path))
+
+
+def capabilities_at(path: str | Path) -> registry.Capabilities | None:
+    """What the bundle in this folder can do (from its config alone), or None when its config cannot be read."""
     try:
-        return read_config(path)["family"]
+        return registry.capabilities(read_config(path)["family"])
     except LatentExplorerError:
         return None
+
+
+def _generates(path: str | Path) -> bool:
+    found = capabilities_at(path)
+    return found is not None and found.generates
 
 
 def shipped() -> dict[str, str]:
@@ -142,46 +167,23 @@ def same_dataset(bundle: Bundle) -> list[str]:
     found = []
     for path in available().values():
         try:
-            config = read_config(path)
-            if config["dataset"].get("name") == dataset and config["family"] in registry.GENERATOR_NAME:
+            if read_config(path)["dataset"].get("name") == dataset and _generates(path):
                 found.append(path)
         except LatentExplorerError:
             continue
     return found
 
 
-def unconditional_problem(bundle: Bundle) -> str | None:
-    """Why a page that feeds codes z alone cannot drive this bundle's generator, or None when it can."""
-    if bundle.family not in registry.GENERATOR_NAME:
-        return (f"**{bundle.name}** is a {bundle.family} bundle, not a generator, so this page does not apply to "
-                "it. Pick a DCGAN or a VAE in the sidebar.")
-    if bundle.family not in UNCONDITIONAL_FAMILIES or int(bundle.config["model"].get("condition_dim", 0) or 0) > 0:
-        return (f"**{bundle.name}** is a {bundle.family} model: its generator also takes a condition or extra "
-                "codes, and this page varies z alone, so it does not apply here. Pick an unconditional model (a "
-                "DCGAN or a VAE) in the sidebar.")
-    return None
+def applicable(page: str) -> dict[str, str]:
+    """Display name -> folder of every available model that the page applies to (its capabilities list it)."""
+    return {name: path for name, path in available().items()
+            if (found := capabilities_at(path)) is not None and page in found.pages}
 
 
-def unconditional_picker() -> Bundle:
-    """The sidebar's model for a page that feeds it codes z alone; the run stops with a message on the page when
-    there is no model or this one also needs a condition."""
-    bundle = sidebar_picker()
-    if bundle is None:
-        st.stop()
-    problem = unconditional_problem(bundle)
-    if problem:
-        st.info(problem)
-        st.stop()
-    st.sidebar.caption(f"Latent dimension {bundle.latent_dim}; trained on codes from {bundle.prior.label}.")
-    return bundle
-
-
-def sidebar_picker(families: tuple[str, ...] | None = None) -> Bundle | None:
+def sidebar_picker() -> Bundle | None:
     """The bundle select box in the sidebar; shows a clear message and returns None when nothing fits."""
     # Bundles without a generator (the evaluation feature networks) are never offered as a model.
-    options = {k: v for k, v in available().items() if _family(v) in registry.GENERATOR_NAME}
-    if families is not None:
-        options = {k: v for k, v in options.items() if _family(v) in families}
+    options = {k: v for k, v in available().items() if _generates(v)}
     broken = unreadable()
     if broken:
         with st.sidebar.expander(f"⚠️ {len(broken)} unreadable bundle{'s' if len(broken) > 1 else ''} not listed"):

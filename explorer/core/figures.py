@@ -9,7 +9,7 @@ import numpy as np
 import plotly.graph_objects as go
 import torch
 
-from explorer.diagnostics import NormReference, nonfinite_rows
+from explorer.logic.diagnostics import NormReference, nonfinite_rows
 
 # Blow 64x64 samples up so the back of the classroom sees them; nearest keeps pixels honest.
 DISPLAY_SCALE = 3

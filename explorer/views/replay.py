@@ -1,15 +1,15 @@
 """Page: replay a training run: fixed-noise snapshots by step, the loss curves read as a game, real vs generated."""
 
-import json
-
 import numpy as np
 import pandas as pd
 import streamlit as st
 
-from explorer import bundles
-from explorer.diagnostics import generate
-from explorer.figures import grid_jpeg, loss_figure, upscale
-from explorer.replay import (
+from explorer.core import bundles, torch_worker
+from explorer.core.figures import grid_jpeg, loss_figure, upscale
+from explorer.core.page import preamble
+from explorer.core.widgets import data_root_setting
+from explorer.logic.real_images import real_images
+from explorer.logic.replay import (
     EQUILIBRIUM_LOSS_D,
     EQUILIBRIUM_LOSS_G,
     PROBABILITY_KEYS,
@@ -19,16 +19,14 @@ from explorer.replay import (
     explain_losses,
     explain_vae_losses,
     loss_story,
-    real_images,
     run_status,
     series,
     smooth,
     vae_story,
     value_at,
 )
-from explorer.widgets import data_root_setting
+from training import sampling
 from training.errors import LatentExplorerError
-from training.latent import sample_latents
 from training.untrusted import read_image_rgb
 
 COMPARE_SAMPLES = 16
@@ -36,8 +34,8 @@ DEFAULTS = {"replay_smooth": True, "replay_window": 50, "replay_seed": 0}
 
 
 @st.cache_data(max_entries=8, show_spinner="Drawing real images…")
-def cached_real_images(dataset_json: str, n: int, local_path: str):
-    return real_images(json.loads(dataset_json), n, local_path or None)
+def cached_real_images(dataset: dict, n: int, local_path: str):
+    return real_images(dataset, n, local_path or None)
 
 
 @st.cache_data(max_entries=32)
@@ -45,16 +43,15 @@ def snapshot_array(path: str, mtime: float) -> np.ndarray:
     return read_image_rgb(path, "snapshot grid")
 
 
-for key, value in DEFAULTS.items():
-    st.session_state.setdefault(key, value)
+def smoothing_window() -> int:
+    """The loss section's smoothing (1: none); the numbers at a snapshot, drawn above its controls, use it too."""
+    return int(st.session_state["replay_window"]) if st.session_state["replay_smooth"] else 1
 
-st.title("Training replay")
-st.write("Watch a GAN learn from the same fixed noise at every step, and see why its losses do not fall like a "
-         "classifier's: they score a two-player game in which both players keep getting better.")
 
-bundle = bundles.sidebar_picker()
-if bundle is None:
-    st.stop()
+bundle = preamble("Training replay",
+                  "Watch a GAN learn from the same fixed noise at every step, and see why its losses do not fall "
+                  "like a classifier's: they score a two-player game in which both players keep getting better.",
+                  "replay", DEFAULTS, caption=None)
 history, snapshots = bundle.history, bundle.snapshot_paths()
 imported = bundle.config["dataset"].get("name") == "imported"
 status = run_status(bundle.config)
@@ -83,7 +80,7 @@ if snapshots:
         picture.warning(f"Cannot show the snapshot of step {viewed_step}: {exc}. Pick another step.")
     with numbers:
         st.subheader(f"At step {viewed_step}")
-        window = int(st.session_state["replay_window"]) if st.session_state["replay_smooth"] else 1
+        window = smoothing_window()
         shown = False
         for key in list(series(history))[:6]:
             label = SERIES_LABELS.get(key, key)
@@ -104,10 +101,9 @@ st.header("Loss curves")
 curves = series(history)
 if curves:
     c1, c2 = st.columns([1, 3])
-    c1.checkbox("smooth the curves", key="replay_smooth")
-    c2.slider("smoothing window (steps)", 2, 500, step=1, key="replay_window",
-              disabled=not st.session_state["replay_smooth"])
-    window = int(st.session_state["replay_window"]) if st.session_state["replay_smooth"] else 1
+    smoothed = c1.checkbox("smooth the curves", key="replay_smooth")
+    steps_window = c2.slider("smoothing window (steps)", 2, 500, step=1, key="replay_window", disabled=not smoothed)
+    window = int(steps_window) if smoothed else 1
     steps_axis = np.asarray(history["step"], dtype=float)
     shown_curves = {k: smooth(v, window) for k, v in curves.items()}
     st.plotly_chart(loss_figure(steps_axis, shown_curves, SERIES_LABELS, marker_step=viewed_step,
@@ -136,25 +132,25 @@ else:
 # --- real vs generated ---------------------------------------------------------------------------------------
 st.header("Real vs generated")
 dataset = bundle.config["dataset"]
-st.columns(2)[0].number_input("seed of the generated samples", min_value=0, max_value=2**31 - 1, step=1,
-                             key="replay_seed")
+seed = st.columns(2)[0].number_input("seed of the generated samples", min_value=0, max_value=2**31 - 1, step=1,
+                                    key="replay_seed")
 data_root = data_root_setting(dataset.get("name"))
 real_col, fake_col = st.columns(2)
 with real_col:
     st.subheader(f"Real: {dataset.get('name')}")
     try:
-        real = cached_real_images(json.dumps(dataset, sort_keys=True), COMPARE_SAMPLES, data_root or "")
+        real = cached_real_images(dataset, COMPARE_SAMPLES, data_root or "")
         st.image(grid_jpeg(real, nrow=4), output_format="JPEG", width="stretch")
         st.caption(f"The first {len(real)} training images.")
     except LatentExplorerError as exc:
         st.info(f"No real images: {exc}.")
 with fake_col:
     st.subheader(f"Generated: z ~ {bundle.prior.label}")
-    z = sample_latents(bundle.prior, COMPARE_SAMPLES, bundle.latent_dim, seed=int(st.session_state["replay_seed"]))
-    st.image(grid_jpeg(generate(bundle.generator, z), nrow=4), output_format="JPEG",
-             width="stretch")
-    extra = (" Conditions and codes take their default values, a balanced cycle through all of them."
-             if bundle.family in ("cgan", "infogan") else "")
+    generated = torch_worker.run(sampling.sample, bundle, bundle.prior, COMPARE_SAMPLES, int(seed))
+    st.image(grid_jpeg(generated.images, nrow=4), output_format="JPEG", width="stretch")
+    takes_more = bundle.capabilities.conditional or bundle.capabilities.info_codes
+    extra = " Conditions and codes take their default values, a balanced cycle through all of them." if takes_more \
+        else ""
     st.caption(f"{COMPARE_SAMPLES} samples from the final weights (step {bundle.config.get('step', '?')}).{extra}")
 
 # --- experiment table ----------------------------------------------------------------------------------------

@@ -1,12 +1,15 @@
 """Controls more than one page shows: the latent distribution picker (presets, normal/uniform sliders, batch size
 and seed; each page gives its own key prefix, so its settings live apart from the other pages'), and the sidebar
-box for the folder of the user's datasets (one setting shared by every page that shows real images)."""
+box for the folder of the user's datasets (one setting shared by every page that shows real images). Each control
+returns what was chosen."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import streamlit as st
 
-from explorer.replay import DATA_ROOT_LABEL
+from explorer.logic.real_images import DATA_ROOT_LABEL
 from training.data.location import DATA_ROOT_VARIABLE, PROCEDURAL_DATASETS
 from training.errors import LatentExplorerError
 from training.latent import PRESETS, LatentDistribution
@@ -30,7 +33,24 @@ def _apply_preset(prefix: str, name: str) -> None:
         st.session_state[f"{prefix}low"], st.session_state[f"{prefix}high"] = dist.low, dist.high
 
 
-def distribution_controls(prefix: str, samples_label: str, samples: tuple[int, int, int]) -> None:
+@dataclass(frozen=True)
+class LatentChoice:
+    """What the distribution picker shows: the kind with its two sliders, the batch size and the seed."""
+
+    kind: str  # "Normal" or "Uniform"
+    parameters: tuple[float, float]  # (mean, std) of a Normal, (low, high) of a Uniform
+    n: int
+    seed: int
+
+    @property
+    def distribution(self) -> LatentDistribution:
+        """Raises LatentExplorerError for an impossible one (std 0, low >= high)."""
+        if self.kind == "Normal":
+            return LatentDistribution.normal(*self.parameters)
+        return LatentDistribution.uniform(*self.parameters)
+
+
+def distribution_controls(prefix: str, samples_label: str, samples: tuple[int, int, int]) -> LatentChoice:
     """Preset buttons, the Normal/Uniform choice with its two sliders, a batch-size slider (min, max, step) and a
     seed, all keyed `<prefix>kind`, `<prefix>mean`, ... (call distribution_defaults first)."""
     cols = st.columns(len(PRESETS) + 1)
@@ -41,24 +61,22 @@ def distribution_controls(prefix: str, samples_label: str, samples: tuple[int, i
     kind = st.radio("Distribution", ["Normal", "Uniform"], horizontal=True, key=f"{prefix}kind")
     left, right = st.columns(2)
     if kind == "Normal":
-        left.slider("mean", -20.0, 20.0, step=0.5, key=f"{prefix}mean")
-        right.slider("std", 0.0, 5.0, step=0.05, key=f"{prefix}std")
+        parameters = (left.slider("mean", -20.0, 20.0, step=0.5, key=f"{prefix}mean"),
+                      right.slider("std", 0.0, 5.0, step=0.05, key=f"{prefix}std"))
     else:
-        left.slider("low", -10.0, 10.0, step=0.1, key=f"{prefix}low")
-        right.slider("high", -10.0, 10.0, step=0.1, key=f"{prefix}high")
+        parameters = (left.slider("low", -10.0, 10.0, step=0.1, key=f"{prefix}low"),
+                      right.slider("high", -10.0, 10.0, step=0.1, key=f"{prefix}high"))
     low, high, step = samples
-    left.slider(samples_label, low, high, step=step, key=f"{prefix}n")
-    right.number_input("seed", min_value=0, max_value=2**31 - 1, step=1, key=f"{prefix}seed")
+    n = left.slider(samples_label, low, high, step=step, key=f"{prefix}n")
+    seed = right.number_input("seed", min_value=0, max_value=2**31 - 1, step=1, key=f"{prefix}seed")
+    return LatentChoice(kind, (float(parameters[0]), float(parameters[1])), int(n), int(seed))
 
 
-def chosen_distribution(prefix: str) -> LatentDistribution:
+def chosen_distribution(choice: LatentChoice) -> LatentDistribution:
     """The distribution the controls describe; an impossible one (std 0, low >= high) is said on the page and
     stops the run until the sliders change."""
-    state = st.session_state
     try:
-        if state[f"{prefix}kind"] == "Normal":
-            return LatentDistribution.normal(state[f"{prefix}mean"], state[f"{prefix}std"])
-        return LatentDistribution.uniform(state[f"{prefix}low"], state[f"{prefix}high"])
+        return choice.distribution
     except LatentExplorerError as exc:
         st.error(f"{exc}. Adjust the sliders to continue.")
         st.stop()

@@ -12,66 +12,17 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from torch import nn
 
 from training.attributes import Attribute
+from explorer.logic.held_out import HeldOutCodes
+from training import sampling
+from training.checkpoint import Bundle
 from training.data.base import images_to_tensor
 from training.errors import LatentExplorerError
+from training.latent import LatentDistribution, sample_latents
 
 MAX_TSNE_POINTS = 2000
 TSNE_ITERATIONS = 500  # scikit-learn's minimum is 250; 500 settles small maps and keeps a classroom waiting < 30 s
-
-
-@dataclass(frozen=True)
-class HeldOutCodes:
-    codes: np.ndarray  # float32 (N, d): encoder means of held-out images
-    labels: np.ndarray  # int64 (N, A)
-    attributes: tuple[Attribute, ...]  # named as in latents.npz, values from the bundle's dataset
-    images: np.ndarray | None  # uint8 (n, H, W, C) for the first n codes, n <= N
-    # Dataset positions of the codes: bundles trained on a real dataset ship no images (they may not be
-    # redistributed), so the explorer reads the originals from a local copy at these positions.
-    indices: np.ndarray | None = None
-
-    def __len__(self) -> int:
-        return int(self.codes.shape[0])
-
-    def has_image(self, i: int) -> bool:
-        return self.images is not None and 0 <= i < len(self.images)
-
-
-def held_out_codes(arrays: dict[str, np.ndarray] | None, dataset_attributes: tuple[Attribute, ...],
-                   where: str = "latents.npz") -> HeldOutCodes:
-    """Check and name the arrays of a latents.npz; attribute values come from the dataset description."""
-    if arrays is None:
-        raise LatentExplorerError(f"{where} is missing: it is written when VAE training finishes; a run that is "
-                                  "still training (or was stopped) has none yet")
-    if "codes" not in arrays:
-        raise LatentExplorerError(f"{where} has no 'codes' array (it has {', '.join(sorted(arrays)) or 'nothing'})")
-    codes = np.asarray(arrays["codes"], dtype=np.float32)
-    if codes.ndim != 2 or len(codes) < 2:
-        raise LatentExplorerError(f"{where}: 'codes' must hold at least 2 codes as (N, d), got {codes.shape}")
-    names = [str(n) for n in arrays.get("attribute_names", np.array([], dtype=str)).tolist()]
-    labels = np.asarray(arrays.get("labels", np.zeros((len(codes), 0))), dtype=np.int64).reshape(len(codes), -1)
-    if labels.shape[1] != len(names):
-        raise LatentExplorerError(f"{where}: {labels.shape[1]} label columns but {len(names)} attribute names")
-    known = {a.name: a for a in dataset_attributes}
-    attributes = []
-    for j, name in enumerate(names):
-        if name in known:
-            attributes.append(known[name])
-        else:  # values unknown: name them by their index
-            attributes.append(Attribute(name, tuple(str(v) for v in range(int(labels[:, j].max(initial=0)) + 1))))
-    images = arrays.get("images")
-    if images is not None:
-        images = np.asarray(images)
-        if images.ndim != 4 or images.dtype != np.uint8:
-            images = None
-    indices = arrays.get("indices")
-    if indices is not None:
-        indices = np.asarray(indices)
-        if indices.shape != (len(codes),) or indices.dtype.kind not in "iu" or (len(indices) and indices.min() < 0):
-            indices = None
-    return HeldOutCodes(codes, labels, tuple(attributes), images, indices)
 
 
 def colour_labels(held: HeldOutCodes, attribute: str | None) -> np.ndarray:
@@ -191,6 +142,22 @@ def cloud_distance(codes: np.ndarray, other: np.ndarray | torch.Tensor, pca: PCA
                          plane_d / plane_r if plane_r > 0 else float("inf"))
 
 
+@dataclass(frozen=True)
+class Overlay:
+    """Codes from another distribution placed on the PCA map, and how far they land from the held-out codes."""
+
+    label: str  # "<n> codes from <distribution>"
+    distribution: str
+    xy: np.ndarray
+    distance: CloudDistance
+
+
+def overlay(codes: np.ndarray, pca: PCAMap, dist: LatentDistribution, n: int, seed: int = 0) -> Overlay:
+    """n codes from dist (seed), projected on the map of the held-out codes."""
+    other = sample_latents(dist, n, codes.shape[1], seed=seed).numpy()
+    return Overlay(f"{n} codes from {dist.label}", dist.label, pca.project(other), cloud_distance(codes, other, pca))
+
+
 def explain_overlay(c: CloudDistance, label: str, n: int) -> str:
     parts = [f"The {n} codes from {label} lie {c.overlay_distance:.3g} from the centre of the held-out codes on "
              f"average; the held-out codes themselves lie {c.data_radius:.3g} from it (99% within "
@@ -222,14 +189,14 @@ class Reconstructions:
         return float(self.mse.mean())
 
 
-def reconstruct(encoder: nn.Module, decoder: nn.Module, images: np.ndarray | torch.Tensor) -> Reconstructions:
+def reconstruct(bundle: Bundle, images: np.ndarray | torch.Tensor) -> Reconstructions:
     """decoder(mu(x)) for uint8 (n, H, W, C) images (or float (n, C, H, W) in [-1, 1]), with per-image MSE."""
     x = images_to_tensor(images) if isinstance(images, np.ndarray) else images.float()
+    encoder = bundle.encoder
     encoder.eval()
-    decoder.eval()
     with torch.no_grad():
         mu, _ = encoder(x)
-        x_hat = decoder(mu)
+    x_hat = sampling.decode(bundle, mu)
     if x_hat.shape != x.shape:
         raise LatentExplorerError(f"the decoder makes images of shape {tuple(x_hat.shape[1:])} but latents.npz holds "
                                   f"{tuple(x.shape[1:])}")
@@ -237,10 +204,9 @@ def reconstruct(encoder: nn.Module, decoder: nn.Module, images: np.ndarray | tor
     return Reconstructions(x, x_hat, mse)
 
 
-def decode(decoder: nn.Module, codes: np.ndarray | torch.Tensor) -> torch.Tensor:
-    decoder.eval()
-    with torch.no_grad():
-        return decoder(torch.as_tensor(np.asarray(codes, dtype=np.float32)))
+def decode_codes(bundle: Bundle, codes: np.ndarray | torch.Tensor) -> torch.Tensor:
+    """The decoder's images of codes given as an array (a point of the map)."""
+    return sampling.decode(bundle, torch.as_tensor(np.asarray(codes, dtype=np.float32)))
 
 
 def neighbour_agreement(xy: np.ndarray, groups: np.ndarray, k: int = 10) -> tuple[float, float]:

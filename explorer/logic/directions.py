@@ -18,11 +18,19 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from explorer.logic.held_out import HeldOutCodes
+from explorer.logic.recognition import FeatureNetwork, predict_labels, recognition_rate
+from training import sampling
+from training.checkpoint import Bundle
 from training.attributes import Attribute
 from training.errors import LatentExplorerError
+from training.latent import sample_latents
 
 METHODS = {"mean difference": "mean_difference", "logistic regression": "logistic_regression"}
 MIN_GROUP = 2  # codes needed on each side of the attribute to estimate anything
+WALK_EVAL = 64  # codes per position for the recognition numbers (the picture shows the first few)
+LABELLED_SEED = 12345  # the generated samples that the feature network labels
+PRIOR_NORM_SEED = 1
 
 
 def attribute_target(labels: np.ndarray, attributes: tuple[Attribute, ...], name: str, value: str) -> np.ndarray:
@@ -151,6 +159,71 @@ def walk_positions(t: float, steps: int = 5) -> list[float]:
     if steps < 2:
         raise LatentExplorerError(f"a walk needs at least 2 positions (got {steps})")
     return [round(float(v), 4) for v in np.linspace(-abs(t), abs(t), steps)]
+
+
+@dataclass(frozen=True)
+class LabelledCodes:
+    """Codes with attribute labels, to find directions in: a VAE's encoded held-out images with their true labels,
+    or generated samples labelled by the dataset's feature network."""
+
+    codes: np.ndarray  # (N, d)
+    labels: np.ndarray  # (N, A)
+    attributes: tuple[Attribute, ...]
+    description: str
+    held: HeldOutCodes | None = None  # the held-out codes, whose images can start a walk
+
+    @classmethod
+    def held_out(cls, held: HeldOutCodes) -> LabelledCodes:
+        return cls(held.codes, held.labels, held.attributes,
+                   f"{len(held)} encoded held-out images with their true labels (latents.npz)", held)
+
+    def start_codes(self, from_held_out: bool, bundle: Bundle, faces: int, seed: int) -> tuple[torch.Tensor, str]:
+        """The codes a walk starts from, and how to name them: the held-out codes (when asked and their images
+        are there), else codes from the bundle's prior (seed); at least `faces`, and WALK_EVAL to score."""
+        held = self.held
+        if from_held_out and held is not None and held.images is not None:
+            return torch.from_numpy(held.codes[:max(faces, min(WALK_EVAL, len(held)))].copy()), \
+                "encoded held-out images"
+        start = sample_latents(bundle.prior, max(faces, WALK_EVAL), bundle.latent_dim, seed=seed)
+        return start, f"codes from {bundle.prior.label}"
+
+
+def label_samples(bundle: Bundle, net: FeatureNetwork, n: int) -> LabelledCodes:
+    """n codes from the bundle's prior, labelled by what the feature network sees in their images."""
+    z = sample_latents(bundle.prior, n, bundle.latent_dim, seed=LABELLED_SEED)
+    labels = predict_labels(net.network, sampling.decode(bundle, z))
+    return LabelledCodes(z.numpy(), labels.numpy(), net.attributes,
+                         f"{n} generated samples labelled by the feature network")
+
+
+@dataclass(frozen=True)
+class Walked:
+    """Images along a direction, with the numbers that go with them."""
+
+    positions: list[float]  # shown in the picture
+    fine: list[float]  # scored and plotted (includes the shown ones)
+    start_text: str  # what the walk started from
+    images: dict[float, torch.Tensor]  # at every position of both lists
+    recognised: dict[float, float]  # share of images in which the feature network sees the value ({}: no score)
+    norms: dict[float, float]  # mean code norm at each fine position
+    prior_norm: float  # mean norm of codes from the training prior
+
+
+def walk_a_direction(bundle: Bundle, start: torch.Tensor, start_text: str, direction: Direction,
+                     attribute: Attribute, value: str, positions: list[float], fine: list[float],
+                     net: FeatureNetwork | None) -> Walked:
+    """Walk the start codes along the direction; with a feature network that has this attribute's head, count how
+    often it sees `value` at every position."""
+    column = net.column(attribute) if net is not None else None
+    images, recognised = {}, {}
+    for t in sorted(set(positions) | set(fine)):
+        images[t] = sampling.decode(bundle, walk(start, direction, t))
+        if column is not None:
+            predicted = predict_labels(net.network, images[t])
+            recognised[t] = recognition_rate(predicted, column, attribute.values.index(value))
+    norms = {t: float(walk(start, direction, t).double().norm(dim=1).mean()) for t in fine}
+    prior_norm = sample_latents(bundle.prior, 512, bundle.latent_dim, seed=PRIOR_NORM_SEED).double().norm(dim=1)
+    return Walked(positions, fine, start_text, images, recognised, norms, float(prior_norm.mean()))
 
 
 def explain_direction(d: Direction, recognised: dict[float, float] | None = None,
