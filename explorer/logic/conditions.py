@@ -14,8 +14,8 @@ import torch
 
 from explorer.logic.image_change import between_faces, mean_abs_difference
 from training import sampling
-from training.checkpoint import Bundle
 from training.attributes import Attribute
+from training.checkpoint import Bundle
 from training.errors import LatentExplorerError
 from training.latent import sample_latents
 from training.sampling import Samples

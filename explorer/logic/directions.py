@@ -21,8 +21,8 @@ import torch
 from explorer.logic.held_out import HeldOutCodes
 from explorer.logic.recognition import FeatureNetwork, predict_labels, recognition_rate
 from training import sampling
-from training.checkpoint import Bundle
 from training.attributes import Attribute
+from training.checkpoint import Bundle
 from training.errors import LatentExplorerError
 from training.latent import sample_latents
 

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from training.attributes import Attribute
 from explorer.logic.held_out import HeldOutCodes
 from training import sampling
 from training.checkpoint import Bundle
