@@ -125,10 +125,10 @@ def explain_comparison(vae: ModelScores, gan: ModelScores, distribution: str,
             parts.append(f"Precision and recall do not separate the two models ({pr}).")
     else:
         missing = [m.name for m in (vae, gan) if m.precision is None or m.recall is None]
-        parts.append(f"No precision/recall for {' and '.join(missing)} (run `python -m training evaluate` on the "
-                     "bundle to add them). From the images alone: the VAE's samples differ from each other by "
-                     f"{vae.diagnostics.diversity:.3f}, the GAN's by {gan.diagnostics.diversity:.3f} (mean distance "
-                     "between 16x16-pooled images).")
+        parts.append(f"No precision/recall for {' and '.join(missing)} (run `python -m training evaluate "
+                     "--write` on the bundle to add them). From the images alone: the VAE's samples differ from each "
+                     f"other by {vae.diagnostics.diversity:.3f}, the GAN's by {gan.diagnostics.diversity:.3f} (mean "
+                     "distance between 16x16-pooled images).")
     if distribution not in (vae.diagnostics.prior, gan.diagnostics.prior) or \
             "healthy" not in (vae.diagnostics.verdict, gan.diagnostics.verdict):
         parts.append(f"Under z ~ {distribution}, the VAE's batch is {vae.diagnostics.verdict} "

@@ -306,7 +306,7 @@ def test_evaluate_json_on_tiny_bundle(tiny_bundle, tiny_featurenet, tmp_path, ca
 
     bundle = tmp_path / "bundle"
     shutil.copytree(tiny_bundle, bundle)  # the session fixture stays without metrics.json
-    assert main(["evaluate", str(bundle), "--samples", "32", "--json", "--quiet", "--seed", "7",
+    assert main(["evaluate", str(bundle), "--samples", "32", "--json", "--quiet", "--seed", "7", "--write",
                  "--feature-net", str(tiny_featurenet)]) == 0
     result = json.loads(capsys.readouterr().out)
     for key in ("metrics_version", "what", "bundle", "feature_network", "samples", "real_samples", "seed", "k",

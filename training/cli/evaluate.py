@@ -11,8 +11,9 @@ from training.cli.arguments import at_least, seeds
 def add_parser(sub) -> None:
     parser = sub.add_parser(
         "evaluate", help="score a bundle (FD, precision, recall in our own feature space; not Inception FID)",
-        description="Score a bundle against held-out real images and write its metrics.json. The feature network "
-                    "defaults to checkpoints/<dataset>/featurenet/ (see train-featurenet).")
+        description="Score a bundle against held-out real images and print the figures; --write also stores them in "
+                    "the bundle's metrics.json. The feature network defaults to checkpoints/<dataset>/featurenet/ "
+                    "(see train-featurenet).")
     parser.add_argument("bundle")
     parser.add_argument("--samples", type=int, default=5000, help="generated images per row (default 5000)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the codes and of the real-image subsets")
@@ -23,8 +24,10 @@ def add_parser(sub) -> None:
                         "bundle records>); toyfaces needs none, it is regenerated from its seed")
     parser.add_argument("--k", type=int, default=3, help="nearest neighbours of precision/recall (default 3)")
     parser.add_argument("--batch-size", type=int, default=250)
-    parser.add_argument("--json", action="store_true", help="print the result as JSON")
-    parser.add_argument("--no-write", action="store_true", help="print only; leave metrics.json alone")
+    parser.add_argument("--json", action="store_true", help="print the same figures as JSON")
+    parser.add_argument("--write", action="store_true", help="also store the figures in the bundle's metrics.json "
+                        "(without it nothing is written: checking a shipped model leaves it as it was)")
+    parser.add_argument("--no-write", action="store_true", help=argparse.SUPPRESS)  # the old opt-out; now the default
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
@@ -67,6 +70,7 @@ def run(args: argparse.Namespace) -> None:
     seeds(args, "--seed")
 
     from training.checkpoint import METRICS_FILE, load_bundle, read_config
+    from training.errors import LatentExplorerError
     from training.metrics.evaluate import evaluate_bundle, write_metrics
     from training.output_folder import os_error
 
@@ -76,10 +80,12 @@ def run(args: argparse.Namespace) -> None:
                              data_root=args.data_root, k=args.k, batch_size=args.batch_size,
                              progress=not args.quiet)
     print(json.dumps(result, indent=1) if args.json else format_report(result))
-    if not args.no_write:
+    if args.write and args.no_write:
+        raise LatentExplorerError("--write and --no-write contradict each other; pass one of them")
+    if args.write:
         try:  # the one file evaluate writes, beside the weights it scored
             written = write_metrics(bundle.path, result)
         except OSError as exc:
-            raise os_error(exc, bundle.path / METRICS_FILE, "pass --no-write") from None
+            raise os_error(exc, bundle.path / METRICS_FILE, "leave out --write to only print the figures") from None
         if not args.json:
             print(f"wrote {written}")
