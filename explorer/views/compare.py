@@ -9,6 +9,7 @@ import streamlit as st
 from explorer import bundles, torch_worker
 from explorer.bundles import read_config
 from explorer.comparison import ModelScores, comparison_rows, explain_comparison, metric_scores
+from explorer.conditions import featurenet_path
 from explorer.diagnostics import shown
 from explorer.figures import crossed_out_note, grid_jpeg
 from explorer.replay import real_images
@@ -17,9 +18,11 @@ from explorer.sharpness import mean_sharpness
 from explorer.widgets import chosen_distribution, data_root_setting, distribution_controls, distribution_defaults
 from training.errors import LatentExplorerError
 from training.latent import LatentDistribution
+from training.metrics.nearest import copy_verdict, nearest_real, tiles
 
 GAN_FAMILIES = ("dcgan", "cgan", "infogan")
 DEFAULTS = distribution_defaults("compare_", n=32)
+NEAREST, NEAREST_POOL = 4, 1000  # samples searched, training images searched
 
 
 def configs() -> dict[str, tuple[str, dict]]:
@@ -50,6 +53,28 @@ def cached_real_sharpness(dataset_json: str, n: int, data_root: str) -> tuple[fl
         return mean_sharpness(real_images(json.loads(dataset_json), n, data_root or None)), None
     except LatentExplorerError as exc:
         return None, str(exc)
+
+
+@st.cache_data(max_entries=8, show_spinner="Searching the training images…")
+def cached_nearest(path: str, mtime: float, dist_json: str, n: int, seed: int, dataset_json: str, pool: int,
+                   data_root: str) -> tuple[bytes | None, str]:
+    """(grid of NEAREST samples, each followed by its nearest training images by features then by pixels, and
+    the sentence on them), or (None, why there are no real images)."""
+    images = cached_batch(path, mtime, dist_json, n, seed)[0][:NEAREST]
+    dataset = json.loads(dataset_json)
+    try:
+        real = real_images(dataset, pool, data_root or None)
+    except LatentExplorerError as exc:
+        return None, (f"{exc}. The nearest-image search reads the training images from your copy of the dataset: "
+                      "type its folder in the sidebar's box, or set LATENT_EXPLORER_DATA_ROOT.")
+    net_path = featurenet_path(bundles.CHECKPOINTS, dataset.get("name", ""))
+    net = bundles.load(net_path).networks.get("featurenet") if net_path else None
+    found = torch_worker.run(nearest_real, images, real, net, 3)
+    found = dict(sorted(found.items()))  # feature space first, then pixels
+    columns = " and ".join(("then its 3 nearest training images in the feature network's space" if space == "feature"
+                            else "then its 3 nearest in pixels") for space in found)
+    return (grid_jpeg(tiles(images, real, found), nrow=1 + 3 * len(found)),
+            f"Each row is a sample, {columns}. {copy_verdict(found, len(real))}")
 
 
 def pick(label: str, options: list[str], key: str, container) -> str:
@@ -126,7 +151,8 @@ try:
         m = metric_scores(bundle.metrics)
         scores[role] = ModelScores(name=name, family=bundle.family, diagnostics=diagnostics, sharpness=sharpness,
                                    precision=m["precision"], recall=m["recall"], fd=m["fd"],
-                                   reconstruction_mse=m["reconstruction_mse"], feature_network=m["feature_network"])
+                                   reconstruction_mse=m["reconstruction_mse"], feature_network=m["feature_network"],
+                                   estimates=m["estimates"])
 except LatentExplorerError as exc:
     st.error(f"Cannot open this model: {exc}")
     st.stop()
@@ -177,6 +203,16 @@ elif dist.label in (scores["VAE"].diagnostics.prior, scores["GAN"].diagnostics.p
 else:
     verdict_box = st.warning
 verdict_box(explain_comparison(scores["VAE"], scores["GAN"], dist.label, real_sharpness))
+if st.toggle("Is it copying? Show the nearest training images of a few samples", key="compare_nearest"):
+    for role, name in (("VAE", vae_name), ("GAN", gan_name)):
+        path = known[name][0]
+        grid, words = cached_nearest(path, (bundles.load(path).path / "config.json").stat().st_mtime,
+                                     json.dumps(dist.to_json()), n, seed, json.dumps(known[name][1]["dataset"]),
+                                     NEAREST_POOL, data_root or "")
+        if grid is None:
+            st.info(words)
+            break
+        st.image(grid, output_format="JPEG", caption=f"{role} ({name}). {words}")
 with st.expander("What the numbers mean"):
     st.markdown(
         """
