@@ -221,6 +221,11 @@ with st.expander("What the numbers mean"):
 * **Precision** (Kynkäänniemi et al. 2019): the share of generated images that fall inside the region of real
   images in the feature network's space: are the samples realistic? **Recall**: the share of real images that
   fall inside the region of generated ones: does the model cover all kinds of faces?
+* **Density** and **coverage** (Naeem et al. 2020), which the explanation leads with: density counts how many real
+  images' neighbourhoods hold each sample (about 1 for real images), so one odd real image cannot make a whole
+  batch look realistic; coverage is the share of real images with a sample in their neighbourhood, so a collapsed
+  model covers few. Each figure compares sets of the same size with a 95% interval; two models are called
+  different only when their intervals do not overlap.
 * **Output diversity**: mean distance between the samples (pooled to 16x16); "vs its own prior samples" compares
   the batch with the same model fed its training prior, as on the sampling page.
 """
