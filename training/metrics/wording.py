@@ -36,10 +36,17 @@ def _clause(verdict: int, ahead: str, behind: str, what: str, name: str) -> str:
     return f"the {ahead if verdict > 0 else behind} {doing}" + (f" ({name})" if name != what else "")
 
 
+def _at_most_real(e: Estimate, name: str) -> Estimate:
+    """Density above 1 (the level of real images) means samples crowd where real images are dense, not that they
+    are more real than real: capped at 1, two such models cannot be told apart on realism."""
+    return Estimate(min(e.value, 1.0), min(e.low, 1.0), min(e.high, 1.0)) if name == "density" else e
+
+
 def verdicts(vae: dict[str, Estimate], gan: dict[str, Estimate], lead: dict[str, str] = LEAD) -> tuple[int, int]:
     """(realism: 1 when the GAN is ahead beyond doubt, -1 the VAE, 0 neither; coverage: 1 when the VAE is)."""
     realism, coverage = lead["realism"], lead["coverage"]
-    return compare(gan[realism], vae[realism]), compare(vae[coverage], gan[coverage])
+    return (compare(_at_most_real(gan[realism], realism), _at_most_real(vae[realism], realism)),
+            compare(vae[coverage], gan[coverage]))
 
 
 def comparison_sentence(vae: dict[str, Estimate], gan: dict[str, Estimate],
