@@ -65,8 +65,7 @@ def cached_nearest(path: str, mtime: float, dist_json: str, n: int, seed: int, d
     try:
         real = real_images(dataset, pool, data_root or None)
     except LatentExplorerError as exc:
-        return None, (f"{exc}. The nearest-image search reads the training images from your copy of the dataset: "
-                      "type its folder in the sidebar's box, or set LATENT_EXPLORER_DATA_ROOT.")
+        return None, f"The nearest-image search needs the training images, and {exc}."
     net_path = featurenet_path(bundles.CHECKPOINTS, dataset.get("name", ""))
     net = bundles.load(net_path).networks.get("featurenet") if net_path else None
     found = torch_worker.run(nearest_real, images, real, net, 3)
