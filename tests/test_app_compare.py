@@ -63,7 +63,23 @@ def test_nearest_training_images_on_demand(tiny):
     assert not at.exception, at.exception
     assert len(at.get("image")) == 4
     shown = " ".join(str(e.proto) for e in at.get("image"))
-    assert "nearest training images in the feature network" in shown and "Among the first 48 training images" in shown, shown
+    assert "nearest training images in the feature network" in shown, shown
+    assert "Among the first 48 training images" in shown, shown
+
+
+def test_nearest_without_real_images_says_where_to_point(tiny, monkeypatch):
+    from explorer import replay
+    from training.errors import LatentExplorerError
+
+    def missing(*args, **kwargs):
+        raise LatentExplorerError("the toyfaces images are not shipped with the app: type the folder that holds "
+                                  "your toyfaces folder in the sidebar box")
+
+    monkeypatch.setattr(replay, "real_images", missing)
+    at = open_page("compare", "dcgan")
+    at.toggle(key="compare_nearest").set_value(True).run()
+    assert not at.exception, at.exception
+    assert any("needs the training images" in i.value and "type the folder" in i.value for i in at.info)
 
 
 def test_presets_and_sliders_move_both_models(tiny):
