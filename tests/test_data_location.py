@@ -102,7 +102,7 @@ def test_a_bundle_trained_here_is_found_again_elsewhere(tmp_path, monkeypatch) -
     assert main(["train", *data, *TINY, "--g-width", "8", "--d-width", "8", "--out", str(bundle)]) == 0
     assert main(["train-featurenet", *data, *TINY, "--heldout", "4", "--width", "4", "--out", str(net)]) == 0
     assert main(["evaluate", str(bundle), "--feature-net", str(net), "--samples", "8", "--k", "1",
-                 "--data-root", str(here / "anime64"), "--quiet"]) == 0
+                 "--data-root", str(here / "anime64"), "--quiet", "--write"]) == 0
     for file in (bundle / "config.json", bundle / "metrics.json", net / "config.json", net / "metrics.json"):
         assert_portable(file, str(tmp_path), str(here))
     config = json.loads((bundle / "config.json").read_text())

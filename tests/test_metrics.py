@@ -307,7 +307,7 @@ def test_evaluate_json_on_tiny_bundle(tiny_bundle, tiny_featurenet, tmp_path, ca
 
     bundle = tmp_path / "bundle"
     shutil.copytree(tiny_bundle, bundle)  # the session fixture stays without metrics.json
-    assert main(["evaluate", str(bundle), "--samples", "32", "--json", "--quiet", "--seed", "7",
+    assert main(["evaluate", str(bundle), "--samples", "32", "--json", "--quiet", "--seed", "7", "--write",
                  "--feature-net", str(tiny_featurenet)]) == 0
     result = json.loads(capsys.readouterr().out)
     for key in ("metrics_version", "what", "bundle", "feature_network", "samples", "real_samples", "seed", "k",
@@ -370,7 +370,9 @@ def test_collapse_has_a_number(faces32, tiny_featurenet, tmp_path):
     rows = evaluate_bundle(load_bundle(out), featurenet=tiny_featurenet, samples=256)["fd_precision_recall"]
     assert rows["normal_minus10"]["recall"] < 0.02 < rows["model"]["recall"]
     assert rows["uniform_0_1"]["recall"] < rows["model"]["recall"]
-    assert rows["normal_minus10"]["fd"] > rows["uniform_0_1"]["fd"] > rows["model"]["fd"] > rows["real_floor"]["fd"]
+    # Both off-prior batches are farther from the real images than the prior's; which of the two is farthest
+    # after 300 steps is not a law (FD sees a collapse as one distant point, U(0,1) as a squeezed cloud).
+    assert min(rows["normal_minus10"]["fd"], rows["uniform_0_1"]["fd"]) > rows["model"]["fd"] > rows["real_floor"]["fd"]
 
 
 def test_shipped_toyfaces_featurenet():

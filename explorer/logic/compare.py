@@ -3,13 +3,14 @@
 The textbook story (the VAE lab's comparison) is "blurry but faithful" against "sharp but partial": a VAE's
 decoder averages over what a code could mean, so its samples are soft but spread over the whole data set (high
 recall); a GAN's samples are crisp and realistic (high precision) but may cover only part of the data (lower
-recall). The explanation here is built from the measured numbers and says so when a pair of models does not follow it.
+recall). The explanation here is built from the measured numbers and says so when a pair of models does not follow it;
+it names a difference in the evaluation's scores only where their intervals do not overlap (training.metrics.wording).
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -21,6 +22,9 @@ from explorer.logic.sharpness import mean_sharpness
 from training.checkpoint import Bundle
 from training.errors import LatentExplorerError
 from training.latent import LatentDistribution
+from training.metrics import scoring, wording
+from training.metrics.intervals import Estimate
+from training.metrics.manifold import SCORES
 from training.models import registry
 
 
@@ -35,6 +39,7 @@ class ModelScores:
     fd: float | None = None
     reconstruction_mse: float | None = None
     feature_network: str | None = None
+    estimates: dict[str, Estimate] = field(default_factory=dict)  # k-NN scores with their 95% intervals
 
 
 @dataclass(frozen=True)
@@ -58,7 +63,8 @@ def model_scores(name: str, bundle: Bundle, batch: ModelBatch) -> ModelScores:
     m = metric_scores(bundle.metrics)
     return ModelScores(name=name, family=bundle.family, diagnostics=batch.diagnostics, sharpness=batch.sharpness,
                        precision=m["precision"], recall=m["recall"], fd=m["fd"],
-                       reconstruction_mse=m["reconstruction_mse"], feature_network=m["feature_network"])
+                       reconstruction_mse=m["reconstruction_mse"], feature_network=m["feature_network"],
+                       estimates=m["estimates"])
 
 
 def real_sharpness(dataset: dict, n: int, data_root: str | None) -> tuple[float | None, str | None]:
@@ -133,8 +139,10 @@ def metric_scores(metrics: dict) -> dict[str, float | str | None]:
         value = summary.get(key)
         return float(value) if isinstance(value, (int, float)) else None
 
+    model = ((metrics or {}).get("fd_precision_recall") or {}).get("model") or {}
+    estimates = {name: e for name in SCORES if (e := scoring.estimate(model, name)) is not None}
     return {"precision": number("precision"), "recall": number("recall"), "fd": number("FD"),
-            "reconstruction_mse": mse, "feature_network": summary.get("feature network")}
+            "reconstruction_mse": mse, "feature_network": summary.get("feature network"), "estimates": estimates}
 
 
 def _num(value: float) -> str:
@@ -164,6 +172,10 @@ def comparison_rows(models: list[ModelScores], real_sharpness: float | None = No
             "verdict": d.verdict,
             "precision": rounded(m.precision, 3),
             "recall": rounded(m.recall, 3),
+            **{name: rounded(m.estimates[name].value, 3) if name in m.estimates else None
+               for name in ("density", "coverage")},
+            "95% intervals": "; ".join(f"{name} {m.estimates[name].low:.2f}–{m.estimates[name].high:.2f}"
+                                       for name in SCORES if name in m.estimates) or None,
             "FD": rounded(m.fd, 2),
             "reconstruction MSE": rounded(m.reconstruction_mse, 4),
         })
@@ -197,30 +209,19 @@ def explain_comparison(vae: ModelScores, gan: ModelScores, distribution: str,
         parts.append("Part of that sharpness is saturation, not detail: " + " and ".join(
             f"{m.diagnostics.saturated:.0%} of the {role}'s pixels" for role, m in saturated)
             + " are pinned at black or white, which draws hard edges.")
-    have_pr = None not in (vae.precision, vae.recall, gan.precision, gan.recall)
-    if have_pr:
-        pr = (f"precision {vae.precision:.3g} / recall {vae.recall:.3g} for the VAE, {gan.precision:.3g} / "
-              f"{gan.recall:.3g} for the GAN")
-        vae_covers = vae.recall > gan.recall + 0.02
-        gan_realistic = gan.precision > vae.precision + 0.02
-        if vae_covers and gan_realistic:
-            parts.append(f"The evaluation tells the classic story ({pr}): the VAE is blurry but faithful, its samples "
-                         "spread over more of the real data (higher recall), while the GAN is sharp but partial, its "
-                         "samples look more like real ones (higher precision) but cover less of the data.")
-        elif vae_covers:
-            parts.append(f"The VAE covers more of the real data ({pr}): blurry but faithful; the GAN is not more "
-                         "realistic either, so it is simply behind.")
-        elif gan_realistic:
-            parts.append(f"The GAN's samples look more like real ones ({pr}) and it covers at least as much of the "
-                         "data: this GAN shows no sign of being partial.")
-        else:
-            parts.append(f"Precision and recall do not separate the two models ({pr}).")
+    sentence = wording.comparison_sentence(vae.estimates, gan.estimates)
+    if sentence is not None:
+        parts.append(sentence)
+    elif None not in (vae.precision, vae.recall, gan.precision, gan.recall):
+        parts.append(wording.without_intervals(
+            f"precision {vae.precision:.3g} / recall {vae.recall:.3g} for the VAE, {gan.precision:.3g} / "
+            f"{gan.recall:.3g} for the GAN"))
     else:
         missing = [m.name for m in (vae, gan) if m.precision is None or m.recall is None]
-        parts.append(f"No precision/recall for {' and '.join(missing)} (run `python -m training evaluate` on the "
-                     "bundle to add them). From the images alone: the VAE's samples differ from each other by "
-                     f"{vae.diagnostics.diversity:.3f}, the GAN's by {gan.diagnostics.diversity:.3f} (mean distance "
-                     "between 16x16-pooled images).")
+        parts.append(f"No precision/recall for {' and '.join(missing)} (run `python -m training evaluate "
+                     "--write` on the bundle to add them). From the images alone: the VAE's samples differ from each "
+                     f"other by {vae.diagnostics.diversity:.3f}, the GAN's by {gan.diagnostics.diversity:.3f} (mean "
+                     "distance between 16x16-pooled images).")
     if distribution not in (vae.diagnostics.prior, gan.diagnostics.prior) or \
             "healthy" not in (vae.diagnostics.verdict, gan.diagnostics.verdict):
         parts.append(f"Under z ~ {distribution}, the VAE's batch is {vae.diagnostics.verdict} "

@@ -20,10 +20,14 @@ from explorer.logic.compare import (
     verdict_tone,
 )
 from explorer.logic.diagnostics import shown
+from explorer.logic.real_images import real_images
+from explorer.logic.recognition import featurenet_path
 from training.errors import LatentExplorerError
 from training.latent import LatentDistribution
+from training.metrics.nearest import copy_verdict, nearest_real, tiles
 
 DEFAULTS = distribution_defaults("compare_", n=32)
+NEAREST, NEAREST_POOL = 4, 1000  # samples searched, training images searched
 
 
 def pairing() -> Pairing:
@@ -45,6 +49,26 @@ def cached_batch(bundle: BundleKey, dist: LatentDistribution, n: int, seed: int)
 @st.cache_data(max_entries=8, show_spinner="Drawing real images…")
 def cached_real_sharpness(dataset: dict, n: int, data_root: str) -> tuple[float | None, str | None]:
     return real_sharpness(dataset, n, data_root or None)
+
+
+@st.cache_data(max_entries=8, show_spinner="Searching the training images…")
+def cached_nearest(bundle: BundleKey, dist: LatentDistribution, n: int, seed: int, dataset: dict, pool: int,
+                   data_root: str) -> tuple[bytes | None, str]:
+    """(grid of NEAREST samples, each followed by its nearest training images by features then by pixels, and
+    the sentence on them), or (None, why there are no real images)."""
+    images = cached_batch(bundle, dist, n, seed).images[:NEAREST]
+    try:
+        real = real_images(dataset, pool, data_root or None)
+    except LatentExplorerError as exc:
+        return None, f"The nearest-image search needs the training images, and {exc}."
+    net_path = featurenet_path(bundles.CHECKPOINTS, dataset.get("name", ""))
+    net = bundles.load(net_path).networks.get("featurenet") if net_path else None
+    found = torch_worker.run(nearest_real, images, real, net, 3)
+    found = dict(sorted(found.items()))  # feature space first, then pixels
+    columns = " and ".join(("then its 3 nearest training images in the feature network's space" if space == "feature"
+                            else "then its 3 nearest in pixels") for space in found)
+    return (grid_jpeg(tiles(images, real, found), nrow=1 + 3 * len(found)),
+            f"Each row is a sample, {columns}. {copy_verdict(found, len(real))}")
 
 
 def pick(label: str, options: list[str], key: str, container) -> str:
@@ -151,6 +175,14 @@ st.caption("Sharpness and diagnostics are measured on the batches above. Precisi
            + (f", feature network: {', '.join(sorted(notes))}" if notes else "") + "); empty where not evaluated.")
 verdict_box = {"error": st.error, "success": st.success, "warning": st.warning}[verdict_tone(vae, gan, dist.label)]
 verdict_box(explain_comparison(vae, gan, dist.label, real))
+if st.toggle("Is it copying? Show the nearest training images of a few samples", key="compare_nearest"):
+    for role, name in (("VAE", vae_name), ("GAN", gan_name)):
+        grid, words = cached_nearest(key_of(opened[role]), dist, n, seed, models.known[name][1]["dataset"],
+                                     NEAREST_POOL, data_root or "")
+        if grid is None:
+            st.info(words)
+            break
+        st.image(grid, output_format="JPEG", caption=f"{role} ({name}). {words}")
 with st.expander("What the numbers mean"):
     st.markdown(
         """
@@ -159,6 +191,11 @@ with st.expander("What the numbers mean"):
 * **Precision** (Kynkäänniemi et al. 2019): the share of generated images that fall inside the region of real
   images in the feature network's space: are the samples realistic? **Recall**: the share of real images that
   fall inside the region of generated ones: does the model cover all kinds of faces?
+* **Density** and **coverage** (Naeem et al. 2020), which the explanation leads with: density counts how many real
+  images' neighbourhoods hold each sample (about 1 for real images), so one odd real image cannot make a whole
+  batch look realistic; coverage is the share of real images with a sample in their neighbourhood, so a collapsed
+  model covers few. Each figure compares sets of the same size with a 95% interval; two models are called
+  different only when their intervals do not overlap.
 * **Output diversity**: mean distance between the samples (pooled to 16x16); "vs its own prior samples" compares
   the batch with the same model fed its training prior, as on the sampling page.
 """

@@ -61,7 +61,7 @@ def run(args: argparse.Namespace) -> None:
         dataset, source = load_dataset(**data_args)
         if any(f.name == METRICS_FILE for f in remove_own_files(out)):  # the old files describe the old weights
             print(f"{relative}: its metrics.json described the old weights and was removed; score the new ones with "
-                  f"python -m training evaluate {out}")
+                  f"python -m training evaluate {out} --write")
         train(family, dataset, model_config, train_config, out, source=source, name=config.get("name"))
         if strip_dataset_images(out, config):
             print(f"{relative}: held-out {config['dataset'].get('name')} images dropped from latents.npz (may not "
