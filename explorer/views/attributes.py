@@ -6,7 +6,7 @@ import pandas as pd
 import streamlit as st
 import torch
 
-from explorer import bundles, torch_worker
+from explorer import bundles, photo_hooks, torch_worker
 from explorer.conditions import (
     attribute_pairs,
     between_faces,
@@ -352,6 +352,7 @@ def directions_page(bundle, net_info) -> None:
     st.image(labelled_rows([f"t = {t:+g}" for t in positions], [walked[t][:faces] for t in positions]),
              width="stretch", caption=f"each column starts from one of the {start_text} and walks along the "
              f"direction of {name} = {value}")
+    photo_hooks.walk_photos(bundle, direction, positions, f"{name} = {value}")
 
     norms = {t: float(walk(start, direction, t).double().norm(dim=1).mean()) for t in fine}
     prior_norm = float(sample_latents(bundle.prior, 512, bundle.latent_dim, seed=1).double().norm(dim=1).mean())

@@ -3,8 +3,9 @@
 import json
 
 import streamlit as st
+import torch
 
-from explorer import bundles, torch_worker
+from explorer import bundles, photo_hooks, torch_worker
 from explorer.diagnostics import generate, nonfinite_count, nonfinite_images_sentence, prior_norm_reference
 from explorer.figures import crossed_out_note, labelled_rows, path_norms_figure
 from explorer.interpolation import compare_paths, explain_paths, interpolate
@@ -40,8 +41,10 @@ seed_a, seed_b = int(st.session_state["interp_seed_a"]), int(st.session_state["i
 steps = int(st.session_state["interp_steps"])
 z0 = sample_latents(bundle.prior, 1, bundle.latent_dim, seed=seed_a)[0]
 z1 = sample_latents(bundle.prior, 1, bundle.latent_dim, seed=seed_b)[0]
-if seed_a == seed_b:
-    st.warning("Both ends use the same seed, so both paths stand still. Pick two different seeds.")
+z0, start = photo_hooks.endpoint(bundle, z0, f"seed {seed_a}", key="interp_photo_a", prompt="start at", where=a)
+z1, end = photo_hooks.endpoint(bundle, z1, f"seed {seed_b}", key="interp_photo_b", prompt="end at", where=b)
+if torch.equal(z0, z1):
+    st.warning("Both ends are the same code, so both paths stand still. Pick two different seeds.")
 
 reference = cached_reference(json.dumps(bundle.prior.to_json()), bundle.latent_dim)
 try:
@@ -52,7 +55,7 @@ except LatentExplorerError as exc:
     st.stop()
 images = {method: torch_worker.run(generate, bundle.generator, path) for method, path in paths.items()}
 
-st.subheader(f"From seed {seed_a} to seed {seed_b} in {steps} steps")
+st.subheader(f"From {start} to {end} in {steps} steps")
 broken = sum(nonfinite_count(x) for x in images.values())
 if broken:
     st.error(nonfinite_images_sentence(broken, 2 * steps, "images along the two paths"))

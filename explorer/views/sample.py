@@ -4,7 +4,7 @@ import json
 
 import streamlit as st
 
-from explorer import bundles, torch_worker
+from explorer import bundles, photo_hooks, torch_worker
 from explorer.diagnostics import explain, shown
 from explorer.figures import crossed_out_note, grid_jpeg, norm_histogram
 from explorer.sampling import prior_norms, prior_samples, sample_and_diagnose
@@ -83,6 +83,7 @@ with numbers:
 
 st.plotly_chart(norm_histogram(batch.z.double().norm(dim=1).numpy(), reference_norms, reference, dist.label,
                                d.prior), key="norms")
+photo_hooks.near_photo(bundle)
 with st.expander("How are these numbers computed?"):
     st.markdown(
         f"""
