@@ -34,7 +34,7 @@ SCORE_CHUNK = 64
 class InversionSettings:
     starts: int = 4  # codes optimised side by side
     candidates: int = 64  # random codes scored first; the best `starts` are where Adam begins
-    steps: int = 100
+    steps: int = 50
     lr: float = 0.05
     feature_weight: float = 1.0
     seed: int = 0

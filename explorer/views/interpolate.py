@@ -44,7 +44,8 @@ z1 = sample_latents(bundle.prior, 1, bundle.latent_dim, seed=seed_b)[0]
 z0, start = photo_hooks.endpoint(bundle, z0, f"seed {seed_a}", key="interp_photo_a", prompt="start at", where=a)
 z1, end = photo_hooks.endpoint(bundle, z1, f"seed {seed_b}", key="interp_photo_b", prompt="end at", where=b)
 if torch.equal(z0, z1):
-    st.warning("Both ends are the same code, so both paths stand still. Pick two different seeds.")
+    st.warning("Both ends use the same seed, so both paths stand still. Pick two different seeds."
+               if start == f"seed {seed_a}" else f"Both ends are {start}, so both paths stand still. Pick two others.")
 
 reference = cached_reference(json.dumps(bundle.prior.to_json()), bundle.latent_dim)
 try:
