@@ -74,6 +74,16 @@ def load(path: str | Path) -> Bundle:
     return _load_cached(str(path), mtime)
 
 
+def featurenet_bundle(bundle: Bundle) -> Bundle | None:
+    """The feature network of the bundle's dataset (checkpoints/<dataset>/featurenet), loaded once per process;
+    None when there is none. An unreadable one raises LatentExplorerError."""
+    path = CHECKPOINTS / str(bundle.config["dataset"].get("name") or "") / "featurenet"
+    if not (path / CONFIG_FILE).is_file():
+        return None
+    found = load(path)
+    return found if found.family == "featurenet" else None
+
+
 def _family(path: str) -> str | None:
     try:
         return read_config(path)["family"]

@@ -9,7 +9,6 @@ import streamlit as st
 import torch
 
 from explorer import bundles, torch_worker
-from explorer.conditions import featurenet_path
 from explorer.figures import labelled_rows, latent_scatter
 from explorer.latent_map import held_out_codes, pca_map, tsne_map
 from explorer.your_photo import (
@@ -138,15 +137,12 @@ def vae_section(bundle, photos, x: torch.Tensor) -> None:
 
 
 def featurenet_of(bundle):
-    path = featurenet_path(bundles.CHECKPOINTS, bundle.config["dataset"].get("name", ""))
-    if path is None:
-        return None
     try:
-        net_bundle = bundles.load(path)
+        found = bundles.featurenet_bundle(bundle)
     except LatentExplorerError as exc:
-        st.warning(f"The feature network at `{path}` cannot be read ({exc}); the search uses pixels alone.")
+        st.warning(f"The feature network cannot be read ({exc}); the search uses pixels alone.")
         return None
-    return net_bundle.networks.get("featurenet")
+    return found.networks["featurenet"] if found is not None else None
 
 
 def search(bundle, photo, x: torch.Tensor, net, settings: InversionSettings):
