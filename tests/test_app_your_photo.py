@@ -59,8 +59,9 @@ def test_a_vae_reconstructs_the_photo_marks_it_on_the_map_and_walks_it(tiny, fac
     assert "Upload a photo of a face" in texts(at)
     upload(at, ("me.png", face))
     assert not at.error, [e.value for e in at.error]
-    assert "recorded in its config" not in texts(at)  # procedural toyfaces record no crop: the page says what it did
-    assert "records no crop (toyfaces images were made at 32x32)" in texts(at)
+    assert "as its config records" not in texts(at)  # procedural toyfaces record no crop: the page says what it did
+    assert "cropped and resized the DCGAN tutorial's way (this model's config records no crop; toyfaces images " \
+           "were made at 32x32)" in texts(at)
     assert len(at.get("image")) >= 2  # the photo as the model sees it; photo and reconstruction
     assert float(metric(at, "reconstruction MSE, me.png")) > 0
     assert "me.png: reconstruction MSE" in texts(at) and "of its held-out training-set faces" in texts(at)

@@ -61,7 +61,7 @@ class PreparedPhoto:
 
 
 def training_preprocessing(config: dict) -> tuple[Preprocessing, str]:
-    """The bundle's crop and resize, and a sentence saying where it came from."""
+    """The bundle's crop and resize, and words for "each photo is cropped and resized ..." saying where from."""
     model = config.get("model", {})
     dataset = config.get("dataset", {})
     size = int(model.get("image_size") or dataset.get("image_size") or 64)
@@ -70,11 +70,11 @@ def training_preprocessing(config: dict) -> tuple[Preprocessing, str]:
     if isinstance(recorded, dict) and int(recorded.get("image_size", size)) == size:
         margin = float(recorded.get("face_margin") or 0.0)
         prep = Preprocessing(size, margin, mode)
-        return prep, f"as this model's training images were made (recorded in its config): {prep.to_json()['crop']}"
+        return prep, f"like this model's training images, as its config records: {prep.to_json()['crop']}"
     prep = Preprocessing(size, 0.0, mode)
     name = dataset.get("name") or "its dataset"
-    return prep, (f"this model's config records no crop ({name} images were made at {size}x{size}), so the photo "
-                  f"gets the DCGAN tutorial's: {prep.to_json()['crop']}")
+    return prep, (f"the DCGAN tutorial's way (this model's config records no crop; {name} images were made at "
+                  f"{size}x{size}): {prep.to_json()['crop']}")
 
 
 GREY_MODES = ("1", "L", "LA", "I", "I;16", "F")

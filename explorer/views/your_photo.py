@@ -9,7 +9,7 @@ import streamlit as st
 import torch
 
 from explorer import bundles, torch_worker
-from explorer.figures import labelled_rows, latent_scatter
+from explorer.figures import image_grid, labelled_rows, latent_scatter
 from explorer.latent_map import held_out_codes, pca_map, tsne_map
 from explorer.your_photo import (
     encode_photos,
@@ -27,6 +27,7 @@ from training.typicality import reference_norms, typicality
 
 PHOTO_TYPES = ("jpg", "jpeg", "png", "webp", "bmp", "gif", "tif", "tiff")
 MAX_PHOTOS = 4
+PHOTO_SCALE = 4
 RESULTS_KEY = "photo_inversions"  # search settings + photo -> InversionResult: a rerun never searches again
 STEPS_PER_UPDATE = 5
 DEFAULTS = {"photo_steps": 50, "photo_starts": 4, "photo_projection": "PCA"}
@@ -64,6 +65,17 @@ def cached_map(path: str, mtime: float, projection: str):
     return held, xy, index, ("t-SNE 1", "t-SNE 2"), None
 
 
+def photo_table(names: list[str], columns: dict[str, torch.Tensor]):
+    """One row per photo: its images side by side (label -> (n, C, H, W)), then a wider column that is yielded with
+    the photo's index for its numbers."""
+    for i, name in enumerate(names):
+        cells = st.columns([1] * len(columns) + [2], vertical_alignment="center")
+        for cell, (label, images) in zip(cells, columns.items()):
+            cell.image(image_grid(images[i:i + 1], nrow=1, scale=PHOTO_SCALE, padding=0),
+                       caption=name if label == "your photo" else label)
+        yield i, cells[-1]
+
+
 def read_uploads(uploads, prep) -> list:
     """The uploads that make usable photos; each refusal and warning is said on the page."""
     if len(uploads) > MAX_PHOTOS:
@@ -97,16 +109,14 @@ def vae_section(bundle, photos, x: torch.Tensor) -> None:
     encoded = torch_worker.run(encode_photos, bundle.encoder, bundle.generator, x)
     names = [p.name for p in photos]
     st.header("What the VAE makes of it")
-    st.image(labelled_rows(["your photo", "reconstruction"], [x, encoded.reconstructions]), width="stretch",
-             caption="decoder(encoder mean of the photo)")
     holdout = ((bundle.metrics or {}).get("holdout_reconstruction") or {}).get("mse")
-    columns = st.columns(len(photos))
-    for col, name, mse in zip(columns, names, encoded.mse):
-        col.metric(f"reconstruction MSE, {name}", f"{mse:.4f}",
-                   help="pixels in [-1, 1]; divide by 4 for the [0, 1] scale")
-    for name, mse in zip(names, encoded.mse):
-        text, far = reconstruction_sentence(name, float(mse), holdout if isinstance(holdout, (int, float)) else None)
-        (st.warning if far else st.info)(text)
+    holdout = holdout if isinstance(holdout, (int, float)) else None
+    for i, cell in photo_table(names, {"your photo": x, "reconstruction": encoded.reconstructions}):
+        cell.metric(f"reconstruction MSE, {names[i]}", f"{encoded.mse[i]:.4f}",
+                    help="decoder(encoder mean of the photo) against the photo; pixels in [-1, 1], divide by 4 for "
+                         "the [0, 1] scale")
+        text, far = reconstruction_sentence(names[i], float(encoded.mse[i]), holdout)
+        (cell.warning if far else cell.info)(text)
     for name, code in zip(names, encoded.codes):
         store_code(st.session_state, str(bundle.path), name, code)
 
@@ -175,19 +185,17 @@ def gan_section(bundle, photos, x: torch.Tensor) -> None:
     if net is None:
         st.info("No feature network for this dataset, so the search compares pixels only.")
     results = [search(bundle, photo, x[i:i + 1], net, settings) for i, photo in enumerate(photos)]
-    st.image(labelled_rows(["your photo", "closest found", f"best of {settings.candidates} random"],
-                           [x, torch.cat([r.best.image for r in results]),
-                            torch.cat([r.best_random.image for r in results])]), width="stretch")
-    columns = st.columns(len(photos))
-    for col, photo, result in zip(columns, photos, results):
-        if result.best.feature_distance is not None:
-            col.metric(f"feature distance, {photo.name}", f"{result.best.feature_distance:.2f}",
-                       delta=f"{result.best.feature_distance - result.best_random.feature_distance:+.2f} vs random",
-                       delta_color="inverse")
-        col.metric(f"pixel MSE, {photo.name}", f"{result.best.pixel_mse:.3f}")
-    for photo, result in zip(photos, results):
-        st.info(inversion_sentence(photo.name, result))
-        store_code(st.session_state, str(bundle.path), photo.name, result.best.code)
+    columns = {"your photo": x, "closest found": torch.cat([r.best.image for r in results]),
+               f"best of {settings.candidates} random": torch.cat([r.best_random.image for r in results])}
+    for i, cell in photo_table([p.name for p in photos], columns):
+        best, rand = results[i].best, results[i].best_random
+        left, right = cell.columns(2)
+        if best.feature_distance is not None:
+            left.metric(f"feature distance, {photos[i].name}", f"{best.feature_distance:.2f}",
+                        delta=f"{best.feature_distance - rand.feature_distance:+.2f} vs random", delta_color="inverse")
+        right.metric(f"pixel MSE, {photos[i].name}", f"{best.pixel_mse:.3f}")
+        cell.info(inversion_sentence(photos[i].name, results[i]))
+        store_code(st.session_state, str(bundle.path), photos[i].name, best.code)
     st.subheader("Is the code one the GAN was trained on?")
     typicality_block(bundle, torch.stack([r.best.code for r in results]), [p.name for p in photos])
 
@@ -217,8 +225,8 @@ if not photos:
     st.stop()
 
 x = torch.cat([p.tensor for p in photos])
-st.image(labelled_rows(["as the model sees it"], [x]), width="stretch",
-         caption=", ".join(f"{p.name} ({p.decoded_size[0]}x{p.decoded_size[1]})" for p in photos))
+st.image(labelled_rows(["as the model sees it"], [x], scale=PHOTO_SCALE, font_size=18),
+         caption=", ".join(f"{p.name} ({p.decoded_size[0]}x{p.decoded_size[1]} as decoded)" for p in photos))
 for photo in photos:
     for note in photo.notes:
         st.caption(f"{photo.name}: {note}.")
