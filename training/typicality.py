@@ -37,14 +37,16 @@ class Typicality:
     def inside(self) -> bool:
         return self.prior_low <= self.norm <= self.prior_high
 
-    def sentence(self, prior_label: str) -> str:
+    def sentence(self, prior_label: str, conclude: bool = True) -> str:
+        """What the numbers say; conclude=False leaves out the verdict for codes that are not meant to look like
+        prior samples (a VAE encoder's means are shorter: its noise makes up the rest)."""
         where = ("inside" if self.inside else "shorter than" if self.norm < self.prior_low else "longer than")
         text = (f"The code's length is {self.norm:.2f}: {where} the range of 95% of {prior_label} codes "
                 f"({self.prior_low:.2f} to {self.prior_high:.2f}; {self.percentile:.0%} of them are shorter).")
         text += (f" {self.outlying} of its {self.dim} coordinates lie more than {OUTLYING_Z:g} standard deviations "
                  f"out (a code from the prior has {self.expected_outlying:.1f} on average; the largest is "
                  f"{self.max_abs_z:.1f}).")
-        if not self.inside:
+        if conclude and not self.inside:
             text += " The generator was trained on codes of typical length only, so this one is off its map."
         return text
 

@@ -95,14 +95,22 @@ def read_uploads(uploads, prep) -> list:
 
 
 def typicality_block(bundle, codes: torch.Tensor, names: list[str], held_norms: np.ndarray | None = None) -> None:
+    """How typical each code is: against the prior (a GAN's code), or against the encoded held-out faces' codes
+    too (a VAE's: an encoder mean is shorter than a prior sample, so the held-out faces are its yardstick)."""
     norms = cached_reference_norms(json.dumps(bundle.prior.to_json()), bundle.latent_dim)
     for name, code in zip(names, codes):
         typical = typicality(code, bundle.prior, norms)
-        text = f"**{name}**: " + typical.sentence(bundle.prior.label)
+        text = f"**{name}**: " + typical.sentence(bundle.prior.label, conclude=held_norms is None)
+        usual = typical.inside
         if held_norms is not None:
-            text += (f" Among the encoded held-out faces, {share_below(held_norms, typical.norm):.0%} have a shorter "
-                     f"code (theirs: {np.median(held_norms):.2f} typically).")
-        (st.info if typical.inside else st.warning)(text)
+            low, high = np.percentile(held_norms, [2.5, 97.5])
+            usual = bool(low <= typical.norm <= high)
+            text += (f" An encoder's code is the mean of what it would draw, shorter than a prior sample (its noise "
+                     f"makes up the rest), so compare it with the encoded held-out faces: 95% of their codes are "
+                     f"{low:.2f} to {high:.2f} long and {share_below(held_norms, typical.norm):.0%} are shorter than "
+                     "this one." + ("" if usual else " This code lies outside where the encoder puts its dataset's "
+                                                     "faces."))
+        (st.info if usual else st.warning)(text)
 
 
 def vae_section(bundle, photos, x: torch.Tensor) -> None:
@@ -139,8 +147,10 @@ def vae_section(bundle, photos, x: torch.Tensor) -> None:
         how = ("t-SNE has no way to place a new point, so the photo is put at the average position of its 10 "
                "nearest held-out codes in the full latent space (weighted by closeness): an approximation.")
     figure = latent_scatter(xy, np.array(["held-out face"] * len(index)), index,
-                            f"{projection} of {len(index)} encoded held-out faces, and your photo", axes, photo_xy,
-                            "your photo" if len(names) == 1 else "your photos")
+                            f"{projection} of {len(index)} encoded held-out faces, and your photo", axes)
+    figure.add_scatter(x=photo_xy[:, 0], y=photo_xy[:, 1], mode="markers+text", text=names, textposition="top center",
+                       name="your photo" if len(names) == 1 else "your photos", hoverinfo="text",
+                       marker=dict(size=22, symbol="star", color="#e4572e", line=dict(width=2, color="#111")))
     st.plotly_chart(figure, key="photo_map")
     st.caption(how)
     typicality_block(bundle, encoded.codes, names, np.linalg.norm(held.codes, axis=1))
