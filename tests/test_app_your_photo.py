@@ -127,3 +127,15 @@ def test_a_conditional_model_is_not_offered_a_photo(tiny):
     at = open_page("your_photo", "cgan")
     assert not at.exception and not at.get("file_uploader")
     assert "varies z alone" in "\n".join(i.value for i in at.info)
+
+
+def test_more_photos_than_the_page_places_and_two_of_one_name(tiny, face):
+    at = open_page("your_photo", "vae")
+    other = png(generate_toyfaces(1, seed=23, size=64, workers=1)[0][0])
+    upload(at, ("me.png", face), ("me.png", other), ("a.png", face), ("b.png", other), ("c.png", face))
+    assert any("5 photos uploaded; this page places the first 4" in w.value for w in at.warning)
+    labels = metric_labels(at)
+    assert "reconstruction MSE, me.png" in labels and "reconstruction MSE, me.png (2)" in labels
+    assert "reconstruction MSE, c.png" not in labels
+    assert set(at.session_state[PHOTO_CODES_KEY][str(tiny / "toyfaces" / "vae")]) == {"me.png", "me.png (2)",
+                                                                                      "a.png", "b.png"}

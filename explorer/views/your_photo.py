@@ -52,7 +52,7 @@ def cached_reference_norms(prior_json: str, dim: int) -> np.ndarray:
     return reference_norms(LatentDistribution.from_json(json.loads(prior_json)), dim)
 
 
-@st.cache_data(max_entries=8, show_spinner="Reading the encoded codes…")
+@st.cache_data(max_entries=8, show_spinner="Mapping the encoded held-out faces (t-SNE: up to half a minute)…")
 def cached_map(path: str, mtime: float, projection: str):
     """(held-out codes, their map positions, indices of the mapped codes, axis titles, PCA or None)."""
     bundle = bundles.load(path)
@@ -82,8 +82,11 @@ def read_uploads(uploads, prep) -> list:
         st.warning(f"{len(uploads)} photos uploaded; this page places the first {MAX_PHOTOS}.")
     photos = []
     prep_json = json.dumps({"size": prep.size, "face_margin": prep.face_margin, "mode": prep.mode})
+    names: list[str] = []
     for upload in uploads[:MAX_PHOTOS]:
-        outcome = prepared(upload.getvalue(), upload.name, prep_json)
+        name = upload.name if upload.name not in names else f"{upload.name} ({names.count(upload.name) + 1})"
+        names.append(upload.name)  # two uploads of one name keep their own codes
+        outcome = prepared(upload.getvalue(), name, prep_json)
         if outcome[0] == "error":
             st.error(f"Cannot use this photo: {outcome[1]}")
             continue
