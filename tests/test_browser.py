@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -31,10 +32,11 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def server():
+@contextlib.contextmanager
+def running_app(**env_extra: str):
+    """`streamlit run explorer/app.py` on a free port (extra environment variables allowed); yields its URL."""
     port = free_port()
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    env = {**os.environ, "PYTHONPATH": str(REPO), **env_extra}
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", str(REPO / "explorer" / "app.py"), "--server.port", str(port),
          "--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false"],
@@ -51,16 +53,27 @@ def server():
     else:
         proc.kill()
         pytest.fail(f"streamlit did not start: {proc.stdout.read().decode()[-2000:]}")
-    yield url
-    proc.terminate()
-    proc.wait(timeout=10)
+    try:
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:  # still busy with a model on a loaded machine
+            proc.kill()
+            proc.wait(timeout=10)
 
 
-def screenshot(url: str, path: Path, wait_for_text: str, width: int = 1500, height: int = 1900) -> str:
+@pytest.fixture(scope="module")
+def server():
+    with running_app() as url:
+        yield url
+
+
+@contextlib.contextmanager
+def chrome(width: int = 1500, height: int = 1900):
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import WebDriverWait
 
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
@@ -70,17 +83,32 @@ def screenshot(url: str, path: Path, wait_for_text: str, width: int = 1500, heig
         options.add_argument(flag)
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
     try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def page_ready(driver, wait_for_text: str, timeout: float = 120) -> None:
+    """Wait until the page shows the text and at least one image, then for plotly to finish drawing."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    WebDriverWait(driver, timeout).until(
+        lambda d: wait_for_text in d.find_element(By.TAG_NAME, "body").text
+        and d.find_elements(By.CSS_SELECTOR, '[data-testid="stImage"] img')
+    )
+    time.sleep(2)
+
+
+def screenshot(url: str, path: Path, wait_for_text: str, width: int = 1500, height: int = 1900) -> str:
+    from selenium.webdriver.common.by import By
+
+    with chrome(width, height) as driver:
         driver.get(url)
-        WebDriverWait(driver, 120).until(
-            lambda d: wait_for_text in d.find_element(By.TAG_NAME, "body").text
-            and d.find_elements(By.CSS_SELECTOR, '[data-testid="stImage"] img')
-        )
-        time.sleep(2)  # let plotly finish drawing
+        page_ready(driver, wait_for_text)
         driver.save_screenshot(str(path))
         assert not driver.find_elements(By.CSS_SELECTOR, '[data-testid="stException"]'), "the page shows a traceback"
         return driver.find_element(By.TAG_NAME, "body").text
-    finally:
-        driver.quit()
 
 
 PAGES = [

@@ -92,6 +92,16 @@ def key_of(bundle: Bundle | str | Path) -> BundleKey:
     return BundleKey(str(path), _mtime(path))
 
 
+def featurenet_bundle(bundle: Bundle) -> Bundle | None:
+    """The feature network of the bundle's dataset (checkpoints/<dataset>/featurenet), loaded once per process;
+    None when there is none. An unreadable one raises LatentExplorerError."""
+    path = bundle_paths.featurenet_path(str(bundle.config["dataset"].get("name") or ""), CHECKPOINTS)
+    if not (path / CONFIG_FILE).is_file():
+        return None
+    found = load(path)
+    return found if found.family == "featurenet" else None
+
+
 def capabilities_at(path: str | Path) -> registry.Capabilities | None:
     """What the bundle in this folder can do (from its config alone), or None when its config cannot be read."""
     try:

@@ -12,7 +12,7 @@ from training.checkpoint import Bundle
 from training.errors import LatentExplorerError
 
 # Pages that feed the generator codes z alone (no condition, no extra codes).
-Z_ONLY_PAGES = ("sweep", "interpolate")
+Z_ONLY_PAGES = ("sweep", "interpolate", "photo")
 # What a page needs, for the sentence that says why it does not apply: (what the model lacks, so ... and;
 # what to pick; the --model that trains one).
 NEEDS = {

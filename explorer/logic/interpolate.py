@@ -142,10 +142,17 @@ class Interpolation:
         return self.paths[method].double().norm(dim=1).tolist()
 
 
-def interpolation(bundle: Bundle, seed_a: int, seed_b: int, steps: int, reference: NormReference) -> Interpolation:
-    """The codes of seed_a and seed_b under the bundle's prior joined both ways, decoded by its generator."""
-    z0 = sample_latents(bundle.prior, 1, bundle.latent_dim, seed=seed_a)[0]
-    z1 = sample_latents(bundle.prior, 1, bundle.latent_dim, seed=seed_b)[0]
+def end_code(bundle: Bundle, seed: int) -> torch.Tensor:
+    """The code a seed gives under the bundle's prior (one end of a path)."""
+    return sample_latents(bundle.prior, 1, bundle.latent_dim, seed=seed)[0]
+
+
+def interpolation(bundle: Bundle, seed_a: int, seed_b: int, steps: int, reference: NormReference,
+                  z0: torch.Tensor | None = None, z1: torch.Tensor | None = None) -> Interpolation:
+    """The codes of seed_a and seed_b under the bundle's prior (or the given end codes, e.g. a photo's) joined
+    both ways, decoded by its generator."""
+    z0 = end_code(bundle, seed_a) if z0 is None else z0
+    z1 = end_code(bundle, seed_b) if z1 is None else z1
     comparison = compare_paths(z0, z1, reference, bundle.prior.label)
     paths = {method: interpolate(z0, z1, steps, method) for method in METHODS}
     images = {method: sampling.decode(bundle, path) for method, path in paths.items()}

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 import streamlit as st
 
-from explorer.core import torch_worker
+from explorer.core import photo_hooks, torch_worker
 from explorer.core.bundles import BundleKey, key_of
 from explorer.core.featurenets import featurenet_at, featurenet_for, needs_featurenet_text
 from explorer.core.figures import labelled_rows, walk_figure
@@ -155,6 +155,7 @@ def directions(bundle, net) -> None:
                            [walked.images[t][:chosen.faces] for t in walked.positions]),
              width="stretch", caption=f"each column starts from one of the {walked.start_text} and walks along the "
              f"direction of {name} = {value}")
+    photo_hooks.walk_photos(bundle, direction, list(walked.positions), f"{name} = {value}")
     fine, recognised = walked.fine, walked.recognised
     left, right = st.columns([3, 2])
     with left:

@@ -4,11 +4,11 @@ from dataclasses import dataclass
 
 import streamlit as st
 
-from explorer.core import torch_worker
+from explorer.core import photo_hooks, torch_worker
 from explorer.core.figures import crossed_out_note, labelled_rows, path_norms_figure
 from explorer.core.page import preamble
 from explorer.logic.diagnostics import nonfinite_images_sentence, prior_norm_reference
-from explorer.logic.interpolate import explain_paths, interpolation
+from explorer.logic.interpolate import end_code, explain_paths, interpolation
 from training.errors import LatentExplorerError
 from training.latent import LatentDistribution
 
@@ -43,19 +43,25 @@ bundle = preamble("Interpolation: straight line or great circle?",
                   "interpolate", DEFAULTS)
 chosen = controls()
 seed_a, seed_b, steps = chosen.seed_a, chosen.seed_b, chosen.steps
-if seed_a == seed_b:
-    st.warning("Both ends use the same seed, so both paths stand still. Pick two different seeds.")
+ends = st.columns(2)
+z0, start = photo_hooks.endpoint(bundle, end_code(bundle, seed_a), f"seed {seed_a}", key="interp_photo_a",
+                                 prompt="start at", where=ends[0])
+z1, end = photo_hooks.endpoint(bundle, end_code(bundle, seed_b), f"seed {seed_b}", key="interp_photo_b",
+                               prompt="end at", where=ends[1])
+if start == end:
+    st.warning("Both ends use the same seed, so both paths stand still. Pick two different seeds."
+               if start == f"seed {seed_a}" else f"Both ends are {start}, so both paths stand still. Pick two others.")
 
 prior = bundle.prior.label
 reference = cached_reference(bundle.prior, bundle.latent_dim)
 try:
-    walked = torch_worker.run(interpolation, bundle, seed_a, seed_b, steps, reference)
+    walked = torch_worker.run(interpolation, bundle, seed_a, seed_b, steps, reference, z0, z1)
 except LatentExplorerError as exc:
     st.error(f"{exc}. Pick other seeds.")
     st.stop()
 comparison = walked.comparison
 
-st.subheader(f"From seed {seed_a} to seed {seed_b} in {steps} steps")
+st.subheader(f"From {start} to {end} in {steps} steps")
 broken = walked.nonfinite_images
 if broken:
     st.error(nonfinite_images_sentence(broken, 2 * steps, "images along the two paths"))

@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from explorer.core import torch_worker
+from explorer.core import photo_hooks, torch_worker
 from explorer.core.bundles import BundleKey, key_of
 from explorer.core.figures import crossed_out_note, grid_jpeg, norm_histogram
 from explorer.core.page import preamble
@@ -68,6 +68,7 @@ with numbers:
     a.metric("code spread vs prior", shown(d.code_spread_ratio, ".2f", "x"))
 
 st.plotly_chart(norm_histogram(batch.code_norms, reference_norms, reference, dist.label, d.prior), key="norms")
+photo_hooks.near_photo(bundle)
 with st.expander("How are these numbers computed?"):
     st.markdown(
         f"""

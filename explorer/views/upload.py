@@ -33,7 +33,8 @@ with st.container(border=True):
         f"""
 **What to upload**: the *state dict* of the tutorial's `netG` (32x32, 64x64 or 128x128 images, grey or
 colour, any `nz` and `ngf`; a `nn.DataParallel` model's `module.` prefix is fine, and so is a training checkpoint
-dict holding it as `netG`, `generator`, `G`, `state_dict` or `model_state_dict`). In your notebook run
+dict holding it as `netG`, `generator`, `generator_state`, `G`, `state_dict` or `model_state_dict`). In your
+notebook run
 
 ```python
 torch.save(netG.state_dict(), "netG.pth")

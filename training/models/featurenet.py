@@ -109,13 +109,16 @@ def logits_to_labels(logits: list[torch.Tensor], heads: list[int]) -> torch.Tens
     return torch.stack(columns, dim=1)
 
 
-def to_input(x: torch.Tensor, config: FeatureNetConfig) -> torch.Tensor:
+def to_input(x: torch.Tensor, config: FeatureNetConfig, quantise: bool = True) -> torch.Tensor:
     """Fit images in [-1, 1] to the feature network: same channel count and size, quantised to 8 bits.
 
     Quantising generated images to 256 levels makes them exactly what a saved PNG would hold, so real
-    (uint8) and generated images reach the network through the same path.
+    (uint8) and generated images reach the network through the same path. quantise=False keeps the gradient
+    (rounding has none), for optimising an image's code against its features.
     """
-    x = ((x.float().clamp(-1, 1) + 1) * 127.5).round() / 127.5 - 1
+    x = x.float().clamp(-1, 1)
+    if quantise:
+        x = ((x + 1) * 127.5).round() / 127.5 - 1
     if x.shape[1] != config.channels:
         if x.shape[1] == 1:
             x = x.expand(-1, 3, -1, -1)

@@ -59,7 +59,7 @@ class Capabilities:
 
 
 _GENERATOR_PAGES = frozenset({"sample", "compare", "replay"})
-_Z_ONLY_PAGES = frozenset({"sweep", "interpolate", "directions"})  # the generator takes a code z alone
+_Z_ONLY_PAGES = frozenset({"sweep", "interpolate", "directions", "photo"})  # the generator takes a code z alone
 CAPABILITIES = {
     "dcgan": Capabilities(generates=True, loop="gan", pages=_GENERATOR_PAGES | _Z_ONLY_PAGES),
     "vae": Capabilities(generates=True, has_encoder=True, loop="vae",
