@@ -83,6 +83,12 @@ def dataset_features(dataset: str, data_root: str | None, cache: Path, max_size:
             out[label] = _cached(cache, f"{net_key}/{dataset}/{sha}/{dist.label}/{n}", compute)
     if progress:
         print(f"{dataset}: feature network {net_bundle.name}, {len(out['real'])} held-out real images", file=sys.stderr)
+    # Real features come in dataset order (batches read in order), and a folder's order can follow its content:
+    # shuffle them (the floor and its degraded copies alike) so that the first n are a random n, as in evaluate.
+    shuffle = {len(out["real"]): np.random.default_rng(1).permutation(len(out["real"])),
+               len(out["floor"]): np.random.default_rng(2).permutation(len(out["floor"]))}
+    for key in ["real", "floor", *(f"degraded: {name}" for name in degrade.MILD)]:
+        out[key] = out[key][torch.from_numpy(shuffle[len(out[key])])]
     return out
 
 
