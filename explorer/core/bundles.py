@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 from collections import Counter
 from dataclasses import dataclass
@@ -164,9 +165,22 @@ def add_session_bundle(name: str, path: str | Path, select: bool = True) -> str:
     return unique
 
 
+def live_runs() -> dict[str, str]:
+    """Display name -> folder for the bundles the Train live page saved into a runs folder (every session sees
+    them; a run kept only for its tab is a session bundle)."""
+    from training.live.manager import runs_folders
+
+    found = {}
+    for folder in runs_folders():
+        for path in find_bundles(folder):
+            with contextlib.suppress(LatentExplorerError):
+                found[read_config(path).get("name") or path.name] = str(path)
+    return found
+
+
 def available() -> dict[str, str]:
-    """Display name -> folder: the shipped bundles, then the ones this session imported."""
-    return {**shipped(), **session_bundles()}
+    """Display name -> folder: the shipped bundles, the saved live runs, then the ones this session imported."""
+    return {**shipped(), **live_runs(), **session_bundles()}
 
 
 def same_dataset(bundle: Bundle) -> list[str]:

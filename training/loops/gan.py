@@ -264,6 +264,10 @@ class AdversarialSteps:
                 "d_real": torch.sigmoid(logit_real).mean().item(),
                 "d_fake": torch.sigmoid(logit_fake).mean().item(), **d_values, **g_values}
 
+    def finish(self) -> Path:
+        """The final bundle, written by Run.finish with this run's networks."""
+        return self.run.finish(self.networks)
+
 
 def train_gan(family: str, dataset: ImageDataset, model_config, train_config: TrainConfig, out: str | Path,
               source: dict | None = None, progress: bool = True, name: str | None = None, resume: bool = False,
@@ -276,7 +280,7 @@ def train_gan(family: str, dataset: ImageDataset, model_config, train_config: Tr
     for step in run.steps():
         run.record(step, training(step))
         run.maybe_snapshot_and_save(step, training.generator, training.networks)
-    return run.finish(training.networks)
+    return training.finish()
 
 
 def train_dcgan(dataset: ImageDataset, model_config: dcgan.DCGANConfig, train_config: TrainConfig, out: str | Path,

@@ -84,50 +84,75 @@ def write_latents(path: Path, arrays: dict[str, np.ndarray]) -> None:
     atomic_write_bytes(path / checkpoint.LATENTS_FILE, buffer.getvalue())
 
 
+class VAESteps:
+    """A VAE run set up and ready: `self(step)` is one training step and returns its logged numbers, `finish()`
+    evaluates the held-out split and writes the final bundle. `train_vae` repeats the step; the live trainer
+    (training.live) calls it one step at a time and may change `kl_weight` or the learning rates between steps."""
+
+    def __init__(self, dataset: ImageDataset, model_config: vae.VAEConfig, train_config: TrainConfig,
+                 out: str | Path, source: dict | None = None, progress: bool = True, name: str | None = None,
+                 resume: bool = False, keep_training_state: bool = False):
+        if LatentDistribution.from_json(train_config.noise) != STANDARD_NORMAL:
+            raise LatentExplorerError(
+                "a VAE's prior is N(0,1) by construction (its KL term pulls the codes there); drop --noise for "
+                "--model vae"
+            )
+        self.run = run = Run("vae", "VAE", dataset, model_config, train_config, out, ("loss", "recon", "kl"), source,
+                             name, progress, resume=resume, keep_training_state=keep_training_state)
+        self.dataset, self.model_config, self.progress = dataset, model_config, progress
+        self.kl_weight = model_config.kl_weight
+        train_positions, self.held_positions = holdout_split(len(dataset), train_config.holdout_fraction,
+                                                             train_config.seed)
+        run.bundle_config["holdout"] = {
+            "fraction": train_config.holdout_fraction, "seed": train_config.seed,
+            "num_train": int(len(train_positions)), "num_held_out": int(len(self.held_positions)),
+            "how": "held out = the last fraction of torch.randperm(num_images, generator seeded with seed)",
+        }
+        self.encoder = vae.Encoder(model_config).to(run.device)
+        self.generator = self.decoder = vae.decoder(model_config).to(run.device)
+        self.encoder.apply(dcgan.weights_init)
+        self.decoder.apply(dcgan.weights_init)
+        self.optimiser = torch.optim.Adam([{"params": self.decoder.parameters(), "lr": train_config.lr_g},
+                                           {"params": self.encoder.parameters(), "lr": train_config.lr_d}],
+                                          betas=(train_config.beta1, train_config.beta2))
+        self.networks = {"encoder": self.encoder, "decoder": self.decoder}
+        self.batches = run.start(self.networks, {"adam": self.optimiser}, self.decoder, positions=train_positions)
+        self.encode, self.decode = run.parallel(run.mixed(self.encoder)), run.parallel(run.mixed(self.decoder))
+
+    def __call__(self, step: int) -> dict[str, float]:
+        x, _ = next(self.batches)
+        mu, logvar = self.encode(x)
+        x_hat = self.decode(vae.reparameterise(mu, logvar, self.run.noise_rng))
+        recon = vae.reconstruction_loss(x_hat, x, self.model_config.recon_loss)
+        kl = vae.kl_divergence(mu, logvar)
+        loss = recon + self.kl_weight * kl
+        self.optimiser.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimiser.step()
+        return {"loss": loss.item(), "recon": recon.item(), "kl": kl.item()}
+
+    def finish(self) -> Path:
+        run = self.run
+        if not run.is_main:  # under torchrun only rank 0 evaluates and writes
+            return run.finish(self.networks)
+        metrics, latents = evaluate(self.encoder, self.decoder, self.dataset, self.held_positions, run.device)
+        write_latents(run.out, latents)
+        checkpoint.update_metrics(run.out, "holdout_reconstruction", metrics)
+        if self.progress:
+            print(f"test MSE {metrics['mse']:.4f} (pixels in [-1, 1]; {metrics['mse_01']:.4f} in [0, 1]) "
+                  f"on {metrics['images']} held-out images")
+        return run.finish(self.networks)
+
+
 def train_vae(dataset: ImageDataset, model_config: vae.VAEConfig, train_config: TrainConfig, out: str | Path,
               source: dict | None = None, progress: bool = True, name: str | None = None, resume: bool = False,
               keep_training_state: bool = False) -> Path:
     """Train a VAE and write a bundle (with latents.npz and the test MSE in metrics.json) to `out`;
     resume=True continues the interrupted run saved there."""
-    if LatentDistribution.from_json(train_config.noise) != STANDARD_NORMAL:
-        raise LatentExplorerError(
-            "a VAE's prior is N(0,1) by construction (its KL term pulls the codes there); drop --noise for --model vae"
-        )
-    run = Run("vae", "VAE", dataset, model_config, train_config, out, ("loss", "recon", "kl"), source, name, progress,
-              resume=resume, keep_training_state=keep_training_state)
-    train_positions, held_positions = holdout_split(len(dataset), train_config.holdout_fraction, train_config.seed)
-    run.bundle_config["holdout"] = {
-        "fraction": train_config.holdout_fraction, "seed": train_config.seed,
-        "num_train": int(len(train_positions)), "num_held_out": int(len(held_positions)),
-        "how": "held out = the last fraction of torch.randperm(num_images, generator seeded with seed)",
-    }
-    encoder, decoder = vae.Encoder(model_config).to(run.device), vae.decoder(model_config).to(run.device)
-    encoder.apply(dcgan.weights_init)
-    decoder.apply(dcgan.weights_init)
-    optimiser = torch.optim.Adam([{"params": decoder.parameters(), "lr": train_config.lr_g},
-                                  {"params": encoder.parameters(), "lr": train_config.lr_d}],
-                                 betas=(train_config.beta1, train_config.beta2))
-    networks = {"encoder": encoder, "decoder": decoder}
-    batches = run.start(networks, {"adam": optimiser}, decoder, positions=train_positions)
-    encode, decode = run.parallel(run.mixed(encoder)), run.parallel(run.mixed(decoder))
+    training = VAESteps(dataset, model_config, train_config, out, source, progress, name, resume,
+                        keep_training_state)
+    run = training.run
     for step in run.steps():
-        x, _ = next(batches)
-        mu, logvar = encode(x)
-        x_hat = decode(vae.reparameterise(mu, logvar, run.noise_rng))
-        recon = vae.reconstruction_loss(x_hat, x, model_config.recon_loss)
-        kl = vae.kl_divergence(mu, logvar)
-        loss = recon + model_config.kl_weight * kl
-        optimiser.zero_grad(set_to_none=True)
-        loss.backward()
-        optimiser.step()
-        run.record(step, {"loss": loss.item(), "recon": recon.item(), "kl": kl.item()})
-        run.maybe_snapshot_and_save(step, decoder, networks)
-    if not run.is_main:  # under torchrun only rank 0 evaluates and writes
-        return run.finish(networks)
-    metrics, latents = evaluate(encoder, decoder, dataset, held_positions, run.device)
-    write_latents(run.out, latents)
-    checkpoint.update_metrics(run.out, "holdout_reconstruction", metrics)
-    if progress:
-        print(f"test MSE {metrics['mse']:.4f} (pixels in [-1, 1]; {metrics['mse_01']:.4f} in [0, 1]) "
-              f"on {metrics['images']} held-out images")
-    return run.finish(networks)
+        run.record(step, training(step))
+        run.maybe_snapshot_and_save(step, training.decoder, training.networks)
+    return training.finish()
