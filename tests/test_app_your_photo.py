@@ -139,3 +139,19 @@ def test_more_photos_than_the_page_places_and_two_of_one_name(tiny, face):
     assert "reconstruction MSE, c.png" not in labels
     assert set(at.session_state[PHOTO_CODES_KEY][str(tiny / "toyfaces" / "vae")]) == {"me.png", "me.png (2)",
                                                                                       "a.png", "b.png"}
+
+
+def test_a_vae_still_training_has_no_map_but_places_the_photo(root, tmp_path, monkeypatch, face):
+    # A run that is still training has no latents.npz and no held-out MSE yet (the CelebA VAE, for a while).
+    from latent_bundles import copy_root
+
+    private = copy_root(root, tmp_path, ("vae",))
+    (private / "toyfaces" / "vae" / "latents.npz").unlink()
+    (private / "toyfaces" / "vae" / "metrics.json").unlink()
+    use_checkpoints(monkeypatch, private)
+    at = open_page("your_photo", "vae")
+    upload(at, ("me.png", face))
+    assert not at.error and not at.get("plotly_chart")
+    assert "this model records no held-out MSE to compare with" in texts(at)
+    assert "no map of its held-out faces to place the photo on" in texts(at)
+    assert "The code's length is" in texts(at)

@@ -43,7 +43,8 @@ class Typicality:
         where = ("inside" if self.inside else "shorter than" if self.norm < self.prior_low else "longer than")
         text = (f"The code's length is {self.norm:.2f}: {where} the range of 95% of {prior_label} codes "
                 f"({self.prior_low:.2f} to {self.prior_high:.2f}; {self.percentile:.0%} of them are shorter).")
-        text += (f" {self.outlying} of its {self.dim} coordinates lie more than {OUTLYING_Z:g} standard deviations "
+        text += (f" {self.outlying} of its {self.dim} coordinates {'lies' if self.outlying == 1 else 'lie'} more than "
+                 f"{OUTLYING_Z:g} standard deviations "
                  f"out (a code from the prior has {self.expected_outlying:.1f} on average; the largest is "
                  f"{self.max_abs_z:.1f}).")
         if conclude and not self.inside:

@@ -110,8 +110,8 @@ def typicality_block(bundle, codes: torch.Tensor, names: list[str], held_norms: 
         if held_norms is not None:
             low, high = np.percentile(held_norms, [2.5, 97.5])
             usual = bool(low <= typical.norm <= high)
-            text += (f" An encoder's code is the mean of what it would draw, shorter than a prior sample (its noise "
-                     f"makes up the rest), so compare it with the encoded held-out faces: 95% of their codes are "
+            text += (f" An encoder's code is the mean of what it would draw (its noise makes up the rest of a "
+                     f"sample), so compare it with the encoded held-out faces: 95% of their codes are "
                      f"{low:.2f} to {high:.2f} long and {share_below(held_norms, typical.norm):.0%} are shorter than "
                      "this one." + ("" if usual else " This code lies outside where the encoder puts its dataset's "
                                                      "faces."))
