@@ -116,7 +116,6 @@ PAGES = [
     ("", "Why they look like this", "sample-page.png"),
     ("sweep", "Mean sweep", "sweep-page.png"),
     ("replay", "Training replay", "training-page.png"),
-    ("directions", "agreement with the other method", "directions-page.png"),
 ]
 
 

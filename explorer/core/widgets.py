@@ -89,13 +89,13 @@ def data_root_setting(dataset: str | None) -> str | None:
         return None
     state = st.session_state
     state[DATA_ROOT_KEY] = state.get(DATA_ROOT_KEPT, "")
-    st.sidebar.text_input(
+    typed = st.sidebar.text_input(
         DATA_ROOT_LABEL, key=DATA_ROOT_KEY, on_change=_keep_data_root,
         placeholder="e.g. /data (holding celeba64/, anime64/ ...)",
         help="Real images are not shipped with the app. Give the folder that holds your copies of the datasets, or "
              "one dataset's own folder. Left empty, the app reads $LATENT_EXPLORER_<DATASET>_ROOT, then "
              f"${DATA_ROOT_VARIABLE}/<folder the model records>.")
-    return state[DATA_ROOT_KEY].strip() or None
+    return typed.strip() or None
 
 
 def _keep_data_root() -> None:

@@ -162,6 +162,18 @@ def walk_positions(t: float, steps: int = 5) -> list[float]:
 
 
 @dataclass(frozen=True)
+class WalkStart:
+    """The codes a walk starts from: the first `count` held-out codes, or `count` codes from the prior (seed)."""
+
+    held_out: bool
+    count: int
+    seed: int = 0
+
+    def describe(self, bundle: Bundle) -> str:
+        return "encoded held-out images" if self.held_out else f"codes from {bundle.prior.label}"
+
+
+@dataclass(frozen=True)
 class LabelledCodes:
     """Codes with attribute labels, to find directions in: a VAE's encoded held-out images with their true labels,
     or generated samples labelled by the dataset's feature network."""
@@ -177,15 +189,18 @@ class LabelledCodes:
         return cls(held.codes, held.labels, held.attributes,
                    f"{len(held)} encoded held-out images with their true labels (latents.npz)", held)
 
-    def start_codes(self, from_held_out: bool, bundle: Bundle, faces: int, seed: int) -> tuple[torch.Tensor, str]:
-        """The codes a walk starts from, and how to name them: the held-out codes (when asked and their images
-        are there), else codes from the bundle's prior (seed); at least `faces`, and WALK_EVAL to score."""
+    def walk_start(self, from_held_out: bool, faces: int, seed: int) -> WalkStart:
+        """Which codes a walk starts from: the held-out codes (when asked and their images are there), else codes
+        from the prior (seed); at least `faces` of them, and WALK_EVAL to score the walk."""
         held = self.held
         if from_held_out and held is not None and held.images is not None:
-            return torch.from_numpy(held.codes[:max(faces, min(WALK_EVAL, len(held)))].copy()), \
-                "encoded held-out images"
-        start = sample_latents(bundle.prior, max(faces, WALK_EVAL), bundle.latent_dim, seed=seed)
-        return start, f"codes from {bundle.prior.label}"
+            return WalkStart(True, max(faces, min(WALK_EVAL, len(held))))
+        return WalkStart(False, max(faces, WALK_EVAL), seed)
+
+    def start_codes(self, start: WalkStart, bundle: Bundle) -> torch.Tensor:
+        if start.held_out:
+            return torch.from_numpy(self.codes[:start.count].copy())
+        return sample_latents(bundle.prior, start.count, bundle.latent_dim, seed=start.seed)
 
 
 def label_samples(bundle: Bundle, net: FeatureNetwork, n: int) -> LabelledCodes:

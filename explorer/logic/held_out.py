@@ -35,6 +35,9 @@ class HeldOutCodes:
             return len(self.images)
         return len(self) if self.indices is not None else 0
 
+    def code_norm(self, i: int) -> float:
+        return float(np.linalg.norm(self.codes[i]))
+
     def label_text(self, i: int) -> str:
         """Code i's labels, e.g. "hair_colour = black, smiling = yes" ("none" without attributes)."""
         values = ", ".join(f"{a.name} = {a.values[min(int(self.labels[i, j]), len(a.values) - 1)]}"

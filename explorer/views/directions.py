@@ -14,6 +14,7 @@ from explorer.logic.directions import (
     METHODS,
     LabelledCodes,
     Walked,
+    WalkStart,
     attribute_direction,
     attribute_target,
     default_attribute,
@@ -53,6 +54,19 @@ class WalkControls:
     held_out_start: bool  # start from the encoded held-out images
 
 
+@dataclass(frozen=True)
+class WalkRequest:
+    """What a walk's images depend on (not the number of faces shown, which only crops them)."""
+
+    source: CodeSource
+    method: str
+    attribute: str
+    value: str
+    t_max: float
+    start: WalkStart
+    featurenet: BundleKey | None
+
+
 @st.cache_data(max_entries=8, show_spinner="Reading the encoded codes…")
 def cached_held_out(bundle: BundleKey, latents_mtime: float):
     loaded = bundle.load()
@@ -79,15 +93,15 @@ def cached_direction(source: CodeSource, method: str, attribute: str, value: str
 
 
 @st.cache_resource(max_entries=16, show_spinner="Walking along the direction…")
-def cached_walk(source: CodeSource, chosen: WalkControls, net: BundleKey | None) -> Walked:
-    codes = labelled(source)
-    bundle = source.bundle.load()
-    start, start_text = codes.start_codes(chosen.held_out_start, bundle, chosen.faces, chosen.seed)
-    direction = cached_direction(source, chosen.method, chosen.attribute, chosen.value)
-    attribute = next(a for a in codes.attributes if a.name == chosen.attribute)
-    return torch_worker.run(walk_a_direction, bundle, start, start_text, direction, attribute, chosen.value,
-                            walk_positions(chosen.t_max, 5), walk_positions(chosen.t_max, 9),
-                            featurenet_at(net) if net is not None else None)
+def cached_walk(request: WalkRequest) -> Walked:
+    codes = labelled(request.source)
+    bundle = request.source.bundle.load()
+    direction = cached_direction(request.source, request.method, request.attribute, request.value)
+    attribute = next(a for a in codes.attributes if a.name == request.attribute)
+    net = featurenet_at(request.featurenet) if request.featurenet is not None else None
+    return torch_worker.run(walk_a_direction, bundle, codes.start_codes(request.start, bundle),
+                            request.start.describe(bundle), direction, attribute, request.value,
+                            walk_positions(request.t_max, 5), walk_positions(request.t_max, 9), net)
 
 
 def code_source(bundle, net) -> CodeSource | None:
@@ -150,7 +164,9 @@ def directions(bundle, net) -> None:
     except LatentExplorerError as exc:
         st.warning(f"{exc}.")
         return
-    walked = cached_walk(source, chosen, key_of(net.path) if net is not None else None)
+    start = codes.walk_start(chosen.held_out_start, chosen.faces, chosen.seed)
+    walked = cached_walk(WalkRequest(source, chosen.method, name, value, chosen.t_max, start,
+                                     key_of(net.path) if net is not None else None))
     st.image(labelled_rows([f"t = {t:+g}" for t in walked.positions],
                            [walked.images[t][:chosen.faces] for t in walked.positions]),
              width="stretch", caption=f"each column starts from one of the {walked.start_text} and walks along the "

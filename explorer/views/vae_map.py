@@ -133,7 +133,7 @@ def code_panel(bundle, held, selected: int, xy, groups, attribute: str | None,
     else:
         st.image(grid_jpeg(image), output_format="JPEG", width=240, caption="decoder(code)")
         st.caption(missing)
-    st.caption(f"labels: {held.label_text(selected)}; code norm {float(np.linalg.norm(held.codes[selected])):.2f}")
+    st.caption(f"labels: {held.label_text(selected)}; code norm {held.code_norm(selected):.2f}")
     agreement, chance = neighbour_agreement(xy, groups) if attribute else (float("nan"), float("nan"))
     if attribute:
         st.metric(f"neighbours with the same {attribute}", f"{agreement:.0%}", help=f"chance: {chance:.0%}")
