@@ -125,71 +125,70 @@ def current_state() -> str:
     return "failed" if run.ended and seen not in protocol.ENDED else seen  # a process killed without a word
 
 
-run = runs.get(owner)
-current = current_state()
-fixed_disabled = current in ACTIVE or current == "queued"
-knobs_disabled = current in ("loading", "running", "saving", "queued")
-
-st.header("The run")
-c1, c2, c3 = st.columns(3)
-c1.selectbox("Dataset", list(DATASET_LABELS), format_func=DATASET_LABELS.get, key="live_dataset",
-             disabled=fixed_disabled)
-c2.radio("Model", list(FAMILIES), format_func=FAMILIES.get, key="live_family", horizontal=True,
-         disabled=fixed_disabled)
-c3.radio("Image size", [32, 64], format_func=lambda s: f"{s} px", key="live_image_size", horizontal=True,
-         disabled=fixed_disabled)
-c1.select_slider("Latent size (nz)", [8, 16, 32, 64, 100, 128, 200], key="live_latent_dim", disabled=fixed_disabled)
-c2.radio("Generator activation", list(ACTIVATIONS), key="live_g_activation", horizontal=True,
-         disabled=fixed_disabled)
-with c3.expander("Size and speed"):
-    st.select_slider("Network width (ngf = ndf)", [8, 16, 32, 64], key="live_width", disabled=fixed_disabled,
+def run_settings(disabled: bool) -> None:
+    """The data and the model: fixed once a run starts."""
+    c1, c2, c3 = st.columns(3)
+    c1.selectbox("Dataset", list(DATASET_LABELS), format_func=DATASET_LABELS.get, key="live_dataset",
+                 disabled=disabled)
+    c2.radio("Model", list(FAMILIES), format_func=FAMILIES.get, key="live_family", horizontal=True,
+             disabled=disabled)
+    c3.radio("Image size", [32, 64], format_func=lambda s: f"{s} px", key="live_image_size", horizontal=True,
+             disabled=disabled)
+    c1.select_slider("Latent size (nz)", [8, 16, 32, 64, 100, 128, 200], key="live_latent_dim", disabled=disabled)
+    c2.radio("Generator activation", list(ACTIVATIONS), key="live_g_activation", horizontal=True,
+             disabled=disabled)
+    s1, s2, s3, s4 = st.columns(4)
+    s1.select_slider("Network width (ngf = ndf)", [8, 16, 32, 64], key="live_width", disabled=disabled,
                      help="Narrower networks train faster and draw rougher pictures.")
-    st.select_slider("Batch size", [16, 32, 64, 128], key="live_batch_size", disabled=fixed_disabled)
-    st.select_slider("Training images", [256, 1024, 4096, 10000, 30000], key="live_num_images",
-                     disabled=fixed_disabled, help="Toy faces are drawn once and kept for later runs.")
-    st.number_input("Seed", 0, 2**31 - 1, step=1, key="live_seed", disabled=fixed_disabled)
-dataset = state["live_dataset"]
-data_root_setting(dataset)  # the sidebar's "Folder of your datasets", for the real datasets
-if dataset == "fashion-mnist" and not fixed_disabled:
-    missing = fashion_mnist_missing(state.get("data_root_kept", ""))
-    if missing:
-        st.warning(missing)
-st.radio("Keep the finished run", [KEEP_TEMPORARY, KEEP_FOLDER], key="live_keep", horizontal=True,
-         disabled=fixed_disabled)
-if state["live_keep"] == KEEP_FOLDER:
-    st.text_input("Runs folder on the server", key="live_runs_folder", disabled=fixed_disabled,
-                  help="Stopped runs are saved here as model bundles that every page lists, for every visitor.")
+    s2.select_slider("Batch size", [16, 32, 64, 128], key="live_batch_size", disabled=disabled)
+    s3.select_slider("Training images", [256, 1024, 4096, 10000, 30000], key="live_num_images",
+                     disabled=disabled, help="Toy faces are drawn once and kept for later runs.")
+    s4.number_input("Seed", 0, 2**31 - 1, step=1, key="live_seed", disabled=disabled)
+    data_root_setting(state["live_dataset"])  # the sidebar's "Folder of your datasets", for the real datasets
+    if state["live_dataset"] == "fashion-mnist" and not disabled:
+        missing = fashion_mnist_missing(state.get("data_root_kept", ""))
+        if missing:
+            st.warning(missing)
+    st.radio("Keep the finished run", [KEEP_TEMPORARY, KEEP_FOLDER], key="live_keep", horizontal=True,
+             disabled=disabled)
+    if state["live_keep"] == KEEP_FOLDER:
+        st.text_input("Runs folder on the server", key="live_runs_folder", disabled=disabled,
+                      help="Stopped runs are saved here as model bundles that every page lists, for every visitor.")
 
-family = state["live_family"]
-st.header("Knobs" + (" (pause to change them)" if current == "running" else ""))
-k1, k2, k3 = st.columns(3)
-k1.select_slider(knob_label("lr_g", family), LEARNING_RATES, format_func=lambda v: f"{v:g}", key="live_lr_g",
-                 disabled=knobs_disabled)
-k1.select_slider(knob_label("lr_d", family), LEARNING_RATES, format_func=lambda v: f"{v:g}", key="live_lr_d",
-                 disabled=knobs_disabled)
-if family == "vae":
-    k2.select_slider("KL weight", KL_WEIGHTS, format_func=lambda v: f"{v:g}", key="live_kl_weight",
-                     disabled=knobs_disabled)
-else:
-    k2.select_slider("D updates per G update", list(D_RATIOS), key="live_d_ratio", disabled=knobs_disabled,
+
+def knobs(disabled: bool) -> None:
+    """What a paused run may change (the family's own knobs only)."""
+    family = state["live_family"]
+    k1, k2, k3 = st.columns(3)
+    for knob, column in (("lr_g", k1), ("lr_d", k1)):
+        column.select_slider(knob_label(knob, family), LEARNING_RATES, format_func=lambda v: f"{v:g}",
+                             key=f"live_{knob}", disabled=disabled)
+    if family == "vae":
+        k2.select_slider("KL weight", KL_WEIGHTS, format_func=lambda v: f"{v:g}", key="live_kl_weight",
+                         disabled=disabled)
+        return
+    k2.select_slider("D updates per G update", list(D_RATIOS), key="live_d_ratio", disabled=disabled,
                      help="1/2: D learns on every other step only; 2: D learns twice, on two batches, per G step.")
-    k2.selectbox("Training noise z", NOISES, key="live_noise", disabled=knobs_disabled)
+    k2.selectbox("Training noise z", NOISES, key="live_noise", disabled=disabled)
     k3.slider("Label smoothing (D's target for real images is 1 − this)", 0.0, 0.4, step=0.05,
-              key="live_label_smoothing", disabled=knobs_disabled)
+              key="live_label_smoothing", disabled=disabled)
     k3.slider("Label flipping (chance each of D's targets is swapped)", 0.0, 0.3, step=0.01, key="live_label_flip",
-              disabled=knobs_disabled)
+              disabled=disabled)
     if family == "cgan":
         k2.select_slider("Classification weight", CLASS_WEIGHTS, format_func=lambda v: f"{v:g}",
-                         key="live_class_weight", disabled=knobs_disabled)
+                         key="live_class_weight", disabled=disabled)
 
-b1, b2, b3, b4 = st.columns(4)
-if current in ("none", *protocol.ENDED):
-    b1.button("▶ Start", on_click=start, type="primary", key="live_start", use_container_width=True)
-    if current in protocol.ENDED:
-        b2.button("Clear", on_click=new_run, key="live_clear", use_container_width=True)
-elif current == "queued":
-    b1.button("Leave the queue", on_click=leave_queue, key="live_leave", use_container_width=True)
-else:
+
+def buttons(current: str) -> None:
+    b1, b2, _, b4 = st.columns(4)
+    if current in ("none", *protocol.ENDED):
+        b1.button("▶ Start", on_click=start, type="primary", key="live_start", use_container_width=True)
+        if current in protocol.ENDED:
+            b2.button("Clear", on_click=new_run, key="live_clear", use_container_width=True)
+        return
+    if current == "queued":
+        b1.button("Leave the queue", on_click=leave_queue, key="live_leave", use_container_width=True)
+        return
     if current == "paused":
         b1.button("▶ Resume", on_click=send, args=("run",), type="primary", key="live_resume",
                   use_container_width=True)
@@ -200,11 +199,9 @@ else:
         with st.spinner("Saving the run as a model bundle…"):
             runs.stop(owner)
         st.rerun()
-if state.get("live_error"):
-    st.error(state["live_error"])
 
 
-def show_result(status: dict) -> None:
+def show_result(run, status: dict) -> None:
     """A stopped run's bundle, made selectable on every page (this tab's, or the runs folder's for everyone)."""
     path = status.get("bundle")
     if not path:
@@ -212,7 +209,7 @@ def show_result(status: dict) -> None:
             st.info(status.get("message") or "Nothing was saved.")
         return
     if state.get("live_saved") != path:
-        if run is not None and not run.keep:
+        if not run.keep:
             bundles.add_session_bundle(status.get("name") or Path(path).name, path, select=False)
         state["live_saved"] = path
     st.success(f"Saved as the model bundle **{status.get('name')}** (`{path}`): pick it in the sidebar of any page.")
@@ -225,15 +222,11 @@ def show_result(status: dict) -> None:
         st.switch_page("views/training.py")
 
 
-def measured(samples, real) -> float | None:
-    return diversity_ratio(samples, real)
-
-
-def panel() -> None:
+def panel(current: str) -> None:
     """What the run shows now: state, speed, health, the fixed-noise grid and the curves."""
     if current_state() != current:
         st.rerun()  # the buttons and knobs depend on the state: draw the whole page again
-    status, position = runs.status(owner) or {}, runs.position(owner)
+    run, status, position = runs.get(owner), runs.status(owner) or {}, runs.position(owner)
     if position:
         st.info(f"Another live run is training on this server (it allows {runs.limit} at a time, so sliders stay "
                 f"quick for everyone). This run is number {position} in the queue and starts by itself when its "
@@ -242,10 +235,10 @@ def panel() -> None:
     if not status:
         st.info("Starting the training process…")
         return
-    folder = run.folder
-    history = protocol.read_json_file(folder / protocol.HISTORY, "live history") or {}
-    samples, real = protocol.read_array(folder / protocol.SAMPLES), protocol.read_array(folder / protocol.REAL)
-    settings = LiveSettings.from_json(status.get("settings") or {})
+    history = protocol.read_json_file(run.folder / protocol.HISTORY, "live history") or {}
+    samples = protocol.read_array(run.folder / protocol.SAMPLES)
+    real = protocol.read_array(run.folder / protocol.REAL)
+    family = LiveSettings.from_json(status.get("settings") or {}).family
     step = int(status.get("step", 0))
     m1, m2, m3, m4 = st.columns(4)
     m1.metric("step", step)
@@ -255,25 +248,41 @@ def panel() -> None:
     st.caption(state_line(status))
     if samples is None:
         return
-    verdict = health(history, torch_worker.run(measured, samples, real), status.get("event"),
+    verdict = health(history, torch_worker.run(diversity_ratio, samples, real), status.get("event"),
                      status.get("message", ""))
     shown = {"ok": st.success, "warning": st.warning, "error": st.error}[verdict.level]
     shown(f"**Health: {verdict.verdict}.** {verdict.sentence}")
     picture, curves = st.columns([2, 3])
     picture.image(torch_worker.run(grid_jpeg, to_tensor(samples)), output_format="JPEG", width="stretch",
                   caption=f"the same {len(samples)} fixed codes after {step} steps")
-    figure = curves_figure(history, status.get("changes") or [], settings.family)
+    figure = curves_figure(history, status.get("changes") or [], family)
     if figure is not None:
         curves.plotly_chart(figure, key="live_curves")
     for change in status.get("changes") or []:
-        st.caption(f"After step {change['step']}: {describe_change(change, settings.family)}.")
+        st.caption(f"After step {change['step']}: {describe_change(change, family)}.")
 
 
-if current != "none":
+current = current_state()
+if current == "none":
+    st.header("The run")
+    run_settings(disabled=False)
+    st.header("Knobs")
+    knobs(disabled=False)
+    buttons(current)
+    if not state.get("live_error"):
+        st.info("Pick a dataset and a model, then press Start. The first toy-face run draws its images once (a few "
+                "seconds); the picture then refreshes about once a second.")
+else:
     st.header("Live")
     if current in protocol.ENDED:
-        show_result(runs.status(owner) or {})
-    st.fragment(panel, run_every=1.0 if current in TICKING or current == "queued" else None)()
-elif not state.get("live_error"):
-    st.info("Pick a dataset and a model, then press Start. The first toy-face run draws its images once (a few "
-            "seconds); the picture then refreshes about once a second.")
+        show_result(runs.get(owner), runs.status(owner) or {})
+    # Refreshes itself about once a second while something changes; paused or ended, it waits for a click.
+    st.fragment(panel, run_every=1.0 if current in TICKING or current == "queued" else None)(current)
+    buttons(current)
+    st.header("Knobs" + (" (pause to change them)" if current == "running" else ""))
+    knobs(disabled=current in ("loading", "running", "saving", "queued"))
+    with st.expander("The run's data and model" + ("" if current in protocol.ENDED else " (fixed until it stops)"),
+                     expanded=current in protocol.ENDED):
+        run_settings(disabled=current in ACTIVE or current == "queued")
+if state.get("live_error"):
+    st.error(state["live_error"])
