@@ -151,9 +151,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         bundle = load_bundle(args.bundle)
         dataset, files = dataset_and_files(bundle, args.data_root)
-        if bundle.family == "vae":
+        capabilities = bundle.capabilities
+        if capabilities.has_encoder:
             vae_figures(bundle, dataset, files, args)
-        elif bundle.family == "dcgan":
+        elif capabilities.generates and capabilities.generator_input is None:
             gan_figures(bundle, dataset, files, args)
         else:
             raise LatentExplorerError(f"{args.bundle} is a {bundle.family} bundle; give a DCGAN or a VAE")

@@ -100,7 +100,7 @@ def featurenet_bundle(bundle: Bundle) -> Bundle | None:
     if not (path / CONFIG_FILE).is_file():
         return None
     found = load(path)
-    return found if found.family == "featurenet" else None
+    return None if found.capabilities.generates else found
 
 
 def capabilities_at(path: str | Path) -> registry.Capabilities | None:

@@ -23,6 +23,7 @@ from explorer.logic.replay import (
     smooth,
 )
 from training.loops.divergence import D_WON_THRESHOLD
+from training.models import registry
 
 RECENT = 50  # steps the verdict averages over
 STARTING = 20  # steps before any verdict: too few numbers to judge
@@ -109,7 +110,7 @@ def health(history: dict, diversity: float | None, event: str | None = None, mes
 
 
 def knob_label(knob: str, family: str) -> str:
-    return (VAE_KNOB_LABELS if family == "vae" else {}).get(knob, KNOB_LABELS.get(knob, knob))
+    return (VAE_KNOB_LABELS if registry.trains_as_vae(family) else {}).get(knob, KNOB_LABELS.get(knob, knob))
 
 
 def describe_change(change: dict, family: str) -> str:
@@ -125,7 +126,7 @@ def _shown(value: object) -> str:
 def curves_figure(history: dict, changes: list[dict], family: str, window: int = 10) -> go.Figure | None:
     """The loss curves (and D's outputs) smoothed over `window` steps, with a dashed line and a label at every
     knob change; None before the first step."""
-    keys = VAE_SERIES if family == "vae" else {k: v for k, v in SERIES_LABELS.items() if k in GAN_SERIES
+    keys = VAE_SERIES if registry.trains_as_vae(family) else {k: v for k, v in SERIES_LABELS.items() if k in GAN_SERIES
                                                or k in ("class_real", "class_fake")}
     curves = series(history, keys)
     if not curves:
@@ -133,7 +134,7 @@ def curves_figure(history: dict, changes: list[dict], family: str, window: int =
     steps = np.asarray(history["step"], dtype=float)
     every = max(1, math.ceil(len(steps) / MAX_POINTS))
     shown = {k: smooth(v, window)[::every] for k, v in curves.items()}
-    equilibrium = {} if family == "vae" else {"loss_d": EQUILIBRIUM_LOSS_D, "loss_g": EQUILIBRIUM_LOSS_G,
+    equilibrium = {} if registry.trains_as_vae(family) else {"loss_d": EQUILIBRIUM_LOSS_D, "loss_g": EQUILIBRIUM_LOSS_G,
                                               "d_real": 0.5}
     fig = loss_figure(steps[::every], shown, SERIES_LABELS, equilibrium=equilibrium, probability_keys=PROBABILITY_KEYS)
     for change in changes:

@@ -22,6 +22,7 @@ from training.errors import LatentExplorerError
 from training.live import protocol
 from training.live.manager import manager, runs_folder_setting
 from training.live.settings import ACTIVATIONS, CHANGEABLE, D_RATIOS, FAMILIES, LiveSettings, fashion_mnist_missing
+from training.models import registry
 
 DATASET_LABELS = {"toyfaces": "toy faces (drawn by the app)", "fashion-mnist": "Fashion-MNIST",
                   "celeba": "CelebA faces (your copy)", "anime": "anime faces (your copy)"}
@@ -63,7 +64,7 @@ def chosen_settings() -> LiveSettings:
               "seed", "lr_g", "lr_d", "d_ratio", "label_smoothing", "label_flip", "class_weight", "noise", "kl_weight")
     settings = LiveSettings(**{name: state[f"live_{name}"] for name in fields},
                             data_root=state.get("data_root_kept", ""))
-    if settings.family == "vae":
+    if registry.trains_as_vae(settings.family):
         settings.noise = "N(0,1)"
     return settings
 
@@ -163,7 +164,7 @@ def knobs(disabled: bool) -> None:
     for knob, column in (("lr_g", k1), ("lr_d", k1)):
         column.select_slider(knob_label(knob, family), LEARNING_RATES, format_func=lambda v: f"{v:g}",
                              key=f"live_{knob}", disabled=disabled)
-    if family == "vae":
+    if registry.trains_as_vae(family):
         k2.select_slider("KL weight", KL_WEIGHTS, format_func=lambda v: f"{v:g}", key="live_kl_weight",
                          disabled=disabled)
         return
@@ -174,7 +175,7 @@ def knobs(disabled: bool) -> None:
               key="live_label_smoothing", disabled=disabled)
     k3.slider("Label flipping (chance each of D's targets is swapped)", 0.0, 0.3, step=0.01, key="live_label_flip",
               disabled=disabled)
-    if family == "cgan":
+    if registry.capabilities(family).conditional:
         k2.select_slider("Classification weight", CLASS_WEIGHTS, format_func=lambda v: f"{v:g}",
                          key="live_class_weight", disabled=disabled)
 

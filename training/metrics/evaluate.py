@@ -52,7 +52,7 @@ def default_featurenet_path(dataset: str) -> Path:
 
 def load_featurenet(path: str | Path) -> tuple[FeatureNet, Bundle]:
     bundle = checkpoint.load_bundle(path)
-    if bundle.family != "featurenet":
+    if bundle.capabilities.generates:
         raise LatentExplorerError(f"{path}: this is a {bundle.family} bundle, not a feature network")
     return bundle.networks["featurenet"], bundle
 

@@ -85,6 +85,11 @@ def config_class(family: str) -> type:
     return _CONFIGS[family]
 
 
+def trains_as_vae(family: str) -> bool:
+    """True for the families the VAE loop trains (one loss, an encoder and a decoder, no discriminator)."""
+    return capabilities(family).loop == "vae"
+
+
 def model_config(family: str, data: dict):
     """Rebuild the config dataclass, refusing unknown or missing fields instead of guessing."""
     cls = config_class(family)
