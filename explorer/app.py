@@ -27,6 +27,7 @@ PAGES = [
     st.Page("views/compare.py", title="VAE vs GAN", icon="⚖️"),
     st.Page("views/interpolate.py", title="Interpolation", icon="🌐"),
     st.Page("views/training.py", title="Training replay", icon="⏱️"),
+    st.Page("views/experiments.py", title="Experiments", icon="🧪"),
     st.Page("views/upload.py", title="Bring your own generator", icon="📤"),
 ]
 

@@ -53,10 +53,15 @@ def server():
         pytest.fail(f"streamlit did not start: {proc.stdout.read().decode()[-2000:]}")
     yield url
     proc.terminate()
-    proc.wait(timeout=10)
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:  # a busy machine can take longer to stop the server
+        proc.kill()
+        proc.wait()
 
 
-def screenshot(url: str, path: Path, wait_for_text: str, width: int = 1500, height: int = 1900) -> str:
+def screenshot(url: str, path: Path, wait_for_text: str, width: int = 1500, height: int = 1900,
+               settle: float = 2.0) -> str:
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
@@ -75,7 +80,7 @@ def screenshot(url: str, path: Path, wait_for_text: str, width: int = 1500, heig
             lambda d: wait_for_text in d.find_element(By.TAG_NAME, "body").text
             and d.find_elements(By.CSS_SELECTOR, '[data-testid="stImage"] img')
         )
-        time.sleep(2)  # let plotly finish drawing
+        time.sleep(settle)  # let plotly finish drawing
         driver.save_screenshot(str(path))
         assert not driver.find_elements(By.CSS_SELECTOR, '[data-testid="stException"]'), "the page shows a traceback"
         return driver.find_element(By.TAG_NAME, "body").text
