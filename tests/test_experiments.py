@@ -10,6 +10,7 @@ import pytest
 from latent_bundles import APP, SOURCE, train_tiny, use_checkpoints
 from streamlit.testing.v1 import AppTest
 
+from explorer.logic.experiments import find_groups
 from training import experiments
 from training.checkpoint import METRICS_FILE, load_bundle, read_config
 from training.errors import LatentExplorerError
@@ -176,7 +177,7 @@ def test_every_run_changes_its_config_only_where_its_recipe_says(group_root):
 
 
 SHIPPED = Path(__file__).resolve().parent.parent / "checkpoints" / experiments.ROOT_NAME
-SHIPPED_GROUPS = sorted(p.name for p in SHIPPED.glob("*") if p.is_dir())
+SHIPPED_GROUPS = sorted(find_groups(SHIPPED))  # groups with at least one finished run
 
 
 @pytest.mark.parametrize("group", SHIPPED_GROUPS)
@@ -187,3 +188,65 @@ def test_every_shipped_group_renders(group):
     assert not at.exception, at.exception
     assert at.selectbox(key="experiments_group").value == group
     assert len(at.markdown) + len(at.error) >= len(at.dataframe) > 0
+
+
+def test_a_vae_group_shows_reconstructions_and_code_spread(tmp_path, monkeypatch):
+    from latent_bundles import tiny_faces
+
+    from explorer.logic.experiments import find_groups, numbers
+
+    group = experiments.Group(name="tiny-kl", title="Tiny KL", question="?", dataset="", base=(),
+                              keep=("decoder", "encoder"), size_note="tiny",
+                              runs=(experiments.Run("kl-a", "KL a"),
+                                    experiments.Run("kl-b", "KL b", ("--kl-weight", "1"))))
+    faces = tiny_faces()
+    for run in group.runs:
+        out = tmp_path / experiments.ROOT_NAME / group.name / run.name
+        experiments.finish_run(out, experiments.record(group, run), lambda out=out: train_tiny("vae", out, faces),
+                               group.keep, progress=lambda _: None)
+    row = numbers(find_groups(tmp_path / experiments.ROOT_NAME)["tiny-kl"][1])
+    assert {"mu std per dim", "final KL", "diverged?"} <= set(row) and row["FD"] == "not evaluated"
+    use_checkpoints(monkeypatch, tmp_path)
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.switch_page("views/experiments.py").run()
+    assert not at.exception, at.exception
+    assert "Reconstructions of the same held-out faces" in [h.value for h in at.header]
+    assert not [i.value for i in at.info if "No reconstructions" in i.value]
+
+
+def test_infogan_code_sentences_follow_the_classes_seen():
+    import numpy as np
+    import torch
+
+    from explorer.logic.infogan_codes import _categorical, _continuous
+
+    names = [f"class {i}" for i in range(4)]
+    columns = [torch.zeros(8, 1, 4, 4)] * 4
+    sorted_by_value = [np.full(8, v) for v in range(4)]
+    found = _categorical("category_1", columns, sorted_by_value, names, change=0.1)
+    assert found.purity == 1.0 and found.sentence.startswith("category_1 picks the class: 4 of its 4 values")
+    mixed = [np.arange(8) % 4 for _ in range(4)]
+    assert "does not pick a class" in _categorical("category_1", columns, mixed, names, change=0.1).sentence
+    assert "nothing visible" in _categorical("category_1", columns, sorted_by_value, names, change=0.001).sentence
+    assert "style within a class" in _continuous("continuous_1", [np.zeros(8), np.zeros(8)], 0.05, 0.2).sentence
+    assert "mixes style and class" in _continuous("continuous_1", [np.zeros(8), np.ones(8)], 0.05, 0.2).sentence
+
+
+def test_an_infogan_group_says_what_its_codes_found(tmp_path, monkeypatch):
+    from latent_bundles import tiny_faces, tiny_featurenet
+
+    group = experiments.Group(name="tiny-info", title="Tiny InfoGAN", question="?", dataset="", base=(),
+                              keep=("generator",), size_note="tiny", runs=(experiments.Run("infogan", "InfoGAN"),))
+    faces = tiny_faces()
+    out = tmp_path / experiments.ROOT_NAME / group.name / "infogan"
+    experiments.finish_run(out, experiments.record(group, group.runs[0]), lambda: train_tiny("infogan", out, faces),
+                           group.keep, progress=lambda _: None)
+    tiny_featurenet(tmp_path / "toyfaces" / "featurenet", faces)
+    monkeypatch.setenv("LATENT_EXPLORER_CHECKPOINTS", str(tmp_path))
+    use_checkpoints(monkeypatch, tmp_path)
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.switch_page("views/experiments.py").run()
+    assert not at.exception, at.exception
+    assert "What the codes found: InfoGAN" in [h.value for h in at.header]
+    sentences = [m.value for m in at.markdown if m.value.startswith(("* category_1", "* continuous_"))]
+    assert len(sentences) == 3 and all(s.endswith(".") for s in sentences)

@@ -10,8 +10,9 @@ import pytest
 from PIL import Image
 from test_browser import CHROMEDRIVER, CHROMIUM, screenshot, server  # noqa: F401 (server is a fixture)
 
-GROUPS = sorted(p.name for p in (Path(__file__).resolve().parent.parent / "checkpoints" / "experiments").glob("*")
-                if p.is_dir())
+from explorer.logic.experiments import find_groups
+
+GROUPS = sorted(find_groups(Path(__file__).resolve().parent.parent / "checkpoints" / "experiments"))
 
 pytestmark = pytest.mark.skipif(CHROMIUM is None or CHROMEDRIVER is None, reason="headless Chromium not installed")
 

@@ -221,7 +221,7 @@ def evaluate_run(path: str | Path, samples: int = 500, data_root: str | None = N
 
 
 def train_group(group: Group, root: Path, data_root: str | None, threads: int | None,
-                only: list[str] | None = None, evaluate: bool = True, samples: int = 500) -> None:
+                only: list[str] | None = None, evaluate: bool = True, samples: int = 500, train: bool = True) -> None:
     from training.__main__ import build_parser
     from training.cli import train as train_cli
 
@@ -229,9 +229,10 @@ def train_group(group: Group, root: Path, data_root: str | None, threads: int | 
         if only and run.name not in only:
             continue
         out = root / group.name / run.name
-        args = build_parser().parse_args(train_arguments(group, run, out, data_root, threads))
-        print(f"== {group.name}/{run.name}: train {' '.join(run.flags) or '(baseline)'}", flush=True)
-        finish_run(out, record(group, run), lambda a=args: train_cli.run(a), group.keep)
+        if train:
+            args = build_parser().parse_args(train_arguments(group, run, out, data_root, threads))
+            print(f"== {group.name}/{run.name}: train {' '.join(run.flags) or '(baseline)'}", flush=True)
+            finish_run(out, record(group, run), lambda a=args: train_cli.run(a), group.keep)
         if evaluate:
             evaluate_run(out, samples=samples,
                          data_root=str(Path(data_root) / group.dataset) if data_root and group.dataset else None)
@@ -247,11 +248,18 @@ def main(argv: list[str] | None = None) -> int:
                         help="the folder holding the datasets' folders (anime64, celeba64)")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--samples", type=int, default=500, help="generated images per metric")
-    parser.add_argument("--no-evaluate", action="store_true")
+    parser.add_argument("--no-evaluate", action="store_true", help="train only")
+    parser.add_argument("--evaluate-only", action="store_true",
+                        help="score the runs already there (after build-checkpoints, which drops their metrics)")
     args = parser.parse_args(argv)
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     try:
         train_group(GROUPS[args.group], Path(args.checkpoints), args.data_root, args.threads,
-                    args.runs.split(",") if args.runs else None, not args.no_evaluate, args.samples)
+                    args.runs.split(",") if args.runs else None, not args.no_evaluate, args.samples,
+                    train=not args.evaluate_only)
     except LatentExplorerError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -173,8 +173,9 @@ def g_loss_swing(run: ExperimentRun) -> float | None:
 
 
 def code_statistics(run: ExperimentRun) -> dict[str, float] | None:
-    """How Gaussian a VAE's held-out codes are: their average per-dimension mean and spread, and the KL divergence
-    of a diagonal Gaussian fitted to them from N(0, I), per dimension (0 when the codes look like the prior)."""
+    """How the VAE's held-out code means (mu, what latents.npz stores) spread: N(0,1) has |mean| 0 and std 1 per
+    dimension. A strong KL weight pulls the means towards 0 (std below 1) and leaves the rest to the encoder's
+    sigma; how far each image's code distribution is from N(0,1) is the KL curve's job."""
     if run.config.get("family") != "vae":
         return None
     try:
@@ -184,10 +185,8 @@ def code_statistics(run: ExperimentRun) -> dict[str, float] | None:
     if latents is None or "codes" not in latents:
         return None
     codes = np.asarray(latents["codes"], dtype=np.float64)
-    mean, var = codes.mean(axis=0), codes.var(axis=0) + 1e-12
-    kl = 0.5 * (var + mean ** 2 - 1.0 - np.log(var))
-    return {"code |mean|": float(np.abs(mean).mean()), "code std": float(np.sqrt(var).mean()),
-            "codes' KL from N(0,1) per dim": float(kl.mean())}
+    return {"mu |mean| per dim": float(np.abs(codes.mean(axis=0)).mean()),
+            "mu std per dim": float(codes.std(axis=0).mean())}
 
 
 def final_value(run: ExperimentRun, key: str, window: int = 50) -> float | None:
@@ -226,8 +225,7 @@ def numbers(run: ExperimentRun) -> dict[str, object]:
         row["G loss swing"] = swing
     row["steps"] = run.config.get("step")
     row["diverged?"] = divergence(run).sentence()
-    if not run.metrics:
-        row["FD"] = "not evaluated"
+    row.setdefault("FD", "not evaluated")
     return row
 
 
@@ -251,8 +249,9 @@ def _compare_rate(name: str, run: dict, base: dict) -> str | None:
     return f"{name} {'higher' if a > b else 'lower'} ({a:.2f} vs {b:.2f})"
 
 
-def verdict(run: ExperimentRun, baseline: ExperimentRun | None) -> str:
-    """One or two sentences on the run, computed from its numbers and its baseline's."""
+def verdict(run: ExperimentRun, baseline: ExperimentRun | None, against: str = "the baseline") -> str:
+    """One or two sentences on the run, computed from its numbers and its baseline's (or any other run's, named
+    by `against`)."""
     div = divergence(run)
     if div.stopped_at is not None:
         first = (div.reason or "").split(": ", 1)[-1].split(". ")[0]
@@ -276,15 +275,15 @@ def verdict(run: ExperimentRun, baseline: ExperimentRun | None) -> str:
         return " ".join(parts)
     base_fd = _fd(baseline.metrics)
     if base_fd is None:
-        return " ".join(parts + [f"FD {fd:.2f}; the baseline is not evaluated, so there is nothing to compare."])
+        return " ".join(parts + [f"FD {fd:.2f}; {against} is not evaluated, so there is nothing to compare."])
     noise = max((n for n in (fd_noise(run.metrics)[0], fd_noise(baseline.metrics)[0]) if n is not None),
                 default=0.0)
     delta = fd - base_fd
     if abs(delta) <= noise:
-        parts.append(f"Cannot tell apart from the baseline by FD ({fd:.2f} vs {base_fd:.2f}; sampling alone "
+        parts.append(f"Cannot tell apart from {against} by FD ({fd:.2f} vs {base_fd:.2f}; sampling alone "
                      f"moves FD by ±{noise:.2f}).")
     else:
-        parts.append(f"{'Better' if delta < 0 else 'Worse'} FD than the baseline by {abs(delta):.2f} "
+        parts.append(f"{'Better' if delta < 0 else 'Worse'} FD than {against} by {abs(delta):.2f} "
                      f"({fd:.2f} vs {base_fd:.2f}, {abs(delta) / base_fd:.0%}).")
     row, base_row = numbers(run), numbers(baseline)
     details = [d for d in (_compare_rate(n, row, base_row) for n in ("precision", "recall", "attribute accuracy"))
@@ -292,9 +291,11 @@ def verdict(run: ExperimentRun, baseline: ExperimentRun | None) -> str:
     a, b = row.get("reconstruction MSE"), base_row.get("reconstruction MSE")
     if isinstance(a, float) and isinstance(b, float) and abs(a - b) > MSE_TOLERANCE * b:
         details.append(f"{'blurrier' if a > b else 'sharper'} reconstructions (MSE {a:.4f} vs {b:.4f})")
-    a, b = row.get("codes' KL from N(0,1) per dim"), base_row.get("codes' KL from N(0,1) per dim")
+    kl = f"final {SERIES_LABELS.get('kl', 'kl')}"
+    a, b = row.get(kl), base_row.get(kl)
     if isinstance(a, float) and isinstance(b, float) and abs(a - b) > MSE_TOLERANCE * max(b, 1e-6):
-        details.append(f"codes {'further from' if a > b else 'closer to'} N(0,1) (fit KL {a:.3f} vs {b:.3f})")
+        details.append(f"codes {'further from' if a > b else 'closer to'} the N(0,1) prior (KL {a:.1f} vs {b:.1f} "
+                       "per image)")
     a, b = row.get("G loss swing"), base_row.get("G loss swing")
     if isinstance(a, float) and isinstance(b, float) and b > 0:
         if a > SWING_RATIO * b:
@@ -347,3 +348,15 @@ def missing_parts(run: ExperimentRun) -> str:
     if not run.snapshots():
         notes.append("has no snapshots")
     return "; ".join(notes) or "complete bundle"
+
+
+def held_out_positions(run: ExperimentRun, n: int) -> np.ndarray | None:
+    """Dataset positions of the first n held-out images of a VAE run (latents.npz), the same for every run of a
+    group trained on the same data and seed; None when the run keeps none."""
+    try:
+        latents = run.bundle().latents()
+    except LatentExplorerError:
+        return None
+    if not latents or "indices" not in latents:
+        return None
+    return np.asarray(latents["indices"][:n], dtype=np.int64)

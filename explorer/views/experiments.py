@@ -5,8 +5,10 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from explorer import bundles
-from explorer.figures import upscale
+from explorer import bundles, torch_worker
+from explorer.conditions import code_sweep
+from explorer.figures import labelled_rows, upscale
+from explorer.latent_map import reconstruct
 from explorer.logic.experiments import (
     ExperimentRun,
     baseline_of,
@@ -14,20 +16,26 @@ from explorer.logic.experiments import (
     curve_keys,
     find_groups,
     group_title,
+    held_out_positions,
     missing_parts,
     nearest_snapshot,
     numbers,
     overlay,
     verdict,
 )
-from explorer.replay import SERIES_LABELS
+from explorer.logic.infogan_codes import code_findings
+from explorer.replay import SERIES_LABELS, real_images
+from explorer.widgets import data_root_setting
 from training.checkpoint import CONFIG_FILE, HISTORY_FILE, METRICS_FILE, find_bundles
 from training.errors import LatentExplorerError
 from training.experiments import ROOT_NAME
+from training.latent import sample_latents
+from training.metrics.evaluate import default_featurenet_path
 from training.untrusted import read_image_rgb
 
 EXPERIMENTS = bundles.CHECKPOINTS / ROOT_NAME
 PER_ROW = 4
+RECONSTRUCTED = 8
 PALETTE = ("#222222", "#e4572e", "#2e86ab", "#1e8449", "#6c3483", "#f1c40f", "#d35400", "#16a085")
 
 
@@ -136,6 +144,57 @@ if keys:
 else:
     st.info("These runs recorded no common loss curve.")
 
+# --- reconstructions (VAE groups) ----------------------------------------------------------------------------
+if baseline is not None and baseline.config.get("family") == "vae":
+    st.header("Reconstructions of the same held-out faces")
+    dataset = baseline.config["dataset"]
+    data_root = data_root_setting(dataset.get("name"))
+    positions = held_out_positions(baseline, RECONSTRUCTED)
+    try:
+        if positions is None:
+            raise LatentExplorerError("the baseline keeps no held-out positions in latents.npz")
+        originals = real_images(dataset, len(positions), data_root, indices=positions)
+        rows = [torch_worker.run(reconstruct, bundles.load(r.path).encoder, bundles.load(r.path).generator,
+                                 originals).reconstructions for r in runs]
+        st.image(labelled_rows(["original", *[r.label for r in runs]], [originals, *rows]), width="stretch")
+        st.caption("decoder(mu(x)) for held-out images no run trained on; the table's reconstruction MSE is the "
+                   "same measure over 500 of them.")
+    except LatentExplorerError as exc:
+        st.info(f"No reconstructions: {exc}.")
+
+# --- what an InfoGAN's codes found ---------------------------------------------------------------------------
+@st.cache_data(max_entries=8, show_spinner="Reading what each code does…")
+def _findings(path: str, mtime: float, net_path: str, net_mtime: float) -> list[dict]:
+    bundle, net = bundles.load(path), bundles.load(net_path)
+    names = list(net.config["dataset"]["attributes"][0]["values"])
+    found = torch_worker.run(code_findings, bundle.generator, bundle.codes, bundle.prior, bundle.latent_dim,
+                             net.networks["featurenet"], names)
+    return [{**f.row(), "sentence": f.sentence} for f in found]
+
+
+for run in runs if runs[0].config.get("family") == "infogan" else []:
+    st.header(f"What the codes found: {run.label}")
+    bundle = bundles.load(run.path)
+    net_path = default_featurenet_path(bundle.config["dataset"]["name"])
+    try:
+        if not (net_path / CONFIG_FILE).exists():
+            raise LatentExplorerError(f"no feature network at {net_path} to name the classes")
+        rows = _findings(str(run.path), (run.path / CONFIG_FILE).stat().st_mtime, str(net_path),
+                         (net_path / CONFIG_FILE).stat().st_mtime)
+    except LatentExplorerError as exc:
+        st.info(f"Cannot read the codes' meaning: {exc}.")
+        continue
+    for row in rows:
+        st.markdown(f"* {row.pop('sentence')}")
+    st.dataframe(pd.DataFrame(rows).astype(str), hide_index=True, key=f"experiments_codes_{run.name}")
+    first = bundle.codes[0]["name"]
+    labels, columns = torch_worker.run(code_sweep, bundle.generator, bundle.codes,
+                                       sample_latents(bundle.prior, 8, bundle.latent_dim, seed=0), first, {}, {})
+    st.image(labelled_rows(labels, columns), width="stretch",
+             caption=f"one row per value of {first}, one column per z; turn every code on the Attributes page")
+    st.caption("Classes as the Fashion-MNIST feature network of the metrics sees them; purity is the share of a "
+               "value's images in its most frequent class.")
+
 # --- numbers and verdicts ------------------------------------------------------------------------------------
 st.header("Metrics")
 table = pd.DataFrame([numbers(r) for r in runs])
@@ -152,6 +211,17 @@ for run in runs:
         st.caption(f"The divergence guard's message: {run.stopped.get('message', '')}")
     else:
         st.markdown(f"**{run.label}**: {text}")
+
+if len(runs) > 2:
+    st.subheader("Any two runs")
+    labels = {r.label: r for r in runs}
+    c1, c2 = st.columns(2)
+    a = c1.selectbox("this run", list(labels), index=1, key=f"experiments_a_{group}")
+    b = c2.selectbox("against", list(labels), index=2, key=f"experiments_b_{group}")
+    if a == b:
+        st.caption("Pick two different runs.")
+    else:
+        st.markdown(f"**{a}** against **{b}**: {verdict(labels[a], labels[b], against=b)}")
 
 with st.expander("What each run ships, and where else to open it"):
     for run in runs:
