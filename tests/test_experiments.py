@@ -250,3 +250,12 @@ def test_an_infogan_group_says_what_its_codes_found(tmp_path, monkeypatch):
     assert "What the codes found: InfoGAN" in [h.value for h in at.header]
     sentences = [m.value for m in at.markdown if m.value.startswith(("* category_1", "* continuous_"))]
     assert len(sentences) == 3 and all(s.endswith(".") for s in sentences)
+
+
+def test_a_generator_that_fools_only_d_is_called_out():
+    from explorer.logic.experiments import hidden_attributes
+
+    said = hidden_attributes({"D's classifier on fakes": 0.98, "attribute accuracy": 0.12})
+    assert said and "98% of the fakes" in said[0] and "12%" in said[0]
+    assert hidden_attributes({"D's classifier on fakes": 0.4, "attribute accuracy": 0.3}) == []
+    assert hidden_attributes({"attribute accuracy": 0.3}) == []

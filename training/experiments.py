@@ -135,7 +135,8 @@ GROUPS: dict[str, Group] = {g.name: g for g in (
         keep=("generator",),
         size_note="Fashion-MNIST (32x32 grey, width-16 networks, 3,000 steps) rather than faces: its ten classes "
                   "give the categorical code something a class can check by eye.",
-        runs=(Run("infogan", "InfoGAN, 10 categories + 2 continuous codes"),),
+        runs=(Run("infogan", "InfoGAN, 10 categories + 2 continuous codes"),
+              Run("info-weight-2", "code loss weight 2", ("--info-weight", "2"))),
     ),
 )}
 
@@ -169,6 +170,7 @@ def finish_run(out: Path, experiment: dict, train_call: Callable[[], object], ke
                progress: Callable[[str], None] = print) -> dict:
     """Train (train_call), note in config.json whether the divergence guard stopped the run and where, then ship
     only `keep` as float16. A stopped run keeps its last good bundle: that is the experiment's result."""
+    from training.rebuild import strip_dataset_images
     from training.slim import keep_networks
 
     experiment = {**experiment, "stopped": None}
@@ -183,6 +185,7 @@ def finish_run(out: Path, experiment: dict, train_call: Callable[[], object], ke
     config = read_config(out)
     atomic_write_json(out / CONFIG_FILE, {**config, EXPERIMENT_KEY: experiment})
     keep_networks(out, list(keep), half=True)
+    strip_dataset_images(out, config)  # a real dataset's held-out images may not ship; their positions do
     return experiment
 
 

@@ -137,7 +137,9 @@ st.header("Loss curves, overlaid")
 keys = curve_keys(runs)
 if keys:
     c1, c2 = st.columns([2, 3])
-    curve = c1.selectbox("curve", keys, format_func=lambda k: SERIES_LABELS.get(k, k), key=f"experiments_curve_{group}")
+    # A VAE's total loss mixes in the KL weight the runs differ by: open on the reconstruction error.
+    curve = c1.selectbox("curve", keys, index=keys.index("recon") if "recon" in keys else 0,
+                         format_func=lambda k: SERIES_LABELS.get(k, k), key=f"experiments_curve_{group}")
     window = c2.slider("smoothing window (steps)", 1, 200, 20, key="experiments_window")
     st.plotly_chart(overlay_figure(overlay(runs, curve, window), SERIES_LABELS.get(curve, curve), shown_step),
                     key="experiments_losses")
