@@ -30,6 +30,7 @@ PAGES = [
     st.Page("views/interpolate.py", title="Interpolation", icon="🌐"),
     st.Page("views/replay.py", title="Training replay", icon="⏱️"),
     st.Page("views/train_live.py", title="Train live", icon="🔴"),
+    st.Page("views/experiments.py", title="Experiments", icon="🧪"),
     st.Page("views/upload.py", title="Bring your own generator", icon="📤"),
     st.Page("views/your_photo.py", title="Your photo in the latent space", icon="🤳"),
 ]

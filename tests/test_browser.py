@@ -88,7 +88,7 @@ def chrome(width: int = 1500, height: int = 1900):
         driver.quit()
 
 
-def page_ready(driver, wait_for_text: str, timeout: float = 120) -> None:
+def page_ready(driver, wait_for_text: str, timeout: float = 120, settle: float = 2.0) -> None:
     """Wait until the page shows the text and at least one image, then for plotly to finish drawing."""
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
@@ -97,15 +97,16 @@ def page_ready(driver, wait_for_text: str, timeout: float = 120) -> None:
         lambda d: wait_for_text in d.find_element(By.TAG_NAME, "body").text
         and d.find_elements(By.CSS_SELECTOR, '[data-testid="stImage"] img')
     )
-    time.sleep(2)
+    time.sleep(settle)
 
 
-def screenshot(url: str, path: Path, wait_for_text: str, width: int = 1500, height: int = 1900) -> str:
+def screenshot(url: str, path: Path, wait_for_text: str, width: int = 1500, height: int = 1900,
+               settle: float = 2.0) -> str:
     from selenium.webdriver.common.by import By
 
     with chrome(width, height) as driver:
         driver.get(url)
-        page_ready(driver, wait_for_text)
+        page_ready(driver, wait_for_text, settle=settle)
         driver.save_screenshot(str(path))
         assert not driver.find_elements(By.CSS_SELECTOR, '[data-testid="stException"]'), "the page shows a traceback"
         return driver.find_element(By.TAG_NAME, "body").text
