@@ -32,6 +32,7 @@ PAGE_FILES = {"sample": "views/sample.py", "sweep": "views/sweep.py", "vae_map":
 ATTRIBUTE_PAGES = {"cgan": "views/conditions.py", "infogan": "views/codes.py", "dcgan": "views/directions.py",
                    "vae": "views/directions.py"}
 UPLOAD = "upload|netG.pth"
+ENVIRONMENT_KEY = "environment"
 
 
 def page_file(page: str, bundle: str) -> str:
@@ -69,9 +70,20 @@ present = all((CHECKPOINTS / b / "config.json").is_file() for b in GENERATORS)
 pytestmark = pytest.mark.skipif(not (present and GOLDEN.is_file()), reason="needs the shipped bundles and snapshots")
 
 
+def environment() -> dict:
+    """What decides the last bits of a convolution: the recording's image hashes hold only where this matches."""
+    import torch
+
+    return {"torch": torch.__version__, "cpu": torch.backends.cpu.get_cpu_capability()}
+
+
 @pytest.fixture(scope="module")
 def golden() -> dict:
-    return json.loads(GOLDEN.read_text())
+    recorded = json.loads(GOLDEN.read_text())
+    if recorded.get(ENVIRONMENT_KEY) != environment():
+        pytest.skip(f"snapshots were recorded with {recorded.get(ENVIRONMENT_KEY)}; this machine has {environment()}, "
+                    "whose kernels may differ in the last bits (tests/test_behaviour_lock.py compares tolerantly)")
+    return recorded
 
 
 @pytest.mark.parametrize("key", KEYS)
@@ -93,4 +105,5 @@ if __name__ == "__main__":
         for name in [n for n in os.environ if n.startswith("LATENT_EXPLORER_") and n.endswith("_ROOT")]:
             del os.environ[name]
         GOLDEN.parent.mkdir(exist_ok=True)
-        GOLDEN.write_text(json.dumps({key: record(key) for key in KEYS}, indent=1, ensure_ascii=False) + "\n")
+        pages = {ENVIRONMENT_KEY: environment(), **{key: record(key) for key in KEYS}}
+        GOLDEN.write_text(json.dumps(pages, indent=1, ensure_ascii=False) + "\n")
