@@ -10,8 +10,8 @@ if ROOT not in sys.path:
 
 import streamlit as st  # noqa: E402
 
-from explorer.figures import PIXELATED_CSS  # noqa: E402
-from explorer.memory import limit_malloc_arenas  # noqa: E402
+from explorer.core.figures import PIXELATED_CSS  # noqa: E402
+from explorer.core.memory import limit_malloc_arenas  # noqa: E402
 
 limit_malloc_arenas()  # once per process would do; repeating it on each run costs nothing
 
@@ -22,13 +22,17 @@ st.html(PIXELATED_CSS)
 PAGES = [
     st.Page("views/sample.py", title="Sample the latent space", icon="🎲", default=True),
     st.Page("views/sweep.py", title="Mean sweep", icon="📉"),
-    st.Page("views/attributes.py", title="Attributes", icon="🎭"),
+    st.Page("views/conditions.py", title="Ask for attributes", icon="🎭"),
+    st.Page("views/codes.py", title="InfoGAN codes", icon="🎛️"),
+    st.Page("views/directions.py", title="Attribute directions", icon="↗️"),
     st.Page("views/vae_map.py", title="VAE latent map", icon="🗺️"),
     st.Page("views/compare.py", title="VAE vs GAN", icon="⚖️"),
     st.Page("views/interpolate.py", title="Interpolation", icon="🌐"),
-    st.Page("views/training.py", title="Training replay", icon="⏱️"),
+    st.Page("views/replay.py", title="Training replay", icon="⏱️"),
     st.Page("views/train_live.py", title="Train live", icon="🔴"),
+    st.Page("views/experiments.py", title="Experiments", icon="🧪"),
     st.Page("views/upload.py", title="Bring your own generator", icon="📤"),
+    st.Page("views/your_photo.py", title="Your photo in the latent space", icon="🤳"),
 ]
 
 st.navigation(PAGES).run()

@@ -38,8 +38,9 @@ def tiny_faces():
 @pytest.fixture(scope="session")
 def tiny_bundle(tiny_faces, tmp_path_factory) -> Path:
     """A DCGAN trained for 4 steps at 32x32: real code path, tiny cost."""
+    from training.loops.config import TrainConfig
+    from training.loops.gan import train_dcgan
     from training.models.dcgan import DCGANConfig
-    from training.trainer import TrainConfig, train_dcgan
 
     out = tmp_path_factory.mktemp("bundles") / "tiny-dcgan"
     return train_dcgan(

@@ -26,11 +26,12 @@ def tiny_faces():
 
 
 def train_tiny(family: str, out: Path, faces, **model) -> Path:
+    from training.loops.config import TrainConfig
     from training.models.cgan import CGANConfig
     from training.models.dcgan import DCGANConfig
     from training.models.infogan import InfoGANConfig
     from training.models.vae import VAEConfig
-    from training.trainer import TrainConfig, train
+    from training.trainer import train
 
     sizes = dict(latent_dim=16, image_size=32, g_width=8, d_width=8)
     config = {
@@ -47,7 +48,7 @@ def train_tiny(family: str, out: Path, faces, **model) -> Path:
 def tiny_featurenet(out: Path, faces) -> Path:
     """An untrained feature network bundle: its guesses are arbitrary, but the pages' wiring is real."""
     from training.checkpoint import save_bundle
-    from training.metrics.featurenet import FeatureNet, FeatureNetConfig
+    from training.models.featurenet import FeatureNet, FeatureNetConfig
 
     model = FeatureNetConfig(image_size=32, width=4, heads=[len(a.values) for a in faces.attributes])
     config = {"name": "tiny featurenet", "family": "featurenet", "model": asdict(model),
@@ -68,7 +69,7 @@ def make_root(root: Path, families: tuple[str, ...], featurenet: bool = True) ->
 
 def use_checkpoints(monkeypatch, root: Path) -> None:
     """Point the app at these bundles, as if they were the shipped ones."""
-    from explorer import bundles
+    from explorer.core import bundles
 
     monkeypatch.setattr(bundles, "CHECKPOINTS", Path(root))
 
@@ -107,7 +108,7 @@ def copy_root(root: Path, dest: Path, families: tuple[str, ...]) -> Path:
 
 def pick_model(at, family: str):
     """Select the bundle of this family in the sidebar (display names differ between tiny and shipped bundles)."""
-    from explorer import bundles
+    from explorer.core import bundles
     from training.checkpoint import read_config
 
     found = [(Path(path).parts[-2:] != ("toyfaces", family), name) for name, path in bundles.available().items()

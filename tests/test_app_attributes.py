@@ -1,4 +1,5 @@
-"""Drive the attributes page headless: cGAN switches and pairs, InfoGAN codes, directions for a VAE and a DCGAN."""
+"""Drive the three attribute pages headless: cGAN switches and pairs, InfoGAN codes, directions for a VAE and a DCGAN;
+each says which models it applies to."""
 
 import numpy as np
 import pytest
@@ -23,7 +24,7 @@ def explanation(at) -> str:
 
 
 def test_conditional_gan_switches_and_pairs(tiny):
-    at = open_page("attributes", "cgan")
+    at = open_page("conditions", "cgan")
     assert metric_labels(at)[:5] == ["hair_colour = black: recognised", "eye_colour = brown: recognised",
                                      "smiling = no: recognised", "glasses = no: recognised",
                                      "beard = no: recognised"]
@@ -54,7 +55,7 @@ def test_conditional_gan_switches_and_pairs(tiny):
 
 def test_vae_directions_from_its_held_out_codes(tiny):
     held = load_bundle(tiny / "toyfaces" / "vae").latents()
-    at = open_page("attributes", "vae")
+    at = open_page("directions", "vae")
     assert any(f"{len(held['codes'])} encoded held-out images" in c.value for c in at.caption)
     smiling = held["labels"][:, list(held["attribute_names"]).index("smiling")]
     assert metric(at, "codes with / without") == f"{int(smiling.sum())} / {int((smiling == 0).sum())}"
@@ -77,7 +78,7 @@ def test_vae_directions_from_its_held_out_codes(tiny):
 
 
 def test_dcgan_directions_from_feature_network_labels(tiny):
-    at = open_page("attributes", "dcgan")
+    at = open_page("directions", "dcgan")
     at.slider(key="attr_label_n").set_value(128).run()
     assert not at.exception, at.exception
     assert any("128 generated samples labelled by the feature network" in c.value for c in at.caption)
@@ -91,13 +92,13 @@ def test_dcgan_directions_from_feature_network_labels(tiny):
 
 def test_without_a_feature_network_a_dcgan_says_what_the_page_needs(root, tmp_path, monkeypatch):
     use_checkpoints(monkeypatch, copy_root(root, tmp_path, ("dcgan",)))
-    at = open_page("attributes", "dcgan")
+    at = open_page("directions", "dcgan")
     assert "python -m training train-featurenet --data toyfaces" in explanation(at)
     assert not at.get("image")
 
 
 def test_infogan_codes(tiny):
-    at = open_page("attributes", "infogan")
+    at = open_page("codes", "infogan")
     at.selectbox(key="attr_info_category_1").set_value(2)
     at.slider(key="attr_info_continuous_1").set_value(1.5).run()
     assert not at.exception, at.exception
@@ -109,9 +110,17 @@ def test_infogan_codes(tiny):
     assert len(at.get("image")) == 2  # the grid and the sweep
 
 
+@pytest.mark.parametrize("page,family,listed", [("conditions", "dcgan", "tiny cgan"), ("codes", "vae", "tiny infogan"),
+                                                ("directions", "cgan", "tiny dcgan, tiny vae")])
+def test_an_attribute_page_names_the_models_it_applies_to(tiny, page, family, listed):
+    at = open_page(page, family)
+    assert "does not apply" in explanation(at) and f"in the sidebar: {listed}." in explanation(at)
+    assert not at.get("image") and not at.exception
+
+
 @shipped("cgan")
 def test_shipped_conditional_gan():
-    at = open_page("attributes", "cgan", timeout=300)
+    at = open_page("conditions", "cgan", timeout=300)
     at.toggle(key="attr_cond_glasses").set_value(True).run()
     assert not at.exception, at.exception
     assert "Each of the 10 pairs" in explanation(at)
@@ -122,7 +131,7 @@ def test_shipped_conditional_gan():
 
 @shipped("vae")
 def test_shipped_vae_directions():
-    at = open_page("attributes", "vae", timeout=300)
+    at = open_page("directions", "vae", timeout=300)
     at.selectbox(key="attr_dir_attr").set_value("glasses").run()
     assert not at.exception, at.exception
     assert float(metric(at, "separation (std devs)")) > 1  # glasses are written clearly into the codes

@@ -12,11 +12,11 @@ import pytest
 import torch
 from streamlit.testing.v1 import AppTest
 
-from explorer import bundles
+from explorer.core import bundles
 from training.models.dcgan import DCGANConfig, Generator
 
 APP = str(Path(__file__).resolve().parent.parent / "explorer" / "app.py")
-PAGES = ("views/sample.py", "views/sweep.py", "views/interpolate.py", "views/training.py", "views/upload.py")
+PAGES = ("views/sample.py", "views/sweep.py", "views/interpolate.py", "views/replay.py", "views/upload.py")
 
 
 @pytest.fixture
@@ -130,7 +130,7 @@ def test_training_replay_extremes_and_dataset_paths(root, tmp_path, tiny_bundle)
                         source={"name": "celeba", "path": str(tmp_path / "gone")})
     (root / "toyfaces/dcgan/snapshots/step_000002.png").write_bytes(b"not a png")
     (root / "toyfaces/dcgan/snapshots/step_000000.png").write_bytes(png_claiming(40_000, 40_000))
-    at = start("views/training.py")
+    at = start("views/replay.py")
     at.sidebar.selectbox(key="bundle_select").set_value("tiny dcgan").run()
     for step in (2, 0):  # garbage, then a decompression bomb (1.6 gigapixels declared in 60 bytes)
         at.select_slider(key="replay_step").set_value(step).run()
@@ -159,7 +159,7 @@ def test_training_replay_extremes_and_dataset_paths(root, tmp_path, tiny_bundle)
     # One setting for every page: a page without the box (sampling) does not make the app forget it.
     at.sidebar.text_input(key="data_root").set_value(str(empty)).run()
     at.switch_page("views/sample.py").run()
-    at.switch_page("views/training.py").run()
+    at.switch_page("views/replay.py").run()
     assert at.sidebar.text_input(key="data_root").value == str(empty) and "list_attr_celeba" in messages(at, "info")
     # The toyfaces model needs no folder: it neither asks for one nor reads the one typed for CelebA.
     at.sidebar.selectbox(key="bundle_select").set_value("tiny dcgan").run()

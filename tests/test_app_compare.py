@@ -13,10 +13,15 @@ from training.checkpoint import update_metrics
 def root(tmp_path_factory):
     """A private copy of the tiny bundles in which the VAE and the DCGAN have been "evaluated"."""
     shared = shared_root(tmp_path_factory)
-    root = copy_root(shared, tmp_path_factory.mktemp("compare"), ("vae", "dcgan", "cgan"))
-    for family, precision, recall in (("vae", 0.45, 0.72), ("dcgan", 0.81, 0.33)):
-        update_metrics(root / "toyfaces" / family, "fd_precision_recall",
-                       {"model": {"latent": "N(0, 1)", "fd": 10.0, "precision": precision, "recall": recall}})
+    root = copy_root(shared, tmp_path_factory.mktemp("compare"), ("vae", "dcgan", "cgan", "featurenet"))
+    for family, (precision, recall, density, coverage) in (("vae", (0.45, 0.72, 0.6, 0.8)),
+                                                            ("dcgan", (0.81, 0.33, 0.95, 0.5))):
+        update_metrics(root / "toyfaces" / family, "fd_precision_recall", {"model": {
+            "latent": "N(0, 1)", "fd": 10.0, "precision": precision, "recall": recall, "density": density,
+            "coverage": coverage, "intervals": {"precision": [precision - 0.04, precision + 0.04],
+                                                "recall": [recall - 0.04, recall + 0.04],
+                                                "density": [density - 0.1, density + 0.1],
+                                                "coverage": [coverage - 0.05, coverage + 0.05]}}})
     return root
 
 
@@ -45,9 +50,39 @@ def test_same_settings_one_table_and_the_explanation(tiny):
     assert len(shown) == 2 and float(shown[0]) == pytest.approx(rows.loc["tiny vae", "sharpness (Laplacian variance)"],
                                                                 rel=0.01, abs=0.01)
     text = sentence(at)
-    assert "precision 0.45 / recall 0.72 for the VAE, 0.81 / 0.33 for the GAN" in text
-    assert "blurry but faithful" in text and "sharp but partial" in text
+    assert "density 0.60 [0.50, 0.70] for the VAE, 0.95 [0.85, 1.05] for the GAN" in text
+    assert "The classic story, blurry but faithful against sharp but partial" in text
+    assert rows.loc["tiny dcgan", "coverage"] == 0.5 and "coverage 0.45–0.55" in rows.loc["tiny dcgan", "95% intervals"]
     assert rows.loc["real images", "sharpness (Laplacian variance)"] > 0
+
+
+def test_nearest_training_images_on_demand(tiny):
+    at = open_page("compare", "dcgan")
+    assert len(at.get("image")) == 2  # the two sample grids; the search runs only when asked
+    at.toggle(key="compare_nearest").set_value(True).run()
+    assert not at.exception, at.exception
+    assert len(at.get("image")) == 4
+    shown = " ".join(str(e.proto) for e in at.get("image"))
+    assert "nearest training images in the feature network" in shown, shown
+    assert "Among the first 48 training images" in shown, shown
+
+
+def test_nearest_without_real_images_says_where_to_point(tiny, monkeypatch):
+    from explorer.logic import real_images as real_images_module
+    from training.errors import LatentExplorerError
+
+    def missing(*args, **kwargs):
+        raise LatentExplorerError("the toyfaces images are not shipped with the app: type the folder that holds "
+                                  "your toyfaces folder in the sidebar box")
+
+    monkeypatch.setattr(real_images_module, "real_images", missing)
+    import streamlit as st
+
+    st.cache_data.clear()  # an earlier test may have cached this very search with real images
+    at = open_page("compare", "dcgan")
+    at.toggle(key="compare_nearest").set_value(True).run()
+    assert not at.exception, at.exception
+    assert any("needs the training images" in i.value and "type the folder" in i.value for i in at.info)
 
 
 def test_presets_and_sliders_move_both_models(tiny):

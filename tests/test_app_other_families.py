@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from explorer.replay import explain_vae_losses, run_status, vae_story
+from explorer.logic.replay import explain_vae_losses, run_status, vae_story
 from training.checkpoint import save_bundle
 from training.data.toyfaces import ATTRIBUTES
 from training.models import registry
@@ -69,10 +69,10 @@ def test_z_only_pages_say_they_do_not_apply_to_a_conditional_gan(app, page):
 def test_vae_decoder_is_swept_and_its_curves_are_explained(app):
     pick(app, "views/sweep.py", "tiny vae")
     assert app.dataframe[0].value["mean"].tolist()[0] == -10
-    pick(app, "views/training.py", "tiny vae")
+    pick(app, "views/replay.py", "tiny vae")
     text = "\n".join(i.value for i in app.info)
     assert "fixed target" in text and "KL term rose" in text
-    pick(app, "views/training.py", "tiny cgan")
+    pick(app, "views/replay.py", "tiny cgan")
     assert any("balanced cycle" in c.value for c in app.caption)  # generated with default conditions
 
 

@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from explorer.replay import (
+from explorer.logic.real_images import real_images
+from explorer.logic.replay import (
     NOT_EVALUATED,
     differing_options,
     experiment_table,
     explain_losses,
     loss_story,
-    real_images,
     smooth,
     summarise_metrics,
     value_at,
@@ -128,7 +128,7 @@ def test_real_images_for_toyfaces_a_local_folder_and_a_clear_message_otherwise(t
 def app():
     at = AppTest.from_file(APP, default_timeout=180)
     at.run()
-    at.switch_page("views/training.py").run()
+    at.switch_page("views/replay.py").run()
     # The procedural-faces DCGAN: its real images are drawn by our code, so the real-vs-generated part needs no
     # dataset on disk (the app opens on the CelebA DCGAN, whose faces are not shipped).
     at.sidebar.selectbox(key="bundle_select").set_value("toyfaces · DCGAN").run()

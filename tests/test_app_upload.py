@@ -55,7 +55,7 @@ def test_imported_generator_is_explored_on_every_page(app, state_dict_bytes):
     app.switch_page("views/interpolate.py").run()
     assert not app.exception and float(next(m.value for m in app.metric if m.label == "shortest code, linear")) < 9
 
-    app.switch_page("views/training.py").run()
+    app.switch_page("views/replay.py").run()
     assert not app.exception
     text = "\n".join(i.value for i in app.info)
     assert "without a training record" in text and "imported from a state dict" in text

@@ -109,7 +109,7 @@ def test_originals_read_from_the_dataset_when_the_bundle_ships_codes_only(root, 
     import numpy as np
     from latent_bundles import tiny_faces
 
-    from explorer.latent_map import reconstruct
+    from explorer.logic.vae_map import reconstruct
 
     copy = copy_root(root, tmp_path, ("vae",))
     vae_dir = copy / "toyfaces" / "vae"
@@ -120,10 +120,10 @@ def test_originals_read_from_the_dataset_when_the_bundle_ships_codes_only(root, 
     # The originals are regenerated at the codes' dataset positions: the MSE shown is the one of those faces.
     vae = load_bundle(vae_dir)
     indices, faces = vae.latents()["indices"], tiny_faces().images
-    expected = reconstruct(vae.encoder, vae.generator, faces[indices[:16]])
+    expected = reconstruct(vae, faces[indices[:16]])
     assert metric(at, "MSE of these 16 images (pixels in [-1, 1])") == f"{expected.mean_mse:.4f}"
     at.number_input(key="map_point").set_value(20).run()  # any code has its original, not only the first ones
-    one = reconstruct(vae.encoder, vae.generator, faces[indices[20:21]])
+    one = reconstruct(vae, faces[indices[20:21]])
     assert metric(at, "reconstruction MSE of this face") == f"{one.mse[0]:.4f}"
 
     # A real dataset that is not on this machine: the page says why there are no originals, and still works.

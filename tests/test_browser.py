@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -53,19 +54,31 @@ def launch(env: dict[str, str]) -> tuple[subprocess.Popen, str]:
     return proc, url
 
 
+@contextlib.contextmanager
+def running_app(**env_extra: str):
+    """`streamlit run explorer/app.py` on a free port (extra environment variables allowed); yields its URL."""
+    proc, url = launch({**os.environ, "PYTHONPATH": str(REPO), **env_extra})
+    try:
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:  # still busy with a model on a loaded machine
+            proc.kill()
+            proc.wait(timeout=10)
+
+
 @pytest.fixture(scope="module")
 def server():
-    proc, url = launch({**os.environ, "PYTHONPATH": str(REPO)})
-    yield url
-    proc.terminate()
-    proc.wait(timeout=10)
+    with running_app() as url:
+        yield url
 
 
-def screenshot(url: str, path: Path, wait_for_text: str, width: int = 1500, height: int = 1900) -> str:
+@contextlib.contextmanager
+def chrome(width: int = 1500, height: int = 1900):
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import WebDriverWait
 
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
@@ -75,24 +88,40 @@ def screenshot(url: str, path: Path, wait_for_text: str, width: int = 1500, heig
         options.add_argument(flag)
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
     try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def page_ready(driver, wait_for_text: str, timeout: float = 120, settle: float = 2.0) -> None:
+    """Wait until the page shows the text and at least one image, then for plotly to finish drawing."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    WebDriverWait(driver, timeout).until(
+        lambda d: wait_for_text in d.find_element(By.TAG_NAME, "body").text
+        and d.find_elements(By.CSS_SELECTOR, '[data-testid="stImage"] img')
+    )
+    time.sleep(settle)
+
+
+def screenshot(url: str, path: Path, wait_for_text: str, width: int = 1500, height: int = 1900,
+               settle: float = 2.0) -> str:
+    from selenium.webdriver.common.by import By
+
+    with chrome(width, height) as driver:
         driver.get(url)
-        WebDriverWait(driver, 120).until(
-            lambda d: wait_for_text in d.find_element(By.TAG_NAME, "body").text
-            and d.find_elements(By.CSS_SELECTOR, '[data-testid="stImage"] img')
-        )
-        time.sleep(2)  # let plotly finish drawing
+        page_ready(driver, wait_for_text, settle=settle)
         driver.save_screenshot(str(path))
         assert not driver.find_elements(By.CSS_SELECTOR, '[data-testid="stException"]'), "the page shows a traceback"
         return driver.find_element(By.TAG_NAME, "body").text
-    finally:
-        driver.quit()
 
 
 PAGES = [
     # (url path, text that appears once the page has computed, screenshot name)
     ("", "Why they look like this", "sample-page.png"),
     ("sweep", "Mean sweep", "sweep-page.png"),
-    ("training", "Training replay", "training-page.png"),
+    ("replay", "Training replay", "training-page.png"),
 ]
 
 

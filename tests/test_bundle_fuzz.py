@@ -21,12 +21,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from safetensors.torch import load_file, save_file
 
-from explorer import bundles as ui_bundles
-from explorer import replay
+from explorer.core.page import page_problem
+from explorer.logic import replay
 from training.checkpoint import load_bundle, read_config, save_bundle
 from training.errors import LatentExplorerError
 from training.latent import STANDARD_NORMAL, sample_latents
 from training.models import registry
+
+PAGE_IDS = ("sample", "sweep", "conditions", "codes", "directions", "vae_map", "compare", "interpolate", "replay")
 
 # Bounded so the whole file runs in well under a minute on two busy cores; FUZZ_EXAMPLES=2000 searches harder.
 FUZZ = settings(max_examples=int(os.environ.get("FUZZ_EXAMPLES", 40)), deadline=None, derandomize=False, database=None,
@@ -82,8 +84,9 @@ def exercise(bundle) -> None:
     replay.loss_story(history)
     replay.vae_story(history)
     replay.summarise_metrics(bundle.metrics)
-    if bundle.family in registry.GENERATOR_NAME:
-        ui_bundles.unconditional_problem(bundle)
+    if bundle.capabilities.generates:
+        for page in PAGE_IDS:
+            page_problem(bundle, page)
         z = sample_latents(prior, 2, bundle.latent_dim, seed=0)
         with torch.no_grad():
             images = bundle.generator(z)

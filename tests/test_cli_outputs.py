@@ -191,7 +191,8 @@ def paths(tmp_path_factory, tiny_bundle, state_dict_file) -> dict[str, str]:
     folder = tmp_path_factory.mktemp("mistakes")
     (folder / "a-file").write_text("a regular file")
     return {"BUNDLE": str(tiny_bundle), "FILE": str(folder / "a-file"), "DIR": str(folder), "PTH": str(state_dict_file),
-            "PNG": str(folder / "grid.png"), "OUT": str(folder / "new")}
+            "PNG": str(folder / "grid.png"), "OUT": str(folder / "new"),
+            "FEATURENET": str(REPO / "checkpoints" / "toyfaces" / "featurenet")}
 
 
 PLAIN_MISTAKES = [  # (command, what the message says); argparse's own messages are fine, tracebacks are not
@@ -201,6 +202,7 @@ PLAIN_MISTAKES = [  # (command, what the message says); argparse's own messages 
     ("sample BUNDLE --out PNG --seed 1e23", "argument --seed: invalid int value: '1e23'"),
     ("sample BUNDLE --out PNG --seed 100000000000000000000000", "--seed must be a whole number from 0 to"),
     ("sample BUNDLE --out FILE/grid.png", "a file is in the way"),
+    ("sample FEATURENET --out PNG", "which makes no images"),
     ("evaluate BUNDLE --batch-size 0", "--batch-size must be at least 1 (got 0)"),
     ("evaluate BUNDLE --k 0", "--k must be at least 1 (got 0)"),
     ("evaluate BUNDLE --samples -5", "--samples must be at least 1 (got -5)"),

@@ -7,9 +7,10 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from explorer.comparison import ModelScores, comparison_rows, explain_comparison, metric_scores
-from explorer.diagnostics import Diagnostics, NormReference
-from explorer.sharpness import grey_255, laplacian_variance, mean_sharpness
+from explorer.logic.compare import ModelScores, comparison_rows, explain_comparison, metric_scores
+from explorer.logic.diagnostics import Diagnostics, NormReference
+from explorer.logic.sharpness import grey_255, laplacian_variance, mean_sharpness
+from training.metrics.intervals import Estimate
 
 
 def test_blurring_lowers_the_laplacian_variance():
@@ -40,26 +41,39 @@ def diagnostics(diversity: float, ratio: float = 1.0, verdict_cosine: float = 0.
                        prior_saturated=0.0, first_layer_shift=1.0, prior_first_layer_shift=1.0)
 
 
+def estimates(realism: float, coverage: float, half_width: float = 0.05) -> dict[str, Estimate]:
+    return {"density": Estimate(realism, realism - half_width, realism + half_width),
+            "coverage": Estimate(coverage, coverage - half_width, coverage + half_width)}
+
+
 def test_classic_story_when_the_numbers_say_so():
-    vae = ModelScores("vae", "vae", diagnostics(6.0), sharpness=120.0, precision=0.4, recall=0.7)
-    gan = ModelScores("gan", "dcgan", diagnostics(5.0), sharpness=1800.0, precision=0.8, recall=0.3)
+    vae = ModelScores("vae", "vae", diagnostics(6.0), sharpness=120.0, precision=0.4, recall=0.7,
+                      estimates=estimates(0.5, 0.7))
+    gan = ModelScores("gan", "dcgan", diagnostics(5.0), sharpness=1800.0, precision=0.8, recall=0.3,
+                      estimates=estimates(0.9, 0.3))
     text = explain_comparison(vae, gan, "N(0, 1)", real_sharpness=3000.0)
     assert "15.0x sharper" in text and "1800 vs 120; real images: 3000" in text
-    assert "blurry but faithful" in text and "sharp but partial" in text
-    assert "precision 0.4 / recall 0.7 for the VAE, 0.8 / 0.3 for the GAN" in text
+    assert "blurry but faithful against sharp but partial" in text
+    assert "density 0.50 [0.45, 0.55] for the VAE, 0.90 [0.85, 0.95] for the GAN" in text
+    old = ModelScores("gan", "dcgan", diagnostics(5.0), sharpness=1800.0, precision=0.8, recall=0.3)
+    text = explain_comparison(vae, old, "N(0, 1)")  # figures stored without intervals rank nothing
+    assert "precision 0.4 / recall 0.7 for the VAE, 0.8 / 0.3 for the GAN" in text and "without intervals" in text
+    assert "faithful" not in text
     rows = comparison_rows([vae, gan], 3000.0)
     assert rows[0]["sharpness vs real images"] == 0.04
     assert rows[1]["precision"] == 0.8 and rows[1]["verdict"] == "healthy"
 
 
 def test_explanation_follows_the_numbers_when_they_break_the_story():
-    vae = ModelScores("vae", "vae", diagnostics(6.0), sharpness=900.0, precision=0.5, recall=0.3)
+    vae = ModelScores("vae", "vae", diagnostics(6.0), sharpness=900.0, precision=0.5, recall=0.3,
+                      estimates=estimates(0.5, 0.3))
     gan = ModelScores("gan", "dcgan", diagnostics(2.0, ratio=0.2, verdict_cosine=0.99, dist="N(-10, 1)",
-                                                  saturated=0.23), sharpness=100.0, precision=0.7, recall=0.6)
+                                                  saturated=0.23), sharpness=100.0, precision=0.7, recall=0.6,
+                      estimates=estimates(0.7, 0.6))
     text = explain_comparison(vae, gan, "N(-10, 1)")
     assert "23% of the GAN's pixels are pinned at black or white" in text
     assert "Here the VAE's samples are the sharper ones" in text
-    assert "no sign of being partial" in text
+    assert "The GAN is ahead on both: no sign that it is partial" in text
     assert "Under z ~ N(-10, 1)" in text and "GAN's is collapsed (20%" in text
     no_metrics = ModelScores("plain", "dcgan", diagnostics(4.0), sharpness=1000.0)
     assert "No precision/recall for plain" in explain_comparison(vae, no_metrics, "N(0, 1)")
@@ -70,8 +84,10 @@ def test_metric_scores_reads_evaluate_and_training_layouts():
                  "feature_network": {"name": "toyfaces · feature network"}, "reconstruction": {"mse": 0.03}}
     scores = metric_scores(evaluated)
     assert scores == {"precision": 0.61, "recall": 0.42, "fd": 12.5, "reconstruction_mse": 0.03,
-                      "feature_network": "toyfaces · feature network"}
+                      "feature_network": "toyfaces · feature network", "estimates": {}}
+    evaluated["fd_precision_recall"]["model"].update(coverage=0.5, intervals={"coverage": [0.45, 0.56]})
+    assert metric_scores(evaluated)["estimates"] == {"coverage": Estimate(0.5, 0.45, 0.56)}
     trained = metric_scores({"holdout_reconstruction": {"mse": 0.0392, "images": 3000}})
     assert trained["reconstruction_mse"] == 0.0392 and trained["precision"] is None
-    assert all(v is None for v in metric_scores({}).values())
+    assert all(v is None or v == {} for v in metric_scores({}).values())
     assert not math.isnan(comparison_rows([ModelScores("m", "vae", diagnostics(1.0), 5.0)])[0]["output diversity"])

@@ -112,7 +112,7 @@ def test_explorer_finds_the_recorded_copy_of_a_real_dataset(tmp_path) -> None:
     given dataset positions (the latent map's originals), and names the dataset when the copy is gone."""
     import torch
 
-    from explorer.replay import real_images
+    from explorer.logic.real_images import real_images
     from training.data.registry import load_dataset
 
     make_anime(tmp_path / "anime")

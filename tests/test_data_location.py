@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from test_data_anime import TAGS, make_anime
 
-from explorer.replay import real_images
+from explorer.logic.real_images import real_images
 from training.__main__ import main
 from training.data.location import find_dataset_folder, load_arguments, portable_record, portable_source
 from training.data.registry import load_dataset
@@ -102,7 +102,7 @@ def test_a_bundle_trained_here_is_found_again_elsewhere(tmp_path, monkeypatch) -
     assert main(["train", *data, *TINY, "--g-width", "8", "--d-width", "8", "--out", str(bundle)]) == 0
     assert main(["train-featurenet", *data, *TINY, "--heldout", "4", "--width", "4", "--out", str(net)]) == 0
     assert main(["evaluate", str(bundle), "--feature-net", str(net), "--samples", "8", "--k", "1",
-                 "--data-root", str(here / "anime64"), "--quiet"]) == 0
+                 "--data-root", str(here / "anime64"), "--quiet", "--write"]) == 0
     for file in (bundle / "config.json", bundle / "metrics.json", net / "config.json", net / "metrics.json"):
         assert_portable(file, str(tmp_path), str(here))
     config = json.loads((bundle / "config.json").read_text())
@@ -131,14 +131,14 @@ def test_a_bundle_trained_here_is_found_again_elsewhere(tmp_path, monkeypatch) -
 
 
 def test_a_run_started_before_records_were_portable_resumes(tmp_path, monkeypatch) -> None:
-    from training.loops import common
+    from training.loops import provenance
 
     make_anime(tmp_path / "anime64", tags=TAGS * 2)
     out = tmp_path / "run"
     args = ["train", "--data", "anime", "--data-root", str(tmp_path / "anime64"), *TINY, "--g-width", "8",
             "--d-width", "8", "--out", str(out)]
     with monkeypatch.context() as old_code:
-        old_code.setattr(common, "portable_source", lambda source: source)
+        old_code.setattr(provenance, "portable_source", lambda source: source)
         assert main([*args, "--keep-training-state"]) == 0
     assert str(tmp_path) in (out / "config.json").read_text()
     assert main([*args, "--steps", "3", "--resume"]) == 0  # the last --steps counts

@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from explorer.diagnostics import (
+from explorer.logic.diagnostics import (
     chi_mean,
     explain,
     first_layer_shift,
@@ -79,7 +79,7 @@ def shipped():
 
 
 def diagnose_preset(bundle, name):
-    from explorer.sampling import sample_and_diagnose
+    from explorer.logic.sample import sample_and_diagnose
 
     return sample_and_diagnose(bundle, PRESETS[name], 64, seed=0).diagnostics
 

@@ -4,20 +4,11 @@ import numpy as np
 import pytest
 import torch
 from torch import nn
+from wrapped import bundle_of
 
-from explorer.conditions import (
-    attribute_pairs,
-    between_faces,
-    code_sweep,
-    condition_rows,
-    explain_pairs,
-    featurenet_column,
-    info_codes,
-    pair_rows,
-    recognition_rate,
-    sweep_change,
-)
-from explorer.directions import (
+from explorer.logic.codes import CodeSetting, code_sweep, info_codes, sweep_change
+from explorer.logic.conditions import attribute_pairs, condition_rows, explain_pairs, pair_rows
+from explorer.logic.directions import (
     attribute_direction,
     attribute_target,
     direction_cosine,
@@ -25,7 +16,9 @@ from explorer.directions import (
     walk,
     walk_positions,
 )
-from training.data.base import Attribute
+from explorer.logic.image_change import between_faces
+from explorer.logic.recognition import featurenet_column, recognition_rate
+from training.attributes import Attribute
 from training.errors import LatentExplorerError
 from training.models.cgan import CGANConfig, ConditionalGenerator
 from training.models.infogan import InfoGANConfig, InfoGenerator
@@ -124,8 +117,8 @@ def test_condition_and_pair_rows_differ_only_in_the_chosen_attribute():
 
 def test_pairs_share_z_and_measure_the_change(cgan_generator):
     z = torch.randn(10, 8, generator=torch.Generator().manual_seed(1))
-    pairs = attribute_pairs(cgan_generator, z, cgan_generator.conditions, {"hair_colour": "black"}, "smiling",
-                            "no", "yes")
+    cgan = bundle_of(cgan_generator, "cgan", 8, model={"conditions": [a.to_json() for a in (HAIR, SMILE)]})
+    pairs = attribute_pairs(cgan, z, {"hair_colour": "black"}, "smiling", "no", "yes")
     a, b = pair_rows(cgan_generator.conditions, {"hair_colour": "black"}, "smiling", "no", "yes", 10)
     with torch.no_grad():
         assert torch.allclose(pairs.first_images, cgan_generator(z, a))
@@ -144,7 +137,8 @@ def test_a_generator_that_ignores_the_condition_scores_zero():
             return torch.tanh(z[:, :1, None, None].expand(-1, 3, 4, 4))
 
     z = torch.randn(6, 8)
-    pairs = attribute_pairs(Deaf(), z, (HAIR, SMILE), {}, "smiling", "no", "yes")
+    deaf = bundle_of(Deaf(), "cgan", 8, model={"conditions": [a.to_json() for a in (HAIR, SMILE)]})
+    pairs = attribute_pairs(deaf, z, {}, "smiling", "no", "yes")
     assert pairs.pair_change == 0 and pairs.ratio == 0
     assert "hardly listens" in explain_pairs(pairs)
 
@@ -160,26 +154,29 @@ def test_recognition_rate_and_feature_network_columns():
 # --- InfoGAN ----------------------------------------------------------------------------------------------------
 
 def test_info_codes_and_a_sweep_over_each_code():
+    from dataclasses import asdict
+
     torch.manual_seed(0)
     config = InfoGANConfig(latent_dim=8, image_size=32, g_width=4, d_width=4, categorical_codes=[3],
                            continuous_codes=2, q_width=8)
     generator = InfoGenerator(config).eval()
     layout = config.code_layout()
-    codes = info_codes(generator, layout, 2, {"category_1": 2}, {"continuous_2": 0.5})
+    codes = info_codes(generator, layout, 2, CodeSetting({"category_1": 2}, {"continuous_2": 0.5}))
     assert codes.tolist() == [[0, 0, 1, 0, 0.5]] * 2
+    infogan = bundle_of(generator, "infogan", 8, model=asdict(config))
     z = torch.randn(4, 8)
-    labels, columns = code_sweep(generator, layout, z, "category_1", {}, {})
+    labels, columns = code_sweep(infogan, z, "category_1", CodeSetting())
     assert labels == ["category_1 = 0", "category_1 = 1", "category_1 = 2"] and columns[0].shape == (4, 3, 32, 32)
-    labels, columns = code_sweep(generator, layout, z, "continuous_1", {}, {}, positions=[-1.0, 1.0])
+    labels, columns = code_sweep(infogan, z, "continuous_1", CodeSetting(), positions=[-1.0, 1.0])
     assert labels == ["continuous_1 = -1.00", "continuous_1 = +1.00"]
     assert sweep_change(columns) > 0
     with pytest.raises(LatentExplorerError, match="takes values 0..2"):
-        info_codes(generator, layout, 1, {"category_1": 3}, {})
+        info_codes(generator, layout, 1, CodeSetting({"category_1": 3}))
 
 
 def test_default_attribute_prefers_smiling_only_when_both_sides_have_codes():
-    from explorer.directions import default_attribute
-    from training.data.base import Attribute
+    from explorer.logic.directions import default_attribute
+    from training.attributes import Attribute
 
     attributes = (Attribute("Bald", ("no", "yes")), Attribute("Smiling", ("no", "yes")),
                   Attribute("Male", ("no", "yes")))

@@ -15,7 +15,7 @@ from safetensors.torch import load_file
 
 from training import checkpoint
 from training.checkpoint import load_bundle
-from training.loops.common import EpochBatches
+from training.loops.batches import EpochBatches
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -1,9 +1,9 @@
-"""python -m explorer.bench runs end to end and prints its figures as JSON lines (speed itself is never asserted)."""
+"""python -m explorer.tools.bench runs end to end and prints its figures as JSON lines (speed is never asserted)."""
 
 import json
 import math
 
-from explorer.bench import main
+from explorer.tools.bench import main
 
 
 def test_rerun_and_tsne_figures_are_printed(capsys):

@@ -21,11 +21,12 @@ from training.__main__ import main
 from training.checkpoint import load_bundle
 from training.errors import LatentExplorerError
 from training.loops import speed
+from training.loops.config import TrainConfig
 from training.models.cgan import CGANConfig
 from training.models.dcgan import DCGANConfig
 from training.models.vae import VAEConfig
 from training.rebuild import recipe
-from training.trainer import TrainConfig, train
+from training.trainer import train
 
 REPO = Path(__file__).resolve().parent.parent
 APP = str(REPO / "explorer" / "app.py")

@@ -8,8 +8,8 @@ import torch
 import torchvision.utils as vutils
 from PIL import Image
 
-from explorer.diagnostics import NormReference
-from explorer.figures import grid_jpeg, image_grid, norm_histogram
+from explorer.core.figures import grid_jpeg, image_grid, norm_histogram
+from explorer.logic.diagnostics import NormReference
 
 
 @pytest.mark.parametrize("shape, nrow", [((64, 3, 16, 16), 8), ((5, 1, 8, 8), 4), ((3, 3, 8, 8), 8)])

@@ -318,6 +318,20 @@ def test_a_discriminator_is_named_at_every_size(tmp_path, image_size, nc, wrappe
     assert "this is a discriminator (netD): upload the generator (netG)" in str(info.value)
 
 
+@pytest.mark.parametrize("image_size,last", [(32, "main.8"), (64, "main.11")])
+def test_the_mnist_discriminators_students_bring_are_named(tmp_path, image_size, last):
+    # The issue's file: a grey netD at full tutorial width, first weight (64, 1, 4, 4), last layer main.8 (32 px);
+    # and pytorch/examples' dcgan on MNIST (64 px, nc=1), ending at main.11.
+    state = student_netd(image_size, 64, 1).state_dict()
+    assert tuple(state["main.0.weight"].shape) == (64, 1, 4, 4)
+    assert max(int(k.split(".")[1]) for k in state) == int(last.split(".")[1])
+    path = tmp_path / "netD_mnist.pth"
+    torch.save(state, path)
+    with pytest.raises(LatentExplorerError, match=r"^netD_mnist.pth: this is a discriminator \(netD\): upload the "
+                                                  r"generator \(netG\)$"):
+        import_tutorial_dcgan(path, tmp_path / "b")
+
+
 class UpsampleGenerator(nn.Module):
     """A foreign generator that reuses the name `main`: nearest-neighbour upsampling and 3x3 convolutions."""
 
@@ -391,7 +405,7 @@ def test_a_pickle_dump_is_refused_without_running_it(tmp_path, protocol, monkeyp
 def test_a_pkl_file_is_uploaded_on_the_page(tmp_path):
     from streamlit.testing.v1 import AppTest
 
-    from explorer.views.upload import EXTENSIONS
+    from explorer.logic.upload import EXTENSIONS
 
     assert "pkl" in EXTENSIONS
     net = trained_looking(student_netg(32, 16, 8, 1), seed=11)

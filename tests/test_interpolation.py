@@ -7,8 +7,8 @@ import math
 import pytest
 import torch
 
-from explorer.diagnostics import prior_norm_reference
-from explorer.interpolation import compare_paths, explain_paths, interpolate, lerp, slerp
+from explorer.logic.diagnostics import prior_norm_reference
+from explorer.logic.interpolate import compare_paths, explain_paths, interpolate, lerp, slerp
 from training.errors import LatentExplorerError
 from training.latent import STANDARD_NORMAL, sample_latents
 

@@ -22,9 +22,10 @@ from training.__main__ import main
 from training.checkpoint import TRAINING_STATE_FILE, load_bundle, load_training_state
 from training.data.registry import load_dataset
 from training.errors import LatentExplorerError
-from training.loops import common
+from training.loops import disk
+from training.loops.config import TrainConfig
 from training.models.dcgan import DCGANConfig
-from training.trainer import TrainConfig, train
+from training.trainer import train
 
 REPO = Path(__file__).resolve().parent.parent
 TINY = dict(latent_dim=8, image_size=32, g_width=8, d_width=8)
@@ -130,7 +131,7 @@ def test_a_read_only_output_folder_fails_before_the_data_loads(tmp_path, capsys)
 
 def test_too_little_disk_space_is_refused_with_the_numbers(tiny_faces, tmp_path, monkeypatch):
     usage = namedtuple("usage", "total used free")
-    monkeypatch.setattr(common.shutil, "disk_usage", lambda path: usage(10**9, 10**9 - 50_000, 50_000))
+    monkeypatch.setattr(disk.shutil, "disk_usage", lambda path: usage(10**9, 10**9 - 50_000, 50_000))
     out = tmp_path / "b"
     with pytest.raises(LatentExplorerError) as info:
         train("dcgan", tiny_faces, DCGANConfig(**TINY), TrainConfig(steps=2, batch_size=16), out, progress=False)
@@ -143,7 +144,7 @@ def test_too_little_disk_space_is_refused_with_the_numbers(tiny_faces, tmp_path,
 def test_the_space_estimate_matches_the_files(tiny_faces, tmp_path):
     out = train("dcgan", tiny_faces, DCGANConfig(**TINY), TrainConfig(steps=2, batch_size=16, snapshot_steps=()),
                 tmp_path / "b", progress=False, keep_training_state=True)
-    need = common.estimate_save_bytes(load_bundle(out, with_training_networks=True).networks, snapshots=1,
+    need = disk.estimate_save_bytes(load_bundle(out, with_training_networks=True).networks, snapshots=1,
                                       image_size=32, steps=2)
     for key, file in (("weights", checkpoint.WEIGHTS_FILE), ("training_state", TRAINING_STATE_FILE)):
         assert need[key] == pytest.approx((out / file).stat().st_size, rel=0.05)

@@ -4,13 +4,14 @@ import numpy as np
 import pytest
 import torch
 from torch import nn
+from wrapped import bundle_of
 
-from explorer.latent_map import (
+from explorer.logic.held_out import held_out_codes
+from explorer.logic.vae_map import (
     cloud_distance,
     colour_labels,
     explain_map,
     explain_overlay,
-    held_out_codes,
     neighbour_agreement,
     pca_map,
     point_from_selection,
@@ -19,7 +20,7 @@ from explorer.latent_map import (
     tsne_map,
     usable_perplexity,
 )
-from training.data.base import Attribute
+from training.attributes import Attribute
 from training.errors import LatentExplorerError
 
 SMILE = Attribute("smiling", ("no", "yes"))
@@ -107,13 +108,13 @@ def test_reconstruction_mse_per_image():
 
     images = np.full((2, 4, 4, 3), 255, np.uint8)  # pixels at +1
     images[1] = 0  # pixels at -1
-    r = reconstruct(Encoder(), Decoder(), images)
+    r = reconstruct(bundle_of(Decoder(), "vae", 48, encoder=Encoder()), images)
     assert r.mse.tolist() == [0.25, 0.25] and r.mean_mse == 0.25
     assert torch.equal(r.originals[0], torch.ones(3, 4, 4))
 
 
 def test_scatter_keeps_value_order_named_colours_and_code_indices():
-    from explorer.figures import NAMED_COLOURS, latent_scatter
+    from explorer.core.figures import NAMED_COLOURS, latent_scatter
 
     xy = np.arange(12, dtype=float).reshape(6, 2)
     groups = np.array(["red", "black", "red", "blue", "black", "red"])

@@ -7,7 +7,7 @@ import shutil
 
 import pytest
 
-from explorer.loadtest import Server, Session, run_loadtest
+from explorer.tools.loadtest import Server, Session, run_loadtest
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,7 @@ import platform
 
 import pytest
 
-from explorer.memory import limit_malloc_arenas
+from explorer.core.memory import limit_malloc_arenas
 
 
 @pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="mallopt's arena cap is a glibc feature")

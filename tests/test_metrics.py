@@ -11,8 +11,9 @@ import torch
 from torch import nn
 
 from tests.conftest import REPO
+from training.attributes import Attribute
 from training.checkpoint import Bundle, load_bundle, read_config
-from training.data.base import Attribute, ImageDataset, images_to_tensor
+from training.data.base import ImageDataset, images_to_tensor
 from training.errors import LatentExplorerError
 from training.latent import STANDARD_NORMAL
 from training.metrics import distances
@@ -21,9 +22,9 @@ from training.metrics.evaluate import (
     evaluate_bundle,
     reconstruction_mse,
 )
-from training.metrics.featurenet import FeatureNetConfig, to_input
 from training.metrics.real import load_real
 from training.metrics.train_featurenet import FeatureNetTrainConfig, config_for, train_featurenet
+from training.models.featurenet import FeatureNetConfig, to_input
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -306,7 +307,7 @@ def test_evaluate_json_on_tiny_bundle(tiny_bundle, tiny_featurenet, tmp_path, ca
 
     bundle = tmp_path / "bundle"
     shutil.copytree(tiny_bundle, bundle)  # the session fixture stays without metrics.json
-    assert main(["evaluate", str(bundle), "--samples", "32", "--json", "--quiet", "--seed", "7",
+    assert main(["evaluate", str(bundle), "--samples", "32", "--json", "--quiet", "--seed", "7", "--write",
                  "--feature-net", str(tiny_featurenet)]) == 0
     result = json.loads(capsys.readouterr().out)
     for key in ("metrics_version", "what", "bundle", "feature_network", "samples", "real_samples", "seed", "k",
@@ -358,8 +359,9 @@ def test_evaluate_user_errors(tiny_bundle, tmp_path, capsys, monkeypatch):
 def test_collapse_has_a_number(faces32, tiny_featurenet, tmp_path):
     """On a briefly trained model (300 steps at 32px, ~10 s), z ~ N(-10, 1) (one saturated image for every code)
     and z ~ U(0, 1) (codes squeezed into one corner) recall less of the real data than the training prior does."""
+    from training.loops.config import TrainConfig
+    from training.loops.gan import train_dcgan
     from training.models.dcgan import DCGANConfig
-    from training.trainer import TrainConfig, train_dcgan
 
     out = train_dcgan(faces32.train, DCGANConfig(latent_dim=16, image_size=32, g_width=16, d_width=16),
                       TrainConfig(steps=300, batch_size=32, lr_g=3e-4, lr_d=3e-4, snapshot_steps=(),
@@ -368,15 +370,18 @@ def test_collapse_has_a_number(faces32, tiny_featurenet, tmp_path):
     rows = evaluate_bundle(load_bundle(out), featurenet=tiny_featurenet, samples=256)["fd_precision_recall"]
     assert rows["normal_minus10"]["recall"] < 0.02 < rows["model"]["recall"]
     assert rows["uniform_0_1"]["recall"] < rows["model"]["recall"]
-    assert rows["normal_minus10"]["fd"] > rows["uniform_0_1"]["fd"] > rows["model"]["fd"] > rows["real_floor"]["fd"]
+    # Which reference lands farther depends on the tiny network (its damage head moves saturated images); both
+    # land farther than the model, and the model farther than real images.
+    assert min(rows["normal_minus10"]["fd"], rows["uniform_0_1"]["fd"]) > rows["model"]["fd"] > rows["real_floor"]["fd"]
+    assert rows["normal_minus10"]["coverage"] < rows["model"]["coverage"]
 
 
 def test_shipped_toyfaces_featurenet():
-    from training.metrics.evaluate import default_featurenet_path
+    from training.bundle_paths import featurenet_path
 
     path = REPO / "checkpoints" / "toyfaces" / "featurenet"
     assert path.exists(), f"the shipped feature network {path} is missing"
-    assert default_featurenet_path("toyfaces") == path
+    assert featurenet_path("toyfaces") == path
     bundle = load_bundle(path)
     assert bundle.family == "featurenet" and bundle.config["dataset"]["source"]["seed"] == 0
     assert min(bundle.config["accuracy"].values()) >= 0.99

@@ -13,14 +13,16 @@ import torch
 from latent_bundles import APP, make_root, open_page, use_checkpoints
 from streamlit.testing.v1 import AppTest
 from torch import nn
+from wrapped import bundle_of
 
-from explorer.comparison import ModelScores, comparison_rows, explain_comparison
-from explorer.diagnostics import diagnose, explain, generate, nonfinite_count, prior_norm_reference, rounded, shown
-from explorer.figures import cross_out_nonfinite, crossed_out_note, image_grid
-from explorer.sweep import explain_sweep, mean_sweep, summarise
+from explorer.core.figures import cross_out_nonfinite, crossed_out_note, image_grid
+from explorer.logic.compare import ModelScores, comparison_rows, explain_comparison
+from explorer.logic.diagnostics import diagnose, explain, nonfinite_count, prior_norm_reference, rounded, shown
+from explorer.logic.sweep import explain_sweep, mean_sweep, summarise
 from training.errors import LatentExplorerError
 from training.latent import MAX_MAGNITUDE, STANDARD_NORMAL, LatentDistribution, sample_latents
 from training.models.dcgan import DCGANConfig, Generator
+from training.sampling import decode
 
 DIM = 16
 # "nan" or "inf" printed as a number ("diversity nan%", "inf x"); the words NaN and infinite are fine.
@@ -44,6 +46,10 @@ class Poisoned(nn.Module):
 def real_generator() -> Generator:
     torch.manual_seed(0)
     return Generator(DCGANConfig(latent_dim=DIM, image_size=32, g_width=4)).eval()
+
+
+def generate(generator: nn.Module, z: torch.Tensor) -> torch.Tensor:
+    return decode(bundle_of(generator, latent_dim=DIM), z)
 
 
 def run(generator: nn.Module, dist: LatentDistribution, n: int = 8):
@@ -163,7 +169,8 @@ def test_broken_samples_are_crossed_out_not_drawn_black():
 
 
 def test_sweep_of_a_broken_generator(real_generator):
-    sweep = mean_sweep(Poisoned(real_generator, lambda z: slice(None)), STANDARD_NORMAL, DIM, [-4.0, 0.0, 4.0], n=4)
+    broken = bundle_of(Poisoned(real_generator, lambda z: slice(None)), latent_dim=DIM)
+    sweep = mean_sweep(broken, [-4.0, 0.0, 4.0], n=4)
     assert [r.diagnostics.verdict for r in sweep.rows] == ["non-finite"] * 3
     text = explain_sweep(sweep)
     assert text.startswith("The generator produced NaN or infinite pixel values for 12 of 12 samples at every mean")
@@ -174,7 +181,7 @@ def test_sweep_of_a_broken_generator(real_generator):
 
 def test_sweep_with_some_broken_rows(real_generator):
     far = Poisoned(real_generator, lambda z: z.mean(dim=1).abs() > 3)
-    sweep = mean_sweep(far, STANDARD_NORMAL, DIM, [-4.0, 0.0, 4.0], n=4)
+    sweep = mean_sweep(bundle_of(far, latent_dim=DIM), [-4.0, 0.0, 4.0], n=4)
     assert [r.mean for r in sweep.nonfinite_rows] == [-4.0, 4.0]
     text = explain_sweep(sweep)
     assert "for 8 of 8 samples at the means -4, 4" in text and "What follows speaks of the other rows" in text
@@ -209,7 +216,7 @@ def root(tmp_path_factory):
 def broken_dcgan(root, monkeypatch):
     """The tiny DCGAN as loaded, then given a negative running variance. The loader may rightly refuse such a file,
     so the damage is done after loading: the pages must still speak plainly about whatever a model computes."""
-    from explorer import bundles
+    from explorer.core import bundles
 
     load = bundles.load_bundle
 

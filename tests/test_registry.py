@@ -24,3 +24,21 @@ def test_capabilities_say_what_each_family_takes():
 def test_unknown_family_is_refused():
     with pytest.raises(LatentExplorerError, match="unknown model family"):
         registry.capabilities("stylegan")
+
+
+def test_the_train_command_offers_every_trainable_family():
+    from training.cli.train import TRAINABLE_FAMILIES
+
+    assert TRAINABLE_FAMILIES == registry.TRAINABLE == ("dcgan", "vae", "cgan", "infogan")
+    assert registry.capabilities("cgan").generator_input == "labels"
+    assert registry.capabilities("infogan").generator_input == "codes"
+    assert registry.capabilities("dcgan").generator_input is None
+
+
+def test_each_attribute_page_applies_to_the_families_it_can_drive():
+    pages = {family: registry.capabilities(family).pages for family in registry.FAMILIES}
+    assert [f for f in registry.FAMILIES if "conditions" in pages[f]] == ["cgan"]
+    assert [f for f in registry.FAMILIES if "codes" in pages[f]] == ["infogan"]
+    for page in ("directions", "sweep", "interpolate"):  # they feed the generator z alone
+        assert [f for f in registry.FAMILIES if page in pages[f]] == ["dcgan", "vae"]
+    assert not pages["featurenet"]

@@ -13,12 +13,14 @@ from training import checkpoint
 from training.__main__ import main
 from training.checkpoint import TRAINING_STATE_FILE, load_bundle, load_training_state
 from training.errors import LatentExplorerError
-from training.loops.common import EpochBatches, Run
+from training.loops.batches import EpochBatches
+from training.loops.config import TrainConfig
+from training.loops.run import Run
 from training.models.cgan import CGANConfig
 from training.models.dcgan import DCGANConfig
 from training.models.infogan import InfoGANConfig
 from training.models.vae import VAEConfig
-from training.trainer import TrainConfig, train
+from training.trainer import train
 
 TINY = dict(latent_dim=8, image_size=32, g_width=8, d_width=8)
 STEPS = 7

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from latent_bundles import tiny_faces, train_tiny
+
 from training import sampling
 from training.checkpoint import load_bundle
 from training.latent import LatentDistribution

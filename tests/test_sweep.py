@@ -7,10 +7,10 @@ import math
 
 import pytest
 import torch
+from wrapped import bundle_of
 
-from explorer.sweep import VARIED_RATIO, Sweep, explain_sweep, mean_sweep, summarise, sweep_means
+from explorer.logic.sweep import VARIED_RATIO, Sweep, explain_sweep, mean_sweep, summarise, sweep_means
 from training.errors import LatentExplorerError
-from training.latent import STANDARD_NORMAL
 from training.models.dcgan import DCGANConfig, Generator
 
 
@@ -22,7 +22,7 @@ def generator():
 
 @pytest.fixture(scope="module")
 def sweep(generator) -> Sweep:
-    return mean_sweep(generator, STANDARD_NORMAL, 100, sweep_means(-10, 10, 5), std=1.0, n=24, seed=3, keep=4)
+    return mean_sweep(bundle_of(generator), sweep_means(-10, 10, 5), std=1.0, n=24, seed=3, keep=4)
 
 
 def test_sweep_means_include_both_ends_and_the_prior_mean():
@@ -58,7 +58,7 @@ def test_rows_share_base_noise_and_codes_follow_the_geometry(sweep):
 
 def test_sweep_needs_two_samples(generator):
     with pytest.raises(LatentExplorerError, match="at least 2 samples"):
-        mean_sweep(generator, STANDARD_NORMAL, 100, [0.0], n=1)
+        mean_sweep(bundle_of(generator), [0.0], n=1)
 
 
 def _with_ratios(sweep: Sweep, ratios: list[float]) -> Sweep:

@@ -5,7 +5,7 @@ import threading
 
 import pytest
 
-from explorer import torch_worker
+from explorer.core import torch_worker
 
 
 def test_work_runs_on_one_other_thread_and_returns_its_result():

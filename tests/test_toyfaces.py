@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from training.data import toyfaces
-from training.data.toyfaces import ATTRIBUTES, generate_toyfaces, load_toyfaces, render_face
+from training.data.toyface_drawing import ATTRIBUTES, render_face
+from training.data.toyfaces import generate_toyfaces, load_toyfaces
 from training.errors import LatentExplorerError
 
 

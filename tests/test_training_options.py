@@ -11,11 +11,14 @@ from training.__main__ import main
 from training.checkpoint import load_bundle
 from training.errors import LatentExplorerError
 from training.latent import LatentDistribution
-from training.loops import common
-from training.loops.common import D_WON_THRESHOLD, DivergenceGuard, Run, discriminator_targets
+from training.loops import gan
+from training.loops.config import TrainConfig
+from training.loops.divergence import D_WON_THRESHOLD, DivergenceGuard
+from training.loops.gan import discriminator_targets
+from training.loops.run import Run
 from training.models.cgan import CGANConfig
 from training.models.dcgan import DCGANConfig
-from training.trainer import TrainConfig, train
+from training.trainer import train
 
 TINY = dict(latent_dim=8, image_size=32, g_width=8, d_width=8)
 
@@ -73,7 +76,7 @@ def test_the_loop_uses_the_label_options(tiny_faces, tmp_path, monkeypatch):
         seen.append((batch, smoothing, flip))
         return torch.full((batch,), 1.0 - smoothing), torch.zeros(batch)
 
-    monkeypatch.setattr(common, "discriminator_targets", spy)
+    monkeypatch.setattr(gan, "discriminator_targets", spy)
     out = train("dcgan", tiny_faces, DCGANConfig(**TINY),
                 TrainConfig(steps=3, batch_size=16, snapshot_steps=(), label_smoothing=0.1, label_flip=0.05),
                 tmp_path / "b", progress=False)

@@ -29,8 +29,8 @@ from training.untrusted import read_image_rgb
 
 REPO = Path(__file__).resolve().parent.parent
 APP = str(REPO / "explorer" / "app.py")
-PAGES = ("views/sample.py", "views/sweep.py", "views/attributes.py", "views/vae_map.py", "views/compare.py",
-         "views/interpolate.py", "views/training.py", "views/upload.py")
+PAGES = ("views/sample.py", "views/sweep.py", "views/conditions.py", "views/codes.py", "views/directions.py",
+         "views/vae_map.py", "views/compare.py", "views/interpolate.py", "views/replay.py", "views/upload.py")
 
 
 @contextmanager
@@ -371,7 +371,7 @@ def test_negative_batchnorm_variance_is_refused(bundle_copy):
 def test_hostile_bundles_beside_good_ones_leave_every_page_working(tmp_path, tiny_bundle, monkeypatch):
     from streamlit.testing.v1 import AppTest
 
-    from explorer import bundles
+    from explorer.core import bundles
 
     root = tmp_path / "checkpoints"
     shutil.copytree(tiny_bundle, root / "toyfaces" / "dcgan")
@@ -397,7 +397,7 @@ def test_hostile_bundles_beside_good_ones_leave_every_page_working(tmp_path, tin
     for page in PAGES:
         at.switch_page(page).run()
         assert not at.exception, (page, [e.value for e in at.exception])
-        if page in ("views/sample.py", "views/sweep.py", "views/interpolate.py", "views/training.py"):
+        if page in ("views/sample.py", "views/sweep.py", "views/interpolate.py", "views/replay.py"):
             at.sidebar.selectbox(key="bundle_select").set_value("good dcgan").run()
             assert not at.exception and len(at.get("image")) >= 1, page
     at.switch_page("views/sample.py").run()
@@ -406,7 +406,7 @@ def test_hostile_bundles_beside_good_ones_leave_every_page_working(tmp_path, tin
 
 
 def test_two_bundles_with_one_name_are_both_offered(tmp_path, tiny_bundle, monkeypatch):
-    from explorer import bundles
+    from explorer.core import bundles
 
     root = tmp_path / "checkpoints"
     for where in ("a/dcgan", "b/dcgan"):

@@ -34,7 +34,7 @@ from torch import nn
 
 from training.data.base import ImageDataset
 from training.errors import LatentExplorerError
-from training.loops.common import TrainConfig, resolve_device
+from training.loops.config import TrainConfig, resolve_device
 from training.loops.gan import AdversarialSteps
 from training.models import dcgan
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,8 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from training import latents_file
-from training.data.base import Attribute
+from training.atomic import atomic_write_bytes, replacing
+from training.attributes import Attribute
 from training.errors import LatentExplorerError
 from training.latent import STANDARD_NORMAL, LatentDistribution
 from training.latents_file import read_latents
@@ -78,14 +78,14 @@ class Bundle:
     @property
     def conditions(self) -> tuple[Attribute, ...]:
         """What a conditional GAN's generator takes as `labels` columns, in order; () for other families."""
-        if self.family != "cgan":
+        if not self.capabilities.conditional:
             return ()
         return tuple(Attribute.from_json(a) for a in self.config["model"]["conditions"])
 
     @property
     def codes(self) -> list[dict]:
         """An InfoGAN's code layout (name, kind, [start, stop) slots in the generator input); [] otherwise."""
-        if self.family != "infogan":
+        if not self.capabilities.info_codes:
             return []
         return self.model_config.code_layout()
 
@@ -129,23 +129,6 @@ class Bundle:
                             max_bytes=MAX_LATENTS_BYTES)
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write to a temporary file beside `path`, then rename: a kill at any moment leaves the old file intact."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600 files; bundles are meant to be shared and committed
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def atomic_write_json(path: Path, data: Any) -> None:
     # allow_nan=False after finite_json: a NaN would make a file that our own strict reader refuses.
     atomic_write_bytes(path, (json.dumps(finite_json(data), indent=1, sort_keys=False, allow_nan=False) + "\n")
@@ -162,9 +145,8 @@ def save_bundle(path: str | Path, config: dict, networks: dict[str, torch.nn.Mod
     for net_name, net in networks.items():
         for key, tensor in net.state_dict().items():
             tensors[f"{net_name}.{key}"] = tensor.detach().to("cpu").contiguous().clone()
-    tmp = path / f".{WEIGHTS_FILE}.tmp"
-    save_file(tensors, str(tmp), metadata={"format_version": str(FORMAT_VERSION)})
-    os.replace(tmp, path / WEIGHTS_FILE)
+    with replacing(path / WEIGHTS_FILE) as tmp:
+        save_file(tensors, str(tmp), metadata={"format_version": str(FORMAT_VERSION)})
     if history is not None:
         atomic_write_json(path / HISTORY_FILE, history)
     atomic_write_json(path / CONFIG_FILE, {"format_version": FORMAT_VERSION, **config})

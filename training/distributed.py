@@ -2,7 +2,7 @@
 few collectives the loops need (mean of the logged numbers, gathering every rank's random streams).
 
 `torchrun --nproc_per_node=N -m training train ...` starts N copies of the CLI with RANK, WORLD_SIZE and
-LOCAL_RANK set. Each copy trains on its own disjoint slice of every batch order (see loops.common.EpochBatches)
+LOCAL_RANK set. Each copy trains on its own disjoint slice of every batch order (see loops.batches.EpochBatches)
 with `--batch-size` images, so the global batch is N x --batch-size; DistributedDataParallel averages the
 gradients, so all copies hold the same weights after every step. Only rank 0 writes files or shows progress.
 Without those variables (or with WORLD_SIZE=1) everything here is a no-op and training is one process.

@@ -8,7 +8,9 @@ replaces the bundle. Replacing removes the bundle's own files, by name, never an
 
 from __future__ import annotations
 
+import os
 import re
+import tempfile
 from pathlib import Path
 
 from training import checkpoint
@@ -17,8 +19,8 @@ from training.errors import LatentExplorerError
 BUNDLE_FILES = (checkpoint.CONFIG_FILE, checkpoint.WEIGHTS_FILE, checkpoint.HISTORY_FILE, checkpoint.METRICS_FILE,
                 checkpoint.LATENTS_FILE, checkpoint.TRAINING_STATE_FILE)
 _NAMES = "|".join(re.escape(name) for name in BUNDLE_FILES)
-# The hidden temporaries our writers leave when killed: checkpoint.atomic_write_bytes' .<name>.<random>.tmp,
-# save_bundle's .weights.safetensors.tmp and check_output_folder's .write-test-<random>. A user's own
+# The hidden temporaries our writers leave when killed: training.atomic's .<name>.<random>.tmp (the bare
+# .<name>.tmp is what older versions' save_bundle left) and check_output_folder's .write-test-<random>. A user's own
 # .draft.tmp matches none of them.
 OWN_TEMPORARY = re.compile(rf"\.(?:{_NAMES})(?:\.\w+)?\.tmp|\.write-test-\w+")
 SNAPSHOT = re.compile(r"step_\d+\.png")
@@ -70,8 +72,6 @@ def check_folder(out: str | Path, resume: bool = False, overwrite: bool = False,
     bundle (files beside a bundle are fine: they stay), or a bundle the user did not ask to continue (--resume,
     where the command has it) or to replace (--overwrite); then prove it can be created and written, leaving
     nothing behind (a file in the way, a read-only disk). A missing or empty folder is always fine."""
-    from training.loops.common import check_output_folder  # it imports this module
-
     out = Path(out)
     if out.is_dir() and any(out.iterdir()):
         _check_contents(out, resume or overwrite, can_resume)
@@ -125,3 +125,41 @@ def os_error(exc: OSError, target: str | Path, other: str = "choose another --ou
     """An OSError while writing `target` (disk full, read-only folder, a file in the way) as one plain sentence."""
     return LatentExplorerError(f"could not write {target}: {exc.strerror or exc}; free some space, fix the "
                                f"permissions or {other}")
+
+
+def check_output_folder(out: Path, keep: bool = True) -> None:
+    """Create `out` and prove a file can be written in it, before any time is spent on data or training.
+    With keep=False the folders this check created are removed again, so a run that then fails on its data
+    leaves nothing behind."""
+    created = [p for p in (out, *out.parents) if not p.exists()]
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise LatentExplorerError(
+            f"cannot create the output folder {out}: {exc.strerror or exc}"
+            + (" (a file is in the way)" if isinstance(exc, (FileExistsError, NotADirectoryError)) else "")
+            + "; choose another --out"
+        ) from None
+    try:
+        handle, probe = tempfile.mkstemp(dir=out, prefix=".write-test-")
+        os.close(handle)
+        os.unlink(probe)
+    except OSError as exc:
+        raise LatentExplorerError(
+            f"cannot write in the output folder {out}: {exc.strerror or exc}; fix its permissions or choose "
+            "another --out"
+        ) from None
+    if not keep:
+        for folder in created:  # deepest first
+            folder.rmdir()
+
+
+def remove_stale_temporaries(out: Path) -> None:
+    """Delete what writes interrupted by a kill left behind: the bundle's files are written as hidden
+    `.<name>...tmp` files and renamed when complete, so such a file is never part of a bundle. Only those
+    names go: a user's own .draft.tmp beside the bundle is not ours to delete."""
+    for folder in (out, out / checkpoint.SNAPSHOT_DIR):
+        if folder.is_dir():
+            for tmp in folder.glob(".*.tmp"):
+                if is_own_temporary(tmp.name, in_snapshots=folder != out):
+                    tmp.unlink(missing_ok=True)

@@ -7,15 +7,13 @@ import zipfile
 from dataclasses import fields
 from pathlib import Path
 
-from training.checkpoint import LATENTS_FILE, atomic_write_bytes, find_bundles, read_config
+from training.atomic import atomic_write_bytes
+from training.checkpoint import LATENTS_FILE, find_bundles, read_config
 from training.data.location import PROCEDURAL_DATASETS, load_arguments
 from training.errors import LatentExplorerError
-from training.loops.common import TrainConfig
+from training.loops.config import RUNTIME_FIELDS, TrainConfig
 from training.models import registry
 
-# Filled in by the run itself, not part of the recipe.
-RUNTIME_FIELDS = ("seconds", "device_used", "images_per_second")
-TRAINABLE = ("dcgan", "vae", "cgan", "infogan")
 # PROCEDURAL_DATASETS are drawn by our own code: their images may ship. Every other dataset's images may not be
 # redistributed, so a shipped VAE bundle keeps only the codes, labels and dataset positions of its held-out images.
 
@@ -41,7 +39,7 @@ def dataset_arguments(config: dict, data_root: str | None = None) -> dict:
 def recipe(config: dict) -> tuple[str, object, TrainConfig]:
     """(family, model config, training config) exactly as recorded."""
     family = config["family"]
-    if family not in TRAINABLE:
+    if family not in registry.TRAINABLE:
         raise LatentExplorerError(f"bundles of family {family!r} are imported, not trained; nothing to rebuild")
     model_config = registry.model_config(family, config["model"])
     recorded = {k: v for k, v in config.get("training", {}).items() if k not in RUNTIME_FIELDS}
@@ -49,7 +47,7 @@ def recipe(config: dict) -> tuple[str, object, TrainConfig]:
     unknown = sorted(set(recorded) - known)
     if unknown:
         raise LatentExplorerError(f"the recorded training config has fields this version does not know: {unknown}")
-    if family == "cgan":
+    if registry.capabilities(family).conditional:
         # Bundles written before the option existed trained D's classifier on fakes too (the ACGAN paper).
         recorded.setdefault("classify_fakes", True)
     if "snapshot_steps" in recorded:
@@ -59,7 +57,7 @@ def recipe(config: dict) -> tuple[str, object, TrainConfig]:
 
 def select(root: Path, only: list[str] | None) -> list[Path]:
     """Shipped bundles under root, optionally only those named like 'anime/cgan' or 'toyfaces'."""
-    bundles = [p for p in find_bundles(root) if read_config(p)["family"] in TRAINABLE]
+    bundles = [p for p in find_bundles(root) if read_config(p)["family"] in registry.TRAINABLE]
     if not only:
         return bundles
     chosen = [p for p in bundles if any(str(p.relative_to(root)) == o.strip("/") or

@@ -11,12 +11,12 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save
 
+from training.atomic import atomic_write_bytes
 from training.checkpoint import (
     CONFIG_FILE,
     FORMAT_VERSION,
     TRAINING_STATE_FILE,
     WEIGHTS_FILE,
-    atomic_write_bytes,
     atomic_write_json,
     read_config,
 )
@@ -35,7 +35,8 @@ def keep_networks(path: str | Path, keep: tuple[str, ...] | list[str], half: boo
     network the explorer needs."""
     path = Path(path)
     config = read_config(path)
-    needed = {registry.GENERATOR_NAME.get(config["family"]), "encoder" if config["family"] == "vae" else None}
+    needed = {registry.GENERATOR_NAME.get(config["family"]),
+              "encoder" if registry.capabilities(config["family"]).has_encoder else None}
     missing = sorted(n for n in needed - set(keep) if n)
     if missing:
         raise LatentExplorerError(f"{path}: the explorer needs the {', '.join(missing)}; keep it in the bundle")

@@ -1,7 +1,7 @@
 """Train any model family: `train(family, dataset, model_config, train_config, out)` writes a bundle folder.
 
-The loops live in training/loops (gan.py for dcgan / cgan / infogan, vae.py); this module is the stable entry
-point the CLI and the tests import, and keeps the names the foundation exported (`TrainConfig`, `train_dcgan`).
+The family's capability record (models/registry.py) names its loop: loops/gan.py for dcgan / cgan / infogan,
+loops/vae.py for the VAE. The shared plumbing lives beside them in training/loops (config.py, run.py, ...).
 """
 
 from __future__ import annotations
@@ -10,27 +10,10 @@ from pathlib import Path
 
 from training.data.base import ImageDataset
 from training.errors import LatentExplorerError
-from training.loops.common import (
-    DEFAULT_SNAPSHOT_STEPS,
-    SNAPSHOT_SAMPLES,
-    DivergenceGuard,
-    EpochBatches,
-    TrainConfig,
-    dataset_summary,
-    discriminator_targets,
-    epoch_batches,
-    resolve_device,
-    save_grid,
-    versions,
-)
-from training.loops.gan import train_cgan, train_dcgan, train_infogan
+from training.loops.config import TrainConfig
+from training.loops.gan import train_gan
 from training.loops.vae import train_vae
-
-LOOPS = {"dcgan": train_dcgan, "vae": train_vae, "cgan": train_cgan, "infogan": train_infogan}
-
-__all__ = ["DEFAULT_SNAPSHOT_STEPS", "LOOPS", "SNAPSHOT_SAMPLES", "DivergenceGuard", "EpochBatches", "TrainConfig",
-           "dataset_summary", "discriminator_targets", "epoch_batches", "resolve_device", "save_grid", "train",
-           "train_cgan", "train_dcgan", "train_infogan", "train_vae", "versions"]
+from training.models import registry
 
 
 def train(family: str, dataset: ImageDataset, model_config, train_config: TrainConfig, out: str | Path,
@@ -43,7 +26,10 @@ def train(family: str, dataset: ImageDataset, model_config, train_config: TrainC
     and ends with the same weights and history as an uninterrupted run (when precision stayed the same). The
     training state is dropped from the final bundle unless keep_training_state=True (keep it to continue a
     finished run with more steps later)."""
-    if family not in LOOPS:
-        raise LatentExplorerError(f"unknown model family {family!r}; choose one of {', '.join(LOOPS)}")
-    return LOOPS[family](dataset, model_config, train_config, out, source=source, progress=progress, name=name,
-                         resume=resume, keep_training_state=keep_training_state)
+    if family not in registry.TRAINABLE:
+        raise LatentExplorerError(f"unknown model family {family!r}; choose one of {', '.join(registry.TRAINABLE)}")
+    options = {"source": source, "progress": progress, "name": name, "resume": resume,
+               "keep_training_state": keep_training_state}
+    if registry.capabilities(family).loop == "vae":
+        return train_vae(dataset, model_config, train_config, out, **options)
+    return train_gan(family, dataset, model_config, train_config, out, **options)

@@ -11,7 +11,10 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import stat
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -126,22 +129,42 @@ def finite_json(value: Any) -> Any:
     return value
 
 
-def read_image_rgb(file: str | Path, what: str, max_pixels: int = MAX_IMAGE_PIXELS) -> np.ndarray:
-    """An image file as uint8 RGB (H, W, 3), refused before decoding when its header promises too many pixels."""
+@contextmanager
+def open_image(file: str | Path, what: str, max_pixels: int = MAX_IMAGE_PIXELS, max_bytes: int = 64 << 20,
+               draft: tuple[str, int] | None = None) -> Iterator[Any]:
+    """A PIL image whose header promises at most max_pixels, for the with-block to decode; anything that goes wrong
+    while opening or decoding it is one LatentExplorerError naming the file.
+
+    draft (mode, side): a JPEG is decoded in that mode at the smallest DCT scale (1/2, 1/4, 1/8) still at least
+    `side` pixels on each side (PIL's draft mode), and the cap applies to what is decoded: a 48-megapixel phone
+    photo meant for a 64-pixel model costs a fraction of its full size."""
     from PIL import Image, UnidentifiedImageError
 
     size = regular_file_size(file, what)
-    if size > 64 << 20:
-        raise LatentExplorerError(f"{file}: the {what} is {size / 2**20:.0f} MB; a snapshot grid takes well under 1 MB")
+    if size > max_bytes:
+        raise LatentExplorerError(f"{file}: the {what} is {size / 2**20:.0f} MB, more than the "
+                                  f"{max_bytes / 2**20:.0f} MB we read")
     try:
         with Image.open(file) as img:
+            if draft is not None and img.format == "JPEG":
+                img.draft(draft[0], (draft[1], draft[1]))
             width, height = img.size
             if width * height > max_pixels:
                 raise LatentExplorerError(f"{file}: the {what} is {width}x{height} pixels, more than the "
-                                          f"{max_pixels / 2**20:.0f} M pixels we decode; it is not one of ours")
-            return np.asarray(img.convert("RGB"))
+                                          f"{max_pixels / 2**20:.0f} M pixels we decode")
+            yield img
     except LatentExplorerError:
         raise
-    except (OSError, UnidentifiedImageError, ValueError, SyntaxError, MemoryError, Image.DecompressionBombError) \
-            as exc:
+    except Image.DecompressionBombError as exc:  # PIL's own limit, checked at open: "Image size (N pixels) ..."
+        found = re.search(r"\((\d+) pixels\)", str(exc))
+        count = f"{int(found.group(1)) / 2**20:,.0f} M" if found else "far more than"
+        raise LatentExplorerError(f"{file}: the {what} has {count} pixels, more than the "
+                                  f"{max_pixels / 2**20:.0f} M pixels we decode") from None
+    except (OSError, UnidentifiedImageError, ValueError, SyntaxError, MemoryError) as exc:
         raise LatentExplorerError(f"{file}: cannot read the {what} as an image ({str(exc)[:160]})") from None
+
+
+def read_image_rgb(file: str | Path, what: str, max_pixels: int = MAX_IMAGE_PIXELS) -> np.ndarray:
+    """An image file as uint8 RGB (H, W, 3), refused before decoding when its header promises too many pixels."""
+    with open_image(file, what, max_pixels) as img:
+        return np.asarray(img.convert("RGB"))

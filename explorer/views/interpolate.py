@@ -1,72 +1,81 @@
 """Page: walk from one code to another in a straight line and along the sphere, and compare the code norms."""
 
-import json
+from dataclasses import dataclass
 
 import streamlit as st
 
-from explorer import bundles, torch_worker
-from explorer.diagnostics import generate, nonfinite_count, nonfinite_images_sentence, prior_norm_reference
-from explorer.figures import crossed_out_note, labelled_rows, path_norms_figure
-from explorer.interpolation import compare_paths, explain_paths, interpolate
+from explorer.core import photo_hooks, torch_worker
+from explorer.core.figures import crossed_out_note, labelled_rows, path_norms_figure
+from explorer.core.page import preamble
+from explorer.logic.diagnostics import nonfinite_images_sentence, prior_norm_reference
+from explorer.logic.interpolate import end_code, explain_paths, interpolation
 from training.errors import LatentExplorerError
-from training.latent import sample_latents
+from training.latent import LatentDistribution
 
 DEFAULTS = {"interp_seed_a": 0, "interp_seed_b": 1, "interp_steps": 9}
 
 
 @st.cache_data(max_entries=16)
-def cached_reference(prior_json: str, dim: int):
-    from training.latent import LatentDistribution
-
-    return prior_norm_reference(LatentDistribution.from_json(json.loads(prior_json)), dim)
+def cached_reference(prior: LatentDistribution, dim: int):
+    return prior_norm_reference(prior, dim)
 
 
-for key, value in DEFAULTS.items():
-    st.session_state.setdefault(key, value)
+@dataclass(frozen=True)
+class PathControls:
+    seed_a: int  # the start code's seed
+    seed_b: int  # the end code's
+    steps: int  # images along each path
 
-st.title("Interpolation: straight line or great circle?")
-st.write("Walking in a straight line between two codes passes through the prior's nearly empty middle, "
-         "where codes are much shorter than any the generator trained on; walking along the sphere does not.")
 
-bundle = bundles.unconditional_picker()
+def controls() -> PathControls:
+    with st.container(border=True):
+        a, b, c = st.columns(3)
+        seed_a = a.number_input("seed of the start code", min_value=0, max_value=2**31 - 1, step=1,
+                                key="interp_seed_a")
+        seed_b = b.number_input("seed of the end code", min_value=0, max_value=2**31 - 1, step=1, key="interp_seed_b")
+        steps = c.slider("images along each path", 3, 12, step=1, key="interp_steps")
+    return PathControls(int(seed_a), int(seed_b), int(steps))
 
-with st.container(border=True):
-    a, b, c = st.columns(3)
-    a.number_input("seed of the start code", min_value=0, max_value=2**31 - 1, step=1, key="interp_seed_a")
-    b.number_input("seed of the end code", min_value=0, max_value=2**31 - 1, step=1, key="interp_seed_b")
-    c.slider("images along each path", 3, 12, step=1, key="interp_steps")
 
-seed_a, seed_b = int(st.session_state["interp_seed_a"]), int(st.session_state["interp_seed_b"])
-steps = int(st.session_state["interp_steps"])
-z0 = sample_latents(bundle.prior, 1, bundle.latent_dim, seed=seed_a)[0]
-z1 = sample_latents(bundle.prior, 1, bundle.latent_dim, seed=seed_b)[0]
-if seed_a == seed_b:
-    st.warning("Both ends use the same seed, so both paths stand still. Pick two different seeds.")
+bundle = preamble("Interpolation: straight line or great circle?",
+                  "Walking in a straight line between two codes passes through the prior's nearly empty middle, "
+                  "where codes are much shorter than any the generator trained on; walking along the sphere does not.",
+                  "interpolate", DEFAULTS)
+chosen = controls()
+seed_a, seed_b, steps = chosen.seed_a, chosen.seed_b, chosen.steps
+ends = st.columns(2)
+z0, start = photo_hooks.endpoint(bundle, end_code(bundle, seed_a), f"seed {seed_a}", key="interp_photo_a",
+                                 prompt="start at", where=ends[0])
+z1, end = photo_hooks.endpoint(bundle, end_code(bundle, seed_b), f"seed {seed_b}", key="interp_photo_b",
+                               prompt="end at", where=ends[1])
+if start == end:
+    st.warning("Both ends use the same seed, so both paths stand still. Pick two different seeds."
+               if start == f"seed {seed_a}" else f"Both ends are {start}, so both paths stand still. Pick two others.")
 
-reference = cached_reference(json.dumps(bundle.prior.to_json()), bundle.latent_dim)
+prior = bundle.prior.label
+reference = cached_reference(bundle.prior, bundle.latent_dim)
 try:
-    comparison = compare_paths(z0, z1, reference, bundle.prior.label)
-    paths = {method: interpolate(z0, z1, steps, method) for method in ("linear", "spherical")}
+    walked = torch_worker.run(interpolation, bundle, seed_a, seed_b, steps, reference, z0, z1)
 except LatentExplorerError as exc:
     st.error(f"{exc}. Pick other seeds.")
     st.stop()
-images = {method: torch_worker.run(generate, bundle.generator, path) for method, path in paths.items()}
+comparison = walked.comparison
 
-st.subheader(f"From seed {seed_a} to seed {seed_b} in {steps} steps")
-broken = sum(nonfinite_count(x) for x in images.values())
+st.subheader(f"From {start} to {end} in {steps} steps")
+broken = walked.nonfinite_images
 if broken:
     st.error(nonfinite_images_sentence(broken, 2 * steps, "images along the two paths"))
 if broken < 2 * steps:
-    st.image(labelled_rows(["linear", "spherical"], [images["linear"], images["spherical"]]), width="stretch",
-             caption=crossed_out_note(broken, 2 * steps, "images"))
-norm_text = {m: "  ".join(f"{v:.1f}" for v in p.double().norm(dim=1).tolist()) for m, p in paths.items()}
+    st.image(labelled_rows(["linear", "spherical"], [walked.images["linear"], walked.images["spherical"]]),
+             width="stretch", caption=crossed_out_note(broken, 2 * steps, "images"))
+norm_text = {m: "  ".join(f"{v:.1f}" for v in walked.code_norms(m)) for m in walked.paths}
 st.caption(f"Code norm of each image, left to right. Linear: {norm_text['linear']}. "
            f"Spherical: {norm_text['spherical']}.")
 
 left, right = st.columns([3, 2])
 with left:
     st.plotly_chart(path_norms_figure(comparison.t, comparison.linear_norms, comparison.spherical_norms, reference,
-                                      bundle.prior.label), key="interp_norms")
+                                      prior), key="interp_norms")
 with right:
     st.subheader("The numbers")
     m1, m2 = st.columns(2)
@@ -76,7 +85,7 @@ with right:
         col.metric(label, f"{value:.2f}", delta=f"{-dip:.0%} vs the shorter end" if dip >= 0.005 else "no dip",
                    delta_color="inverse" if dip >= 0.005 else "off")
     m1.metric("angle between the ends", f"{comparison.angle_degrees:.0f}°")
-    m2.metric(f"typical {bundle.prior.label} norm", f"{reference.mean:.2f} ± {reference.std:.2f}")
+    m2.metric(f"typical {prior} norm", f"{reference.mean:.2f} ± {reference.std:.2f}")
     st.info(explain_paths(comparison))
 
 with st.expander("How the two paths are built"):

@@ -1,56 +1,42 @@
 """Page: draw z from any normal or uniform distribution and see, with numbers, when and why samples collapse."""
 
-import json
-
 import streamlit as st
 
-from explorer import bundles, torch_worker
-from explorer.diagnostics import explain, shown
-from explorer.figures import crossed_out_note, grid_jpeg, norm_histogram
-from explorer.sampling import prior_norms, prior_samples, sample_and_diagnose
-from explorer.widgets import chosen_distribution, distribution_controls, distribution_defaults
+from explorer.core import photo_hooks, torch_worker
+from explorer.core.bundles import BundleKey, key_of
+from explorer.core.figures import crossed_out_note, grid_jpeg, norm_histogram
+from explorer.core.page import preamble
+from explorer.core.widgets import chosen_distribution, distribution_controls, distribution_defaults
+from explorer.logic.diagnostics import explain, prior_norm_reference, shown
+from explorer.logic.sample import prior_norms, prior_samples, sample_and_diagnose
 from training.latent import LatentDistribution
-
-DEFAULTS = distribution_defaults("", n=64)
 
 
 @st.cache_resource(max_entries=64)
-def cached_prior_batch(path: str, mtime: float, n: int, seed: int):
-    return torch_worker.run(prior_samples, bundles.load(path), n, seed)
+def cached_prior_batch(bundle: BundleKey, n: int, seed: int):
+    return torch_worker.run(prior_samples, bundle.load(), n, seed)
 
 
 @st.cache_resource(max_entries=16)
-def cached_prior_norms(prior_json: str, dim: int):
-    from explorer.diagnostics import prior_norm_reference
-
-    prior = LatentDistribution.from_json(json.loads(prior_json))
+def cached_prior_norms(prior: LatentDistribution, dim: int):
     return prior_norm_reference(prior, dim), prior_norms(prior, dim)
 
 
-for key, value in DEFAULTS.items():
-    st.session_state.setdefault(key, value)
-
-st.title("Sample the latent space")
-st.write("A generator only knows the codes it was trained on. Move the distribution away from the training "
-         "prior and watch the numbers explain why the pictures change.")
-
-bundle = bundles.sidebar_picker()
-if bundle is None:
-    st.stop()
-
-st.sidebar.caption(f"Latent dimension {bundle.latent_dim}; trained on codes from {bundle.prior.label}.")
+bundle = preamble("Sample the latent space",
+                  "A generator only knows the codes it was trained on. Move the distribution away from the training "
+                  "prior and watch the numbers explain why the pictures change.",
+                  "sample", distribution_defaults("", n=64))
 
 with st.container(border=True):
-    distribution_controls("", "number of samples", (1, 128, 1))
-dist = chosen_distribution("")
+    choice = distribution_controls("", "number of samples", (1, 128, 1))
+dist = chosen_distribution(choice)
 
-n, seed = int(st.session_state["n"]), int(st.session_state["seed"])
+n, seed = choice.n, choice.seed
 if n < 2:
     st.warning("Pairwise numbers (cosine, diversity) need at least 2 samples; showing the single image only.")
-mtime = (bundle.path / "config.json").stat().st_mtime
-reference, reference_norms = cached_prior_norms(json.dumps(bundle.prior.to_json()), bundle.latent_dim)
+reference, reference_norms = cached_prior_norms(bundle.prior, bundle.latent_dim)
 batch = torch_worker.run(sample_and_diagnose, bundle, dist, n, seed,
-                         prior_batch=cached_prior_batch(str(bundle.path), mtime, n, seed), norm_reference=reference)
+                         prior_batch=cached_prior_batch(key_of(bundle), n, seed), norm_reference=reference)
 d = batch.diagnostics
 
 pictures, numbers = st.columns([3, 2])
@@ -81,8 +67,8 @@ with numbers:
                  help=f"{d.prior} codes: {shown(d.prior_first_layer_shift, '.1f')}")
     a.metric("code spread vs prior", shown(d.code_spread_ratio, ".2f", "x"))
 
-st.plotly_chart(norm_histogram(batch.z.double().norm(dim=1).numpy(), reference_norms, reference, dist.label,
-                               d.prior), key="norms")
+st.plotly_chart(norm_histogram(batch.code_norms, reference_norms, reference, dist.label, d.prior), key="norms")
+photo_hooks.near_photo(bundle)
 with st.expander("How are these numbers computed?"):
     st.markdown(
         f"""

@@ -5,9 +5,10 @@ from pathlib import Path
 
 import streamlit as st
 
-from explorer import bundles, torch_worker
-from explorer.figures import grid_jpeg
-from explorer.train_live import (
+from explorer.core import bundles, torch_worker
+from explorer.core.figures import grid_jpeg
+from explorer.core.widgets import data_root_setting
+from explorer.logic.train_live import (
     curves_figure,
     describe_change,
     diversity_ratio,
@@ -17,11 +18,11 @@ from explorer.train_live import (
     time_left,
     to_tensor,
 )
-from explorer.widgets import data_root_setting
 from training.errors import LatentExplorerError
 from training.live import protocol
 from training.live.manager import manager, runs_folder_setting
 from training.live.settings import ACTIVATIONS, CHANGEABLE, D_RATIOS, FAMILIES, LiveSettings, fashion_mnist_missing
+from training.models import registry
 
 DATASET_LABELS = {"toyfaces": "toy faces (drawn by the app)", "fashion-mnist": "Fashion-MNIST",
                   "celeba": "CelebA faces (your copy)", "anime": "anime faces (your copy)"}
@@ -71,7 +72,7 @@ def chosen_settings() -> LiveSettings:
     # A knob the family does not show has no widget, so Streamlit forgot its value: its default stands in.
     settings = LiveSettings(**{name: state.get(f"live_{name}", DEFAULTS[f"live_{name}"]) for name in fields},
                             data_root=state.get("data_root_kept", ""))
-    if settings.family == "vae":
+    if registry.trains_as_vae(settings.family):
         settings.noise = "N(0,1)"
     return settings
 
@@ -167,7 +168,7 @@ def knobs(disabled: bool) -> None:
     for knob, column in (("lr_g", k1), ("lr_d", k1)):
         column.select_slider(knob_label(knob, family), LEARNING_RATES, format_func=lambda v: f"{v:g}",
                              key=f"live_{knob}", disabled=disabled)
-    if family == "vae":
+    if registry.trains_as_vae(family):
         k2.select_slider("KL weight", KL_WEIGHTS, format_func=lambda v: f"{v:g}", key="live_kl_weight",
                          disabled=disabled)
         return
@@ -178,7 +179,7 @@ def knobs(disabled: bool) -> None:
               key="live_label_smoothing", disabled=disabled)
     k3.slider("Label flipping (chance each of D's targets is swapped)", 0.0, 0.3, step=0.01, key="live_label_flip",
               disabled=disabled)
-    if family == "cgan":
+    if registry.capabilities(family).conditional:
         k2.select_slider("Classification weight", CLASS_WEIGHTS, format_func=lambda v: f"{v:g}",
                          key="live_class_weight", disabled=disabled)
 

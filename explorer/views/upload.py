@@ -1,45 +1,24 @@
 """Page: upload a netG.pth from the PyTorch DCGAN tutorial and explore it on every generator page."""
 
-import shutil
-import tempfile
-from pathlib import Path
+from dataclasses import replace
 
 import streamlit as st
 
-from explorer import bundles
-from explorer.diagnostics import generate
-from explorer.figures import grid_jpeg
+from explorer.core import bundles, torch_worker
+from explorer.core.figures import grid_jpeg
+from explorer.logic.upload import EXTENSIONS, ImportResult, import_upload
+from training import sampling
 from training.errors import LatentExplorerError
-from training.importers import import_tutorial_dcgan
-from training.latent import sample_latents
 
-IMPORT_ROOT = Path(tempfile.gettempdir()) / "latent-explorer-imports"
-RESULTS_KEY = "upload_results"  # file_id -> ("ok", display name, folder) or ("error", message): import once per file
-EXTENSIONS = ("pth", "pt", "pkl")  # many courses name their torch.save files .pkl
+RESULTS_KEY = "upload_results"  # file_id -> ImportResult: each file is imported once
 
 
-def import_upload(uploaded) -> tuple[str, ...]:
-    """Write the upload to a private temp folder, import it there, and return the outcome."""
-    limit_mb = int(st.get_option("server.maxUploadSize"))
-    if uploaded.size > limit_mb * 1024 * 1024:
-        return ("error", f"{uploaded.name} is {uploaded.size / 2**20:.0f} MB, over this server's {limit_mb} MB limit "
-                         "(server.maxUploadSize in .streamlit/config.toml)")
-    IMPORT_ROOT.mkdir(parents=True, exist_ok=True)
-    folder = Path(tempfile.mkdtemp(prefix="import-", dir=IMPORT_ROOT))
-    upload = folder / "upload.pth"
-    try:
-        upload.write_bytes(uploaded.getvalue())
-        out = import_tutorial_dcgan(upload, folder / "bundle", display_filename=uploaded.name)
-    except LatentExplorerError as exc:
-        return ("error", str(exc))
-    except Exception as exc:  # torch's own errors on a file no check foresaw: one student's upload, not a crash
-        return ("error", f"{uploaded.name}: cannot be read as a PyTorch state dict ({type(exc).__name__})")
-    finally:
-        upload.unlink(missing_ok=True)
-        if not (folder / "bundle" / "config.json").exists():
-            shutil.rmtree(folder, ignore_errors=True)  # nothing of a failed upload stays on the server
-    name = bundles.add_session_bundle(f"imported · {uploaded.name}", out)
-    return ("ok", name, str(out))
+def imported(uploaded) -> ImportResult:
+    """Import the upload; a model that worked is listed in the sidebar of every page of this session."""
+    result = import_upload(uploaded.name, uploaded.getvalue(), int(st.get_option("server.maxUploadSize")))
+    if result.error is not None:
+        return result
+    return replace(result, name=bundles.add_session_bundle(f"imported · {uploaded.name}", result.folder))
 
 
 st.session_state.setdefault(RESULTS_KEY, {})
@@ -54,7 +33,8 @@ with st.container(border=True):
         f"""
 **What to upload**: the *state dict* of the tutorial's `netG` (32x32, 64x64 or 128x128 images, grey or
 colour, any `nz` and `ngf`; a `nn.DataParallel` model's `module.` prefix is fine, and so is a training checkpoint
-dict holding it as `netG`, `generator`, `G`, `state_dict` or `model_state_dict`). In your notebook run
+dict holding it as `netG`, `generator`, `generator_state`, `G`, `state_dict` or `model_state_dict`). In your
+notebook run
 
 ```python
 torch.save(netG.state_dict(), "netG.pth")
@@ -73,29 +53,28 @@ results = st.session_state[RESULTS_KEY]
 if uploaded is not None:
     if uploaded.file_id not in results:
         with st.spinner(f"Importing {uploaded.name}…"):
-            results[uploaded.file_id] = import_upload(uploaded)
+            results[uploaded.file_id] = imported(uploaded)
     outcome = results[uploaded.file_id]
-    if outcome[0] == "error":
-        st.error(f"Cannot import this file: {outcome[1]}")
+    if outcome.error is not None:
+        st.error(f"Cannot import this file: {outcome.error}")
     else:
-        _, name, path = outcome
         try:
-            bundle = bundles.load(path)
+            bundle = bundles.load(outcome.folder)
         except LatentExplorerError as exc:
             st.error(f"The imported model cannot be opened any more: {exc}")
             st.stop()
         model = bundle.config["model"]
-        st.success(f"Imported **{name}**: a DCGAN generator with nz = {model['latent_dim']}, ngf = {model['g_width']}, "
-                   f"{model['channels']} channels, {model['image_size']}x{model['image_size']} images. It is now "
-                   "selected in the sidebar model picker of every page, for this browser session only.")
+        st.success(f"Imported **{outcome.name}**: a DCGAN generator with nz = {model['latent_dim']}, ngf = "
+                   f"{model['g_width']}, {model['channels']} channels, {model['image_size']}x{model['image_size']} "
+                   "images. It is now selected in the sidebar model picker of every page, for this browser session "
+                   "only.")
         a, b, c = st.columns(3)
         a.metric("latent dimension nz", model["latent_dim"])
         b.metric("generator width ngf", model["g_width"])
         c.metric("parameters", f"{sum(p.numel() for p in bundle.generator.parameters()):,}")
-        z = sample_latents(bundle.prior, 16, bundle.latent_dim, seed=0)
+        first_look = torch_worker.run(sampling.sample, bundle, bundle.prior, 16, 0)
         st.subheader(f"A first look: 16 samples from {bundle.prior.label}")
-        st.image(grid_jpeg(generate(bundle.generator, z), nrow=8), output_format="JPEG",
-                 width="stretch")
+        st.image(grid_jpeg(first_look.images, nrow=8), output_format="JPEG", width="stretch")
         st.page_link("views/sample.py", label="Explore it on the sampling page", icon="🎲")
         st.caption("An imported generator has no training history or snapshots, so the training replay shows only "
                    "its samples.")

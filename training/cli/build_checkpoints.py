@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import argparse
+from functools import partial
 from pathlib import Path
 
+from training.bundle_paths import REPO_CHECKPOINTS
 from training.cli.arguments import at_least
-
-REPO_CHECKPOINTS = Path(__file__).resolve().parent.parent.parent / "checkpoints"
 
 
 def add_parser(sub) -> None:
     parser = sub.add_parser("build-checkpoints", help="retrain shipped bundles with the recipe in their config.json")
     parser.add_argument("--only", default=None, metavar="DATASET[/MODEL],...",
-                        help="e.g. anime/cgan or toyfaces (default: every shipped bundle)")
+                        help="e.g. anime/cgan, toyfaces or experiments/cgan-balance (default: every shipped bundle)")
     parser.add_argument("--checkpoints", default=str(REPO_CHECKPOINTS), help="where the shipped bundles are")
     parser.add_argument("--data-root", default=None, metavar="PATH",
                         help="local copy of the dataset, or the folder that holds it (else "
@@ -35,6 +35,7 @@ def run(args: argparse.Namespace) -> None:
 
     from training.checkpoint import METRICS_FILE, read_config
     from training.data.registry import load_dataset
+    from training.experiments import rebuild_run
     from training.output_folder import check_folder, remove_own_files
     from training.rebuild import dataset_arguments, recipe, select, strip_dataset_images
     from training.trainer import train
@@ -62,8 +63,10 @@ def run(args: argparse.Namespace) -> None:
         dataset, source = load_dataset(**data_args)
         if any(f.name == METRICS_FILE for f in remove_own_files(out)):  # the old files describe the old weights
             print(f"{relative}: its metrics.json described the old weights and was removed; score the new ones with "
-                  f"python -m training evaluate {out}")
-        train(family, dataset, model_config, train_config, out, source=source, name=config.get("name"))
+                  f"python -m training evaluate {out} --write")
+        # An experiment run keeps its group record, its slimming, and a divergence guard's stop as its result.
+        rebuild_run(config, out, partial(train, family, dataset, model_config, train_config, out, source=source,
+                                         name=config.get("name")))
         if strip_dataset_images(out, config):
             print(f"{relative}: held-out {config['dataset'].get('name')} images dropped from latents.npz (may not "
                   "be redistributed; the explorer reads them from a local copy)")

@@ -14,7 +14,7 @@ def run(args: argparse.Namespace) -> None:
     from training.checkpoint import load_bundle
 
     bundle = load_bundle(args.bundle)
-    if bundle.family == "featurenet":  # a classifier for the metrics, not a generator: no latent space
+    if not bundle.capabilities.generates:  # the feature network: a classifier for the metrics, no latent space
         print(f"{bundle.path}: feature network for {bundle.config['dataset']['name']}, "
               f"held-out accuracy {bundle.config.get('accuracy')}")
         return

@@ -27,20 +27,21 @@ def run(args: argparse.Namespace) -> None:
     at_least(args, 1, "--nrow")
     seeds(args, "--seed")
 
-    import torch
-
+    from training import sampling
     from training.checkpoint import load_bundle
-    from training.latent import LatentDistribution, sample_latents
-    from training.loops.common import check_output_folder, save_grid
-    from training.output_folder import check_file, os_error
+    from training.grids import save_grid
+    from training.latent import LatentDistribution
+    from training.output_folder import check_file, check_output_folder, os_error
 
     out = Path(args.out)
     check_file(out, overwrite=args.overwrite)
     check_output_folder(out.parent, keep=False)  # a folder that cannot be written fails before the generator runs
     bundle = load_bundle(args.bundle)
-    z = sample_latents(LatentDistribution.parse(args.dist), args.n, bundle.latent_dim, seed=args.seed)
-    with torch.no_grad():
-        images = bundle.generator(z)  # conditional / InfoGAN generators use their deterministic default inputs
+    if not bundle.capabilities.generates:
+        raise LatentExplorerError(f"{bundle.path} is a {bundle.family} bundle, which makes no images; sample a "
+                                  "generator's bundle (a DCGAN, VAE, conditional GAN or InfoGAN)")
+    # Conditional / InfoGAN generators use their deterministic default inputs.
+    images = sampling.sample(bundle, LatentDistribution.parse(args.dist), args.n, seed=args.seed).images
     try:
         save_grid(images, out, nrow=args.nrow)
     except OSError as exc:

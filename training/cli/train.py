@@ -6,6 +6,9 @@ import argparse
 
 from training.cli.arguments import add_overwrite, at_least, seeds
 
+# registry.TRAINABLE, written out so that `--help` need not import torch (tests/test_registry.py keeps them equal).
+TRAINABLE_FAMILIES = ("dcgan", "vae", "cgan", "infogan")
+
 
 def _steps_list(text: str) -> tuple[int, ...]:
     try:
@@ -35,26 +38,23 @@ def _or(value, default):
 
 def _model_config(args: argparse.Namespace):
     """The family's config from the model flags (a conditional GAN's conditions come once the data is loaded)."""
-    from training.models.cgan import CGANConfig
-    from training.models.dcgan import DCGANConfig
-    from training.models.infogan import InfoGANConfig
-    from training.models.vae import VAEConfig
+    from dataclasses import fields
 
-    sizes = dict(latent_dim=args.latent_dim, image_size=args.image_size, g_width=args.g_width,
-                 d_width=args.d_width, g_activation=args.g_activation)
-    if args.model == "vae":
-        return VAEConfig(**sizes, kl_weight=args.kl_weight, recon_loss=args.recon_loss)
-    if args.model == "cgan":
-        return CGANConfig(**sizes)
-    if args.model == "infogan":
-        return InfoGANConfig(**sizes, categorical_codes=list(args.info_categorical),
-                             continuous_codes=args.info_continuous)
-    return DCGANConfig(**sizes)
+    from training.models import registry
+
+    flags = dict(latent_dim=args.latent_dim, image_size=args.image_size, g_width=args.g_width,
+                 d_width=args.d_width, g_activation=args.g_activation, kl_weight=args.kl_weight,
+                 recon_loss=args.recon_loss, categorical_codes=list(args.info_categorical),
+                 continuous_codes=args.info_continuous)
+    cls = registry.config_class(args.model)
+    # A family takes the flags its config has a field for (--kl-weight is the VAE's, --info-* InfoGAN's).
+    own = {f.name for f in fields(cls)}
+    return cls(**{name: value for name, value in flags.items() if name in own})
 
 
 def add_parser(sub) -> None:
     train = sub.add_parser("train", help="train a model and write a bundle folder")
-    train.add_argument("--model", choices=["dcgan", "vae", "cgan", "infogan"], default="dcgan",
+    train.add_argument("--model", choices=TRAINABLE_FAMILIES, default="dcgan",
                        help="dcgan (the tutorial's), vae, cgan (ACGAN-style, needs labels), infogan; "
                             "the README's Models section describes each")
     data = train.add_argument_group("data")
@@ -160,9 +160,10 @@ def run(args: argparse.Namespace) -> None:
     from training.data.registry import load_dataset
     from training.distributed import shutdown
     from training.latent import LatentDistribution
-    from training.models.cgan import CGANConfig
+    from training.loops.config import TrainConfig
+    from training.models import registry
     from training.output_folder import check_folder, remove_own_files
-    from training.trainer import TrainConfig, train
+    from training.trainer import train
 
     noise = LatentDistribution.parse(args.noise)
     train_config = TrainConfig(
@@ -180,15 +181,16 @@ def run(args: argparse.Namespace) -> None:
         check_folder(args.out, resume=args.resume, overwrite=args.overwrite, can_resume=True)
     model_config = _model_config(args)
     # Refuse bad flags before loading data (a conditional GAN's conditions are checked once the data is here).
-    (model_config.dcgan_config() if args.model == "cgan" else model_config).validate()
-    if args.conditions is not None and args.model != "cgan":
+    conditional = registry.capabilities(args.model).conditional
+    (model_config.dcgan_config() if conditional else model_config).validate()
+    if args.conditions is not None and not conditional:
         raise LatentExplorerError(f"--conditions is for --model cgan; a {args.model} is not conditioned")
     dataset, source = load_dataset(args.data, image_size=args.image_size, num_images=args.num_images,
                                    seed=args.data_seed, path=args.data_root, attributes=args.attributes,
                                    face_margin=args.face_margin, labels=args.labels)
     model_config.channels = dataset.channels
-    if args.model == "cgan":
-        model_config.conditions = CGANConfig.for_dataset(dataset.attributes, args.conditions).conditions
+    if conditional:
+        model_config.conditions = type(model_config).for_dataset(dataset.attributes, args.conditions).conditions
     model_config.validate()
     if main_process and args.overwrite:  # only now: a mistake in the flags or the data leaves the old bundle whole
         removed = remove_own_files(args.out)

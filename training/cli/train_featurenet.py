@@ -24,26 +24,36 @@ def add_parser(sub) -> None:
     parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda ...")
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's choice)")
+    parser.add_argument("--no-harmless", action="store_true", help="leave JPEG and colour jitter out of the "
+                        "augmentations (the older recipe)")
+    parser.add_argument("--no-artifacts", action="store_true", help="do not teach the features to tell saturated, "
+                        "noise-drowned or black images from real ones (the older recipe)")
     parser.add_argument("--out", default=None, help="bundle folder (default checkpoints/<dataset>/featurenet)")
     add_overwrite(parser, "a bundle (such as the shipped feature network)")
 
 
 def run(args: argparse.Namespace) -> None:
-    at_least(args, 1, "--num-images", "--image-size", "--heldout", "--width", "--steps", "--batch-size")
+    at_least(args, 1, "--num-images", "--image-size", "--heldout", "--width", "--steps", "--batch-size", "--threads")
     seeds(args, "--seed", "--data-seed")
+    if args.threads is not None:
+        import torch
+
+        torch.set_num_threads(args.threads)
 
     from pathlib import Path
 
+    from training.bundle_paths import featurenet_path
     from training.checkpoint import CONFIG_FILE, HISTORY_FILE, METRICS_FILE, WEIGHTS_FILE, read_config
-    from training.metrics.evaluate import default_featurenet_path
     from training.metrics.real import load_real
     from training.metrics.train_featurenet import FeatureNetTrainConfig, config_for, train_featurenet
     from training.output_folder import check_folder, os_error, remove_own_files
 
-    out = Path(args.out or default_featurenet_path(args.data))
+    out = Path(args.out or featurenet_path(args.data))
     check_folder(out, overwrite=args.overwrite)  # before minutes of training, not after
     train_config = FeatureNetTrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
-                                         device=args.device)
+                                         device=args.device, harmless=not args.no_harmless,
+                                         artifacts=not args.no_artifacts)
     train_config.validate()
     real = load_real(args.data, image_size=args.image_size, num_images=args.num_images, seed=args.data_seed,
                      data_root=args.data_root, n_test=args.heldout, progress=True)

@@ -9,8 +9,10 @@ from pathlib import Path
 
 import numpy as np
 
-from training.data.base import Attribute, ImageDataset
-from training.data.prepare import FileIndex, Preprocessing, build_dataset, check_folder, images_by_stem
+from training.attributes import Attribute
+from training.data.base import ImageDataset
+from training.data.prepare import Preprocessing
+from training.data.sources import FileIndex, build_dataset, check_folder, find_image_folder
 from training.errors import LatentExplorerError
 
 EXPECTED = "images/<id>.jpg and tags.csv with rows like '0,aqua hair aqua eyes'"
@@ -67,13 +69,7 @@ def index_anime(root: Path) -> FileIndex:
     """Every tagged image that exists, in tags-file order; hair and eye colour value names come from the file."""
     tags = find_tags(root)
     ids, hair, eyes = read_tags(tags)
-    images, present = None, {}
-    for rel in IMAGE_DIRS:
-        folder = root / rel if rel else root
-        present = images_by_stem(folder) if folder.is_dir() else {}
-        if present:
-            images = folder
-            break
+    images, present = find_image_folder(root, IMAGE_DIRS)
     if images is None:
         raise LatentExplorerError(f"anime: no images in {root} or its images/ folder; it should hold {EXPECTED}")
     hair_values = tuple(sorted(set(hair)))

@@ -5,30 +5,15 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from training.errors import LatentExplorerError
 
-
-@dataclass(frozen=True)
-class Attribute:
-    """A labelled property of every image. Binary attributes have values ("no", "yes")."""
-
-    name: str
-    values: tuple[str, ...]
-
-    @property
-    def is_binary(self) -> bool:
-        return self.values == ("no", "yes")
-
-    def to_json(self) -> dict:
-        return {"name": self.name, "values": list(self.values)}
-
-    @staticmethod
-    def from_json(data: dict) -> Attribute:
-        return Attribute(name=str(data["name"]), values=tuple(str(v) for v in data["values"]))
+if TYPE_CHECKING:
+    from training.attributes import Attribute
 
 
 @dataclass

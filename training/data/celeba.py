@@ -10,8 +10,10 @@ from pathlib import Path
 
 import numpy as np
 
-from training.data.base import Attribute, ImageDataset
-from training.data.prepare import FileIndex, Preprocessing, build_dataset, check_folder, images_by_stem
+from training.attributes import Attribute
+from training.data.base import ImageDataset
+from training.data.prepare import Preprocessing
+from training.data.sources import FileIndex, build_dataset, check_folder, find_image_folder
 from training.errors import LatentExplorerError
 
 EXPECTED = "img_align_celeba/ and list_attr_celeba.txt (the official CelebA layout)"
@@ -39,13 +41,7 @@ def find_layout(root: Path) -> CelebALayout:
         raise LatentExplorerError(
             f"celeba: no list_attr_celeba.txt in {root} (looked for {', '.join(ATTR_FILES)}); point --data-root at "
             f"the folder that holds {EXPECTED}")
-    images, present = None, {}
-    for rel in IMAGE_DIRS:
-        folder = root / rel if rel else root
-        present = images_by_stem(folder) if folder.is_dir() else {}
-        if present:
-            images = folder
-            break
+    images, present = find_image_folder(root, IMAGE_DIRS)
     if images is None:
         zipped = [root / z for z in ("img_align_celeba.zip", "Img/img_align_celeba.zip") if (root / z).is_file()]
         if zipped:

@@ -11,13 +11,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from training.data.base import Attribute, ImageDataset
-from training.data.prepare import (
-    cached_array,
-    check_image_size,
-    check_num_images,
-    select_attributes,
-)
+from training.attributes import Attribute
+from training.data.base import ImageDataset
+from training.data.prepare import cached_array, check_image_size
+from training.data.sources import check_num_images, select_attributes
 from training.errors import LatentExplorerError
 
 CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")

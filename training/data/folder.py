@@ -9,8 +9,10 @@ from pathlib import Path
 
 import numpy as np
 
-from training.data.base import Attribute, ImageDataset
-from training.data.prepare import IMAGE_EXTENSIONS, FileIndex, Preprocessing, build_dataset, check_folder
+from training.attributes import Attribute
+from training.data.base import ImageDataset
+from training.data.prepare import Preprocessing
+from training.data.sources import IMAGE_EXTENSIONS, FileIndex, build_dataset, check_folder
 from training.errors import LatentExplorerError
 
 EXPECTED = "image files (.jpg, .png, ...), in sub-folders or not"

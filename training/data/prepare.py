@@ -1,36 +1,32 @@
-"""Decode image files once into a cached uint8 array (memory-mapped on later loads) and describe where it came from."""
+"""Decode image files once into a cached uint8 array (memory-mapped on later loads); sources.py says which files."""
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import json
 import math
-import multiprocessing
 import os
 import sys
-import tempfile
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from PIL import Image
 
-from training.data.base import Attribute, ImageDataset, cache_dir
+from training.atomic import atomic_write, atomic_write_bytes, replacing
+from training.data.base import cache_dir
+from training.data.pool import ordered_map, progress_bar
 from training.errors import LatentExplorerError
 
 # Bump whenever decoding, cropping or resizing changes: cache keys carry it, so stale caches are never reused.
 PREPARE_VERSION = 1
 
-IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm"})
 MIN_IMAGE_SIZE = 8
 MAX_IMAGE_SIZE = 1024
 DEFAULT_WORKERS = 2
 CHUNK = 128  # images per pool task: big enough to amortise the pickling, small enough for a smooth progress bar
-SKIPPED_EXAMPLES = 5  # how many unreadable files the source description names (the count covers all of them)
 
 
 @dataclass(frozen=True)
@@ -55,6 +51,12 @@ class Preprocessing:
     @property
     def channels(self) -> int:
         return 3 if self.mode == "RGB" else 1
+
+    @property
+    def draft_size(self) -> int:
+        """Big JPEGs decode at a reduced DCT scale, still at least twice the pixels we keep: much faster, no
+        visible difference after the final resize. Small ones (CelebA, LFW, anime) are untouched."""
+        return 2 * math.ceil(self.size / (1.0 - 2.0 * self.face_margin))
 
     def to_json(self) -> dict:
         if self.face_margin:
@@ -115,10 +117,7 @@ def decode_file(path: str | os.PathLike, prep: Preprocessing) -> np.ndarray:
         warnings.simplefilter("ignore")  # PIL's palette/EXIF chatter would drown the progress bar
         with Image.open(path) as img:
             if img.format == "JPEG":
-                # Big JPEGs decode at a reduced DCT scale, still at least twice the pixels we keep: much faster,
-                # no visible difference after the final resize. Small ones (CelebA, LFW, anime) are untouched.
-                need = 2 * math.ceil(prep.size / (1.0 - 2.0 * prep.face_margin))
-                img.draft(prep.mode, (need, need))
+                img.draft(prep.mode, (prep.draft_size, prep.draft_size))
             img.load()
             return preprocess_image(img, prep)
 
@@ -138,29 +137,10 @@ def _decode_chunk(job: tuple[int, Sequence[str], Preprocessing]) -> tuple[int, n
     return start, good[:k], bad
 
 
-def _pool_context() -> multiprocessing.context.BaseContext:
-    # fork skips re-importing torch in every worker; the workers only touch PIL and numpy, so it is safe.
-    methods = multiprocessing.get_all_start_methods()
-    return multiprocessing.get_context("fork" if "fork" in methods else "spawn")
-
-
-def _progress_bar(total: int, desc: str, enabled: bool) -> Any:
-    if not enabled:
-        return None
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, desc=desc, unit="img")
-
-
 def _decoded_chunks(paths: Sequence[str], prep: Preprocessing, workers: int
                     ) -> Iterator[tuple[int, np.ndarray, list[tuple[int, str]]]]:
     jobs = [(start, list(paths[start:start + CHUNK]), prep) for start in range(0, len(paths), CHUNK)]
-    workers = min(max(1, workers), len(jobs))
-    if workers == 1:
-        yield from map(_decode_chunk, jobs)
-        return
-    with _pool_context().Pool(workers) as pool:
-        yield from pool.imap(_decode_chunk, jobs)
+    return ordered_map(_decode_chunk, jobs, workers)
 
 
 def cache_key(parts: dict) -> str:
@@ -176,41 +156,13 @@ def cache_paths(name: str, size: int, key: str) -> tuple[Path, Path]:
     return root / f"{stem}-images.npy", root / f"{stem}.json"
 
 
-def _temp_beside(path: Path) -> str:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    os.chmod(tmp, 0o644)  # mkstemp makes the file private (0600); a cache should be readable like any other
-    return tmp
-
-
-def _remove(path: str | Path) -> None:
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        pass
-
-
 def write_json_atomic(path: Path, data: dict) -> None:
-    tmp = _temp_beside(path)
-    try:
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(data, f, indent=1)
-        os.replace(tmp, path)
-    except BaseException:
-        _remove(tmp)
-        raise
+    atomic_write_bytes(path, json.dumps(data, indent=1).encode("utf-8"))
 
 
 def save_npy_atomic(path: Path, array: np.ndarray) -> None:
     """np.save to a temp file beside the target, then rename: an interrupted run leaves no half-written cache."""
-    tmp = _temp_beside(path)
-    try:
-        with open(tmp, "wb") as f:
-            np.save(f, array)
-        os.replace(tmp, path)
-    except BaseException:
-        _remove(tmp)
-        raise
+    atomic_write(path, lambda handle: np.save(handle, array))
 
 
 def read_cache(images_path: Path, meta_path: Path, shape_tail: tuple[int, ...]) -> tuple[np.ndarray, dict] | None:
@@ -261,43 +213,34 @@ def prepare_images(paths: Sequence[str], prep: Preprocessing, name: str, progres
             return Prepared(images, kept, skipped, images_path, from_cache=True)
 
     skipped: list[dict] = []
-    tmp = _temp_beside(images_path)
-    tmp_small = None
-    bar = _progress_bar(len(paths), f"preparing {name} {prep.size}px", progress)
+    bar = progress_bar(len(paths), f"preparing {name} {prep.size}px", progress)
     try:
-        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(len(paths), *tail))
-        filled = 0
-        for _start, good, bad in _decoded_chunks(paths, prep, workers):
-            out[filled:filled + len(good)] = good
-            filled += len(good)
-            skipped.extend({"index": i, "path": paths[i], "reason": reason} for i, reason in bad)
-            if bar is not None:
-                bar.update(len(good) + len(bad))
-        if filled == 0:
-            raise LatentExplorerError(
-                f"{name}: none of the {len(paths)} images could be read (first: {skipped[0]['path']}: "
-                f"{skipped[0]['reason']}); check that the files are images")
-        if filled < len(paths):
-            # Some files were unreadable: copy the good rows into an array of the right length (rare, so the
-            # extra write is fine; np.save headers cannot shrink in place).
-            tmp_small = _temp_beside(images_path)
-            small = np.lib.format.open_memmap(tmp_small, mode="w+", dtype=np.uint8, shape=(filled, *tail))
-            for s in range(0, filled, 4096):
-                e = min(s + 4096, filled)
-                small[s:e] = out[s:e]
-            small.flush()
-            del small, out
-            _remove(tmp)
-            tmp, tmp_small = tmp_small, None
-        else:
-            out.flush()
-            del out
-        os.replace(tmp, images_path)
-    except BaseException:
-        _remove(tmp)
-        if tmp_small is not None:
-            _remove(tmp_small)
-        raise
+        with replacing(images_path) as tmp:
+            out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(len(paths), *tail))
+            filled = 0
+            for _start, good, bad in _decoded_chunks(paths, prep, workers):
+                out[filled:filled + len(good)] = good
+                filled += len(good)
+                skipped.extend({"index": i, "path": paths[i], "reason": reason} for i, reason in bad)
+                if bar is not None:
+                    bar.update(len(good) + len(bad))
+            if filled == 0:
+                raise LatentExplorerError(
+                    f"{name}: none of the {len(paths)} images could be read (first: {skipped[0]['path']}: "
+                    f"{skipped[0]['reason']}); check that the files are images")
+            if filled < len(paths):
+                # Some files were unreadable: copy the good rows into an array of the right length, which then
+                # replaces the long one (rare, so the extra write is fine; np.save headers cannot shrink in place).
+                with replacing(tmp) as tmp_small:
+                    small = np.lib.format.open_memmap(tmp_small, mode="w+", dtype=np.uint8, shape=(filled, *tail))
+                    for s in range(0, filled, 4096):
+                        e = min(s + 4096, filled)
+                        small[s:e] = out[s:e]
+                    small.flush()
+                    del small, out
+            else:
+                out.flush()
+                del out
     finally:
         if bar is not None:
             bar.close()
@@ -330,109 +273,3 @@ def cached_array(name: str, key_parts: dict, shape_tail: tuple[int, ...], build:
     if cached is None:
         raise LatentExplorerError(f"could not read back the prepared {name} images just written to {images_path}")
     return cached[0], images_path, False
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# What every file-based source shares: a list of files with label rows, attribute selection, the source description.
-
-
-@dataclass
-class FileIndex:
-    """What a source found on disk before decoding: image files, one label row each, and what it left out."""
-
-    paths: list[str]
-    labels: np.ndarray  # int64 (len(paths), len(attributes))
-    attributes: tuple[Attribute, ...]
-    left_out: dict[str, int] = field(default_factory=dict)  # e.g. {"missing_image": 3}: counted before decoding
-    files: dict[str, str] = field(default_factory=dict)  # label/tag files used, for the record
-
-
-def select_attributes(dataset_name: str, attributes: tuple[Attribute, ...], labels: np.ndarray,
-                      names: Sequence[str] | None) -> tuple[tuple[Attribute, ...], np.ndarray]:
-    """Keep the named label columns in the order given (None keeps all). Names match exactly or ignoring case."""
-    if names is None:
-        return attributes, labels
-    by_name = {a.name: i for i, a in enumerate(attributes)}
-    by_lower = {a.name.lower(): i for i, a in enumerate(attributes)}
-    columns: list[int] = []
-    for raw in names:
-        name = str(raw).strip()
-        index = by_name.get(name, by_lower.get(name.lower()))
-        if index is None:
-            available = [a.name for a in attributes]
-            if not available:
-                raise LatentExplorerError(f"{dataset_name} has no attributes, so {name!r} cannot be a label; "
-                                          f"drop --attributes (or give the folder a labels.csv)")
-            close = difflib.get_close_matches(name, available, n=3, cutoff=0.5)
-            hint = f" Did you mean {', '.join(close)}?" if close else ""
-            raise LatentExplorerError(f"{dataset_name} has no attribute {name!r}.{hint} "
-                                      f"Choose from: {', '.join(available)}")
-        if index not in columns:
-            columns.append(index)
-    return tuple(attributes[i] for i in columns), labels[:, columns]
-
-
-def check_num_images(num_images: int | None) -> None:
-    if num_images is not None and int(num_images) <= 0:
-        raise LatentExplorerError(f"--num-images must be positive (or left out to use every image), got {num_images}")
-
-
-def check_folder(path: str | os.PathLike | None, dataset_name: str, expected: str) -> Path:
-    """The folder as an absolute Path, or a clear error saying what the folder should hold."""
-    if path is None or str(path) == "":
-        raise LatentExplorerError(f"{dataset_name} needs --data-root: the folder that holds {expected}")
-    root = Path(path).expanduser()
-    if not root.exists():
-        raise LatentExplorerError(f"{dataset_name}: no such folder {root}; pass --data-root with the folder that "
-                                  f"holds {expected}")
-    if not root.is_dir():
-        raise LatentExplorerError(f"{dataset_name}: {root} is a file, not a folder; pass --data-root with the folder "
-                                  f"that holds {expected}")
-    return root.resolve()
-
-
-def images_by_stem(folder: Path) -> dict[str, str]:
-    """Image file names in one folder (not recursive), keyed by both full name and stem, for label-row look-ups."""
-    found: dict[str, str] = {}
-    with os.scandir(folder) as entries:
-        for entry in entries:
-            name = entry.name
-            stem, _, ext = name.rpartition(".")
-            if stem and f".{ext.lower()}" in IMAGE_EXTENSIONS and not name.startswith(".") and entry.is_file():
-                found[name] = name
-                found.setdefault(stem, name)
-    return found
-
-
-def build_dataset(name: str, root: Path, index: FileIndex, prep: Preprocessing, attributes: Sequence[str] | None,
-                  num_images: int | None, progress: bool, load_args: dict, extra: dict | None = None
-                  ) -> tuple[ImageDataset, dict]:
-    """Decode (or memory-map) the indexed files and describe the result for the bundle's config.json."""
-    check_num_images(num_images)
-    select_attributes(name, index.attributes, index.labels[:0], attributes)  # a bad name fails before decoding
-    paths, labels = index.paths, index.labels
-    if num_images is not None:
-        paths, labels = paths[:num_images], labels[:num_images]
-    if not paths:
-        raise LatentExplorerError(f"{name}: found no usable images under {root}")
-    prepared = prepare_images(paths, prep, name, progress=progress)
-    attrs, selected = select_attributes(name, index.attributes, labels[prepared.kept], attributes)
-    dataset = ImageDataset(name, prepared.images, np.ascontiguousarray(selected, dtype=np.int64), attrs)
-    skipped = {**index.left_out, "unreadable_image": len(prepared.skipped)}
-    source = {
-        "name": name,
-        "root": str(root),
-        "num_images": len(dataset),
-        "num_images_requested": num_images,
-        "image_size": prep.size,
-        "channels": prep.channels,
-        "preprocessing": prep.to_json(),
-        "attributes": [a.name for a in attrs],
-        "skipped": skipped,
-        "unreadable_examples": [f"{s['path']}: {s['reason']}" for s in prepared.skipped[:SKIPPED_EXAMPLES]],
-        "files": dict(index.files),
-        **(extra or {}),
-        "cache_file": prepared.cache_file.name if prepared.cache_file else None,
-        "load_args": load_args,
-    }
-    return dataset, source

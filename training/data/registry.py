@@ -63,7 +63,7 @@ def _toyfaces(image_size: int, num_images: int | None, seed: int, path: str | No
         raise LatentExplorerError("toyfaces faces already fill the frame: drop --face-margin")
     if split is not None or labels is not None:
         raise LatentExplorerError("toyfaces has no split and no labels file: drop them")
-    from training.data.prepare import select_attributes
+    from training.data.sources import select_attributes
     from training.data.toyfaces import ATTRIBUTES, VERSION, load_toyfaces
 
     # A bad attribute name fails before 30,000 faces are drawn.

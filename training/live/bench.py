@@ -71,7 +71,7 @@ class Judge:
 
     @torch.no_grad()
     def features(self, pixels: np.ndarray) -> torch.Tensor:
-        from training.metrics.featurenet import to_input
+        from training.models.featurenet import to_input
 
         x = torch.from_numpy(np.ascontiguousarray(pixels)).permute(0, 3, 1, 2).float().div(127.5).sub(1)
         size = x.shape[-1]

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from training.checkpoint import atomic_write_bytes
+from training.atomic import atomic_write_bytes
 from training.untrusted import finite_json, read_json
 
 REQUEST, STATUS, HISTORY, SAMPLES, REAL, HEARTBEAT, INBOX = (

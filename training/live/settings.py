@@ -10,6 +10,7 @@ from pathlib import Path
 
 from training.errors import LatentExplorerError
 from training.latent import LatentDistribution
+from training.models import registry
 
 FAMILIES = {"dcgan": "DCGAN", "vae": "VAE", "cgan": "conditional GAN"}
 DATASETS = ("toyfaces", "fashion-mnist", "celeba", "anime")
@@ -73,7 +74,7 @@ class LiveSettings:
                 problems.append(f"{name.replace('_', ' ')} must be between {low} and {high}, not {getattr(self, name)}")
         if self.num_images < self.batch_size:
             problems.append(f"the {self.num_images} training images are fewer than one batch of {self.batch_size}")
-        if self.family == "vae" and self.noise_distribution() != LatentDistribution.normal(0, 1):
+        if registry.trains_as_vae(self.family) and self.noise_distribution() != LatentDistribution.normal(0, 1):
             problems.append("a VAE's prior is N(0,1) by construction (its KL term pulls the codes there)")
         if problems:
             raise LatentExplorerError("cannot start this run: " + "; ".join(problems))
@@ -86,7 +87,7 @@ class LiveSettings:
 
     def train_config(self):
         """The TrainConfig the loops read (imported here: the app lists bundles without loading the trainer)."""
-        from training.loops.common import TrainConfig
+        from training.loops.config import TrainConfig
 
         if self.d_ratio not in D_RATIOS:
             raise LatentExplorerError(f"D updates per G update must be one of {', '.join(D_RATIOS)}, "
@@ -107,9 +108,9 @@ class LiveSettings:
 
         sizes = dict(latent_dim=self.latent_dim, image_size=self.image_size, g_width=self.width, d_width=self.width,
                      g_activation=self.g_activation)
-        if self.family == "vae":
+        if registry.trains_as_vae(self.family):
             return VAEConfig(**sizes, kl_weight=self.kl_weight)
-        if self.family == "cgan":
+        if registry.capabilities(self.family).conditional:
             return CGANConfig.for_dataset(attributes, CONDITIONS.get(self.dataset), **sizes)
         return DCGANConfig(**sizes)
 

@@ -17,9 +17,11 @@ from training.data.base import ImageDataset
 from training.errors import LatentExplorerError
 from training.latent import LatentDistribution, sample_latents
 from training.live.settings import DIVERGE_PATIENCE, LiveSettings
-from training.loops.common import D_WON_THRESHOLD, SNAPSHOT_SAMPLES
+from training.loops.config import SNAPSHOT_SAMPLES
+from training.loops.divergence import D_WON_THRESHOLD
 from training.loops.gan import AdversarialSteps
 from training.loops.vae import VAESteps
+from training.models import registry
 
 GOOD_COPY_EVERY = 25  # steps between copies of the weights a blown-up run rewinds to
 PARTIAL_SUFFIX = ".partial"
@@ -60,7 +62,7 @@ class LiveTrainer:
         model_config.channels = dataset.channels
         train_config = settings.train_config()
         work = partial_folder(out)
-        if settings.family == "vae":
+        if registry.trains_as_vae(settings.family):
             self.loop = VAESteps(dataset, model_config, train_config, work, source, progress=False, name=name)
         else:
             self.loop = AdversarialSteps(settings.family, dataset, model_config, train_config, work, source,
@@ -136,7 +138,7 @@ class LiveTrainer:
         for name in ("lr_g", "lr_d", "d_every", "d_steps", "label_smoothing", "label_flip", "class_weight"):
             setattr(config, name, getattr(train, name))
         groups = [g for opt in self._optimizers().values() for g in opt.param_groups]
-        if self.settings.family == "vae":  # one Adam: decoder group first, encoder second
+        if registry.trains_as_vae(self.settings.family):  # one Adam: decoder group first, encoder second
             groups[0]["lr"], groups[1]["lr"] = settings.lr_g, settings.lr_d
             self.loop.kl_weight = settings.kl_weight
         else:

@@ -31,6 +31,7 @@ from training.live.trainer import (
     partial_folder,
     remove_stale_partials,
 )
+from training.models import registry
 
 PUBLISH_EVERY = 1.0  # seconds between status updates while training (the page refreshes about once a second)
 IDLE_SLEEP = 0.05  # seconds between looks at the inbox while paused
@@ -142,7 +143,7 @@ class Worker:
 
         s = self.settings
         path = data_folder(s.dataset, s.data_root)
-        attributes = CONDITIONS.get(s.dataset) if s.family == "cgan" else None
+        attributes = CONDITIONS.get(s.dataset) if registry.capabilities(s.family).conditional else None
         dataset, source = load_dataset(s.dataset, image_size=s.image_size, num_images=s.num_images, seed=s.seed,
                                        path=path, progress=False, attributes=attributes)
         remove_stale_partials(self.out.parent)

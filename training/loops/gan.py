@@ -23,10 +23,26 @@ from torch.nn import functional as F
 
 from training.data.base import ImageDataset
 from training.errors import LatentExplorerError
-from training.loops.common import Run, TrainConfig
+from training.loops.config import TrainConfig
+from training.loops.run import Run
 from training.models import cgan, dcgan, infogan
 
 BASE_KEYS = ("loss_g", "loss_d", "d_real", "d_fake")
+
+
+def discriminator_targets(batch: int, smoothing: float, flip: float, generator: torch.Generator,
+                          device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
+    """D's targets for a real and a fake batch: real -> 1 - smoothing, fake -> 0, and with probability
+    `flip` each target is swapped for the other side's (noisy labels: D can never be fully sure)."""
+    real_value = 1.0 - smoothing
+    real = torch.full((batch,), real_value)
+    fake = torch.zeros(batch)
+    if flip > 0:
+        swap_real = torch.rand(batch, generator=generator) < flip
+        swap_fake = torch.rand(batch, generator=generator) < flip
+        real[swap_real] = 0.0
+        fake[swap_fake] = real_value
+    return real.to(device), fake.to(device)
 
 
 class _Critic(nn.Module):
@@ -42,7 +58,7 @@ class _Critic(nn.Module):
 
 
 class _Family:
-    """DCGAN: G(z), D(x) -> one logit. The conditional families override the three hooks."""
+    """DCGAN: G(z), D(x) -> one logit. The conditional families override the hooks."""
 
     display = "DCGAN"
     extra_keys: tuple[str, ...] = ()
@@ -58,6 +74,10 @@ class _Family:
 
     def networks(self) -> tuple[nn.Module, nn.Module]:
         return dcgan.Generator(self.model_config), dcgan.Discriminator(self.model_config)
+
+    def bundle_entries(self) -> dict:
+        """What config.json records about G's extra inputs, beside the model config."""
+        return {}
 
     def inputs(self, labels: torch.Tensor, n: int) -> tuple[dict, object]:
         """Keyword arguments for G beyond z, and whatever the losses need to know about them."""
@@ -99,6 +119,9 @@ class _Conditional(_Family):
 
     def networks(self) -> tuple[nn.Module, nn.Module]:
         return cgan.ConditionalGenerator(self.model_config), cgan.ACDiscriminator(self.model_config)
+
+    def bundle_entries(self) -> dict:
+        return {"conditions": list(self.model_config.conditions)}
 
     def inputs(self, labels: torch.Tensor, n: int) -> tuple[dict, object]:
         # Fakes are asked for the label rows of the real batch: the data's own mix of attribute values.
@@ -144,6 +167,9 @@ class _Info(_Family):
 
     def networks(self) -> tuple[nn.Module, nn.Module]:
         return infogan.InfoGenerator(self.model_config), infogan.InfoDiscriminator(self.model_config)
+
+    def bundle_entries(self) -> dict:
+        return {"codes": self.model_config.code_layout()}
 
     def inputs(self, labels: torch.Tensor, n: int) -> tuple[dict, object]:
         categories, continuous = infogan.sample_codes(n, self.model_config, self.run.code_rng)
@@ -192,18 +218,19 @@ class AdversarialSteps:
         self.opt_g = torch.optim.Adam(self.generator.parameters(), lr=train_config.lr_g, betas=betas)
         self.opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=train_config.lr_d, betas=betas)
         self.networks = {"generator": self.generator, "discriminator": self.discriminator}
-        if family == "infogan":
-            run.bundle_config["codes"] = model_config.code_layout()
-        if family == "cgan":
-            run.bundle_config["conditions"] = list(model_config.conditions)
+        run.bundle_config.update(self.game.bundle_entries())
         self.batches = run.start(self.networks, {"generator": self.opt_g, "discriminator": self.opt_d},
                                  self.generator)
         self.g = run.parallel(run.mixed(self.generator))
         self.critic = run.mixed(_Critic(self.discriminator))
         self.d = run.parallel(self.critic)
 
+    def targets(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return discriminator_targets(n, self.config.label_smoothing, self.config.label_flip, self.run.flip_rng,
+                                     self.run.device)
+
     def update_d(self, real, fake, labels, extra) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, dict]:
-        real_target, fake_target = self.run.targets(real.shape[0])
+        real_target, fake_target = self.targets(real.shape[0])
         self.opt_d.zero_grad(set_to_none=True)
         result = self.game.d_loss(self.d, real, fake, labels, extra, real_target, fake_target)
         result[0].backward()
@@ -228,7 +255,7 @@ class AdversarialSteps:
         else:  # D rests this step: measure it anyway so every step has D's numbers
             with torch.no_grad():
                 loss_d, logit_real, logit_fake, d_values = game.d_loss(
-                    self.d, real, fake.detach(), labels, extra, *run.targets(real.shape[0]))
+                    self.d, real, fake.detach(), labels, extra, *self.targets(real.shape[0]))
         self.opt_g.zero_grad(set_to_none=True)
         loss_g, g_values = game.g_loss(self.critic, fake, extra)
         loss_g.backward()

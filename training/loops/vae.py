@@ -18,10 +18,12 @@ import numpy as np
 import torch
 
 from training import checkpoint
+from training.atomic import atomic_write_bytes
 from training.data.base import ImageDataset
 from training.errors import LatentExplorerError
 from training.latent import STANDARD_NORMAL, LatentDistribution
-from training.loops.common import Run, TrainConfig
+from training.loops.config import TrainConfig
+from training.loops.run import Run
 from training.models import dcgan, vae
 
 MAX_LATENT_CODES = 5000
@@ -79,7 +81,7 @@ def evaluate(encoder: vae.Encoder, decoder: torch.nn.Module, dataset: ImageDatas
 def write_latents(path: Path, arrays: dict[str, np.ndarray]) -> None:
     buffer = BytesIO()
     np.savez_compressed(buffer, **arrays)
-    checkpoint.atomic_write_bytes(path / checkpoint.LATENTS_FILE, buffer.getvalue())
+    atomic_write_bytes(path / checkpoint.LATENTS_FILE, buffer.getvalue())
 
 
 class VAESteps:

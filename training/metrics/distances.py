@@ -1,4 +1,4 @@
-"""Distances between two sets of feature vectors: Fréchet distance and k-NN precision/recall.
+"""Distances between two sets of feature vectors: Fréchet distance (and k-NN precision/recall, from manifold.py).
 
 Both take (N, D) arrays and know nothing about images, so they are tested on numbers with known answers.
 """
@@ -12,6 +12,7 @@ import scipy.linalg
 import torch
 
 from training.errors import LatentExplorerError
+from training.metrics.manifold import manifold_scores
 
 DEFAULT_K = 3  # Kynkäänniemi et al. 2019 use k = 3 nearest neighbours
 
@@ -68,47 +69,9 @@ def frechet_distance(features_a: np.ndarray | torch.Tensor, features_b: np.ndarr
     return frechet_distance_from_stats(*gaussian_stats(features_a), *gaussian_stats(features_b))
 
 
-def knn_radii(features: torch.Tensor, k: int = DEFAULT_K) -> torch.Tensor:
-    """Distance from each point to its k-th nearest other point: the radius of its ball in the manifold estimate."""
-    if len(features) <= k:
-        raise LatentExplorerError(f"k-NN manifold with k = {k} needs more than {k} samples, got {len(features)}")
-    radii = []
-    for i in range(0, len(features), 2048):
-        d = torch.cdist(features[i:i + 2048], features)
-        # The smallest entry of each row is the point itself (distance 0), so the k-th neighbour sits at index k.
-        radii.append(d.kthvalue(k + 1, dim=1).values)
-    return torch.cat(radii)
-
-
-def _coverage(points: torch.Tensor, manifold: torch.Tensor, radii: torch.Tensor) -> float:
-    """Fraction of `points` inside at least one ball (centre in `manifold`, radius from `radii`)."""
-    inside = torch.zeros(len(points), dtype=torch.bool)
-    for i in range(0, len(points), 2048):
-        d = torch.cdist(points[i:i + 2048], manifold)
-        inside[i:i + 2048] = (d <= radii.unsqueeze(0)).any(dim=1)
-    return float(inside.float().mean())
-
-
 def precision_recall(real: np.ndarray | torch.Tensor, fake: np.ndarray | torch.Tensor,
                      k: int = DEFAULT_K) -> tuple[float, float]:
-    """Improved precision and recall (Kynkäänniemi et al. 2019).
-
-    Each set's manifold is the union of balls around its points, each ball reaching the point's k-th nearest
-    neighbour in the same set. Precision: the fraction of fake points inside the real manifold (are the samples
-    realistic?). Recall: the fraction of real points inside the fake manifold (does the model cover the data?).
-    """
-    r = torch.from_numpy(_as_2d(real, "precision/recall (real)")).float()
-    f = torch.from_numpy(_as_2d(fake, "precision/recall (fake)")).float()
-    if r.shape[1] != f.shape[1]:
-        raise LatentExplorerError(f"precision/recall: feature sizes differ ({r.shape[1]} vs {f.shape[1]})")
-    precision = _coverage(f, r, knn_radii(r, k))
-    recall = _coverage(r, f, knn_radii(f, k))
-    return precision, recall
-
-
-def fd_precision_recall(real: np.ndarray | torch.Tensor, fake: np.ndarray | torch.Tensor,
-                        k: int = DEFAULT_K) -> dict[str, float]:
-    """The three numbers every evaluation row reports, rounded for JSON."""
-    precision, recall = precision_recall(real, fake, k)
-    return {"fd": round(frechet_distance(real, fake), 4), "precision": round(precision, 4),
-            "recall": round(recall, 4)}
+    """Improved precision and recall (Kynkäänniemi et al. 2019) of two sets as they are (see manifold.py; the
+    evaluation compares sets of one fixed size, training.metrics.intervals)."""
+    scores = manifold_scores(real, fake, k)
+    return scores["precision"], scores["recall"]

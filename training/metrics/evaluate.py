@@ -1,43 +1,44 @@
-"""Evaluate a bundle: FD / precision / recall in a feature network's space, collapse references, floors,
-attribute accuracy (conditional GANs) and reconstruction error (VAEs); results go to the bundle's metrics.json."""
+"""Evaluate a bundle: FD, KID and precision / recall / density / coverage (with intervals) in a feature network's
+space, collapse references, the real floor, attribute accuracy (conditional GANs) and reconstruction error
+(VAEs), as the dict the bundle's metrics.json stores (write_metrics writes it; the CLI only when asked)."""
 
 from __future__ import annotations
 
 import hashlib
 import os
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
-from tqdm import tqdm
 
 from training import checkpoint
+from training.attributes import Attribute
 from training.checkpoint import Bundle
-from training.data.base import Attribute, ImageDataset
+from training.data.base import ImageDataset
 from training.data.location import portable_source, recorded_bundle_path
 from training.errors import LatentExplorerError
 from training.latent import LatentDistribution, sample_latents
-from training.metrics import distances
-from training.metrics.featurenet import FeatureNet, to_input
+from training.metrics import scoring
+from training.metrics.features import generated_features, real_features
 from training.metrics.real import load_real_for_bundle
+from training.models.featurenet import FeatureNet, to_input
 from training.untrusted import read_json
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-METRICS_VERSION = 1
-DEFAULT_SAMPLES = 5000
-CONDITIONAL_FAMILIES = ("cgan",)  # generator(z, labels) with int64 label rows (B, A)
+METRICS_VERSION = 2  # 2: set size, density, coverage, KID and intervals
+DEFAULT_SAMPLES = scoring.DEFAULT_SAMPLES
 # The references every evaluation adds: collapse (N(-10,1)) and an off-prior squeeze (U(0,1)).
 REFERENCE_LATENTS = {
     "normal_minus10": LatentDistribution.normal(-10.0, 1.0),
     "uniform_0_1": LatentDistribution.uniform(0.0, 1.0),
 }
-WHAT = ("Fréchet distance (FD) and precision/recall (Kynkäänniemi et al. 2019, k nearest neighbours) between "
-        "generated and held-out real images, in the penultimate feature space of our own attribute classifier "
-        "for this dataset. This is NOT Inception FID: compare these numbers only with numbers computed with the "
-        "same feature network.")
+WHAT = ("Fréchet distance (FD), kernel distance (KID, unbiased) and precision/recall (Kynkäänniemi et al. 2019) "
+        "and density/coverage (Naeem et al. 2020), k nearest neighbours, between generated and held-out real "
+        "images, in the penultimate feature space of our own attribute classifier for this dataset. The k-NN "
+        "scores compare sets of set_size images each, whatever the number of samples. This is NOT Inception FID: "
+        "compare these numbers only with numbers computed with the same feature network.")
 
 
 def checkpoints_root() -> Path:
@@ -51,44 +52,13 @@ def default_featurenet_path(dataset: str) -> Path:
 
 def load_featurenet(path: str | Path) -> tuple[FeatureNet, Bundle]:
     bundle = checkpoint.load_bundle(path)
-    if bundle.family != "featurenet":
+    if bundle.capabilities.generates:
         raise LatentExplorerError(f"{path}: this is a {bundle.family} bundle, not a feature network")
     return bundle.networks["featurenet"], bundle
 
 
 def _sha256(file: Path) -> str:
     return hashlib.sha256(file.read_bytes()).hexdigest()
-
-
-@torch.no_grad()
-def real_features(net: FeatureNet, dataset: ImageDataset, index: np.ndarray | None = None,
-                  batch_size: int = 250) -> torch.Tensor:
-    """Feature vectors of real images (all of them, or those at `index`)."""
-    index = np.arange(len(dataset)) if index is None else np.sort(index)
-    out = [net.features(to_input(dataset.batch(index[i:i + batch_size])[0], net.config))
-           for i in range(0, len(index), batch_size)]
-    return torch.cat(out)
-
-
-@torch.no_grad()
-def generated_features(generate: Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor], net: FeatureNet,
-                       z: torch.Tensor, labels: torch.Tensor | None = None, batch_size: int = 250,
-                       progress: bool = False, desc: str = "") -> torch.Tensor:
-    """Feature vectors of the images generate(z, labels) makes, batch by batch (images are never all in memory)."""
-    out = []
-    for i in tqdm(range(0, len(z), batch_size), desc=desc, disable=not progress, leave=False):
-        rows = None if labels is None else labels[i:i + batch_size]
-        out.append(net.features(to_input(generate(z[i:i + batch_size], rows), net.config)))
-    return torch.cat(out)
-
-
-def sampler(bundle: Bundle) -> Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor]:
-    """generate(z, labels) for any family: labels are passed only to conditional generators."""
-    generator = bundle.networks["decoder"] if bundle.family == "vae" else bundle.generator
-    generator.eval()
-    if bundle.family in CONDITIONAL_FAMILIES:
-        return lambda z, labels: generator(z, labels)
-    return lambda z, labels: generator(z)
 
 
 @torch.no_grad()
@@ -163,6 +133,17 @@ def reconstruction_mse(encoder: nn.Module, decoder: nn.Module, dataset: ImageDat
     return total / count
 
 
+def condition_rows(bundle: Bundle, real: ImageDataset, n: int,
+                   seed: int) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """For a conditional generator: n condition rows drawn (seeded) from the real images' label rows, and that
+    pool of rows; (None, None) for the other families."""
+    if not bundle.capabilities.conditional:
+        return None, None
+    _, columns = conditions_of(bundle, real.attributes)
+    pool = torch.from_numpy(np.asarray(real.labels)[:, columns])
+    return pool[torch.randint(len(pool), (n,), generator=torch.Generator().manual_seed(seed + 1))], pool
+
+
 def _check_featurenet_fits(net_bundle: Bundle, bundle: Bundle) -> None:
     ours, theirs = net_bundle.config["dataset"]["name"], bundle.config["dataset"]["name"]
     if ours != theirs:
@@ -174,15 +155,13 @@ def _check_featurenet_fits(net_bundle: Bundle, bundle: Bundle) -> None:
 
 @torch.no_grad()
 def evaluate_bundle(bundle: Bundle, featurenet: str | Path | None = None, samples: int = DEFAULT_SAMPLES,
-                    seed: int = 0, data_root: str | Path | None = None, k: int = distances.DEFAULT_K,
-                    batch_size: int = 250, progress: bool = False) -> dict:
+                    seed: int = 0, data_root: str | Path | None = None, k: int = scoring.DEFAULT_K,
+                    set_size: int = scoring.DEFAULT_SET_SIZE, batch_size: int = 250, progress: bool = False) -> dict:
     """Every number for one bundle, as the dict metrics.json stores (nothing is written here)."""
-    from training.models.registry import GENERATOR_NAME
-
-    if bundle.family not in GENERATOR_NAME:
+    capabilities = bundle.capabilities
+    if not capabilities.generates:
         raise LatentExplorerError(f"{bundle.path} is a {bundle.family} bundle; evaluate scores generative models")
-    if samples <= k:
-        raise LatentExplorerError(f"--samples must be more than k = {k} (got {samples})")
+    scoring.set_size_for(samples, samples, k, set_size)  # refuse a hopeless --samples before loading anything
     started = time.time()
     timings: dict[str, float] = {}
 
@@ -204,8 +183,7 @@ def evaluate_bundle(bundle: Bundle, featurenet: str | Path | None = None, sample
     real = load_real_for_bundle(bundle.config, data_root=data_root, n_test=samples, progress=progress)
     t = lap("load_real_images", t)
     n_real = min(samples, len(real.train), len(real.test))
-    if n_real <= k:
-        raise LatentExplorerError(f"only {n_real} real images: need more than k = {k}")
+    m = scoring.set_size_for(samples, n_real, k, set_size)
     pick = np.random.default_rng(seed)
     train_index = pick.choice(len(real.train), n_real, replace=False)
     test_index = pick.choice(len(real.test), n_real, replace=False)
@@ -213,26 +191,21 @@ def evaluate_bundle(bundle: Bundle, featurenet: str | Path | None = None, sample
     f_test = real_features(net, real.test, test_index, batch_size)
     t = lap("real_features", t)
 
-    generate = sampler(bundle)
-    latent_dim = int(bundle.config["model"]["latent_dim"])
+    latent_dim = bundle.latent_dim
     prior = bundle.prior
-    labels = None
-    if bundle.family in CONDITIONAL_FAMILIES:
-        conditions, columns = conditions_of(bundle, real.test.attributes)
-        pool = torch.from_numpy(np.asarray(real.test.labels)[:, columns])
-        labels = pool[torch.randint(len(pool), (samples,), generator=torch.Generator().manual_seed(seed + 1))]
+    labels, pool = condition_rows(bundle, real.test, samples, seed)
     rows: dict[str, dict] = {}
     latents = {"model": prior, **REFERENCE_LATENTS}
     for key, dist in latents.items():
         z = sample_latents(dist, samples, latent_dim, seed=seed)  # same base noise: rows differ only by dist
-        f_fake = generated_features(generate, net, z, labels, batch_size, progress, desc=f"z ~ {dist.label}")
+        f_fake = generated_features(bundle, net, z, labels, batch_size, progress, desc=f"z ~ {dist.label}")
         description = ("the model, z from its training prior" if key == "model"
                        else f"reference: the same model fed z ~ {dist.label}")
         rows[key] = {"latent": dist.label, "description": description,
-                     **distances.fd_precision_recall(f_test, f_fake, k)}
+                     **scoring.score_row(f_test, f_fake, k, m, seed)}
         t = lap(f"samples_{key}", t)
     rows["real_floor"] = {"latent": None, "description": "floor: real training images vs held-out real images",
-                          **distances.fd_precision_recall(f_test, f_train, k)}
+                          **scoring.score_row(f_test, f_train, k, m, seed)}
     t = lap("distances_floor", t)
 
     result = {
@@ -252,10 +225,14 @@ def evaluate_bundle(bundle: Bundle, featurenet: str | Path | None = None, sample
         "real_samples": {"train": n_real, "test": n_real},
         "seed": seed,
         "k": k,
+        "set_size": m,
+        "interval": {"level": 0.95, "method": scoring.INTERVAL_METHOD, "repeats": scoring.intervals.DEFAULT_REPEATS},
+        "lead": scoring.LEAD,
         "real": {"train": portable_source(real.train_source), "test": portable_source(real.test_source)},
         "fd_precision_recall": rows,
     }
-    if bundle.family in CONDITIONAL_FAMILIES:
+    if capabilities.conditional:
+        conditions, _ = conditions_of(bundle, real.test.attributes)
         per_value = max(1, samples // sum(len(a.values) for a in conditions))
         result["attribute_accuracy"] = {
             "what": ("fraction of images generated for a requested attribute value that the feature network "
@@ -270,10 +247,10 @@ def evaluate_bundle(bundle: Bundle, featurenet: str | Path | None = None, sample
             },
         }
         t = lap("attribute_accuracy", t)
-    if bundle.family == "vae":
-        if "encoder" not in bundle.networks:
+    if capabilities.has_encoder:
+        if bundle.encoder is None:
             raise LatentExplorerError(f"{bundle.path}: the VAE bundle was loaded without its encoder")
-        mse = reconstruction_mse(bundle.networks["encoder"].eval(), bundle.networks["decoder"].eval(),
+        mse = reconstruction_mse(bundle.encoder.eval(), bundle.generator.eval(),
                                  real.test, limit=samples, batch_size=batch_size)
         result["reconstruction"] = {
             "mse": round(mse, 6),

@@ -24,7 +24,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from training.data.base import Attribute
+from training.attributes import Attribute
 from training.errors import LatentExplorerError
 from training.models import dcgan
 

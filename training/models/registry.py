@@ -8,7 +8,7 @@ Families and their networks (names are the prefixes of the tensors in weights.sa
 | "vae"     | VAEConfig       | encoder, decoder           | (nothing)          |
 | "cgan"    | CGANConfig      | generator (z, labels)      | discriminator (real/fake + one classifier per condition) |
 | "infogan" | InfoGANConfig   | generator (z, codes)       | discriminator (real/fake + Q head) |
-| "featurenet" | FeatureNetConfig | featurenet (evaluation classifier, training.metrics; no generator) | (nothing) |
+| "featurenet" | FeatureNetConfig | featurenet (evaluation classifier for training.metrics; no generator) | (nothing) |
 
 `GENERATOR_NAME[family]` names the network that maps z (B, latent_dim) to images in [-1, 1]; every one of
 them accepts `net(z)` alone and exposes `first_layer_preactivation(z)` and `first_batchnorm`.
@@ -21,8 +21,7 @@ from dataclasses import dataclass, fields
 from torch import nn
 
 from training.errors import LatentExplorerError
-from training.metrics import featurenet
-from training.models import cgan, dcgan, infogan, vae
+from training.models import cgan, dcgan, featurenet, infogan, vae
 
 FAMILIES = ("dcgan", "vae", "cgan", "infogan", "featurenet")
 # The network that turns a latent code into an image, per family.
@@ -41,8 +40,8 @@ class Capabilities:
     info_codes: the generator takes InfoGAN codes (`codes`) described by the bundle's code layout;
     has_encoder: images can be encoded to codes (x -> (mu, logvar)); generates: it has a generator at all;
     loop: the training loop that trains it ("gan", "vae" or None when it is not trained by `train`);
-    pages: the explorer pages that apply to it (ids: sample, sweep, attributes, vae_map, compare,
-    interpolate, replay).
+    pages: the explorer pages that apply to it (ids: sample, sweep, conditions, codes, directions, vae_map,
+    compare, interpolate, replay; sweep and interpolate feed z alone).
     """
 
     generates: bool
@@ -52,15 +51,25 @@ class Capabilities:
     loop: str | None = None
     pages: frozenset[str] = frozenset()
 
+    @property
+    def generator_input(self) -> str | None:
+        """The keyword the generator takes besides z: "labels" (condition rows, described by the bundle's
+        `conditions`), "codes" (InfoGAN codes, described by the bundle's `codes`) or None."""
+        return "labels" if self.conditional else "codes" if self.info_codes else None
 
-_GENERATOR_PAGES = frozenset({"sample", "sweep", "compare", "interpolate", "replay"})
+
+_GENERATOR_PAGES = frozenset({"sample", "compare", "replay"})
+_Z_ONLY_PAGES = frozenset({"sweep", "interpolate", "directions", "photo"})  # the generator takes a code z alone
 CAPABILITIES = {
-    "dcgan": Capabilities(generates=True, loop="gan", pages=_GENERATOR_PAGES | {"attributes"}),
-    "vae": Capabilities(generates=True, has_encoder=True, loop="vae", pages=_GENERATOR_PAGES | {"vae_map"}),
-    "cgan": Capabilities(generates=True, conditional=True, loop="gan", pages=_GENERATOR_PAGES | {"attributes"}),
-    "infogan": Capabilities(generates=True, info_codes=True, loop="gan", pages=_GENERATOR_PAGES | {"attributes"}),
+    "dcgan": Capabilities(generates=True, loop="gan", pages=_GENERATOR_PAGES | _Z_ONLY_PAGES),
+    "vae": Capabilities(generates=True, has_encoder=True, loop="vae",
+                        pages=_GENERATOR_PAGES | _Z_ONLY_PAGES | {"vae_map"}),
+    "cgan": Capabilities(generates=True, conditional=True, loop="gan", pages=_GENERATOR_PAGES | {"conditions"}),
+    "infogan": Capabilities(generates=True, info_codes=True, loop="gan", pages=_GENERATOR_PAGES | {"codes"}),
     "featurenet": Capabilities(generates=False),
 }
+# The families `python -m training train` trains (the others are trained by their own command or imported).
+TRAINABLE = tuple(family for family in FAMILIES if CAPABILITIES[family].loop is not None)
 
 
 def capabilities(family: str) -> Capabilities:
@@ -69,11 +78,21 @@ def capabilities(family: str) -> Capabilities:
     return CAPABILITIES[family]
 
 
-def model_config(family: str, data: dict):
-    """Rebuild the config dataclass, refusing unknown or missing fields instead of guessing."""
+def config_class(family: str) -> type:
+    """The family's config dataclass (DCGANConfig, VAEConfig, ...)."""
     if family not in _CONFIGS:
         raise LatentExplorerError(f"unknown model family {family!r} (known: {', '.join(FAMILIES)})")
-    cls = _CONFIGS[family]
+    return _CONFIGS[family]
+
+
+def trains_as_vae(family: str) -> bool:
+    """True for the families the VAE loop trains (one loss, an encoder and a decoder, no discriminator)."""
+    return capabilities(family).loop == "vae"
+
+
+def model_config(family: str, data: dict):
+    """Rebuild the config dataclass, refusing unknown or missing fields instead of guessing."""
+    cls = config_class(family)
     names = {f.name for f in fields(cls)}
     unknown = sorted(set(data) - names)
     if unknown:

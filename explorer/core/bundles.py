@@ -1,0 +1,238 @@
+"""The UI's access to bundles: discovered once, loaded once per process and shared by every session."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import streamlit as st
+from streamlit.logger import get_logger
+
+from training import bundle_paths
+from training.checkpoint import CONFIG_FILE, Bundle, find_bundles, load_bundle
+from training.checkpoint import read_config as read_config_file
+from training.errors import LatentExplorerError
+from training.models import registry
+
+REPO_ROOT = bundle_paths.REPO_ROOT
+CHECKPOINTS = bundle_paths.checkpoints_root()
+# The model a teacher sees first: the DCGAN lab's own model (the PyTorch tutorial's DCGAN on CelebA faces), where
+# the N(-10,1) / U(0,1) story is told; the procedural-faces DCGAN when a checkpoints folder lacks it.
+DEFAULT_BUNDLES = (CHECKPOINTS / "celeba" / "dcgan", CHECKPOINTS / "toyfaces" / "dcgan")
+DEFAULT_BUNDLE = next((b for b in DEFAULT_BUNDLES if (b / "config.json").is_file()), DEFAULT_BUNDLES[-1])
+SELECTED_KEY = "bundle_path"
+# Bundles this browser session imported (display name -> folder): only this session sees them.
+SESSION_KEY = "session_bundles"
+LOAD_LOG_LINE = "loaded model bundle"
+_LOG = get_logger(__name__)
+
+
+# Bounded: every upload adds a model, and a classroom uploads many.
+@st.cache_resource(show_spinner="Loading model…", max_entries=32)
+def _load_cached(path: str, mtime: float) -> Bundle:
+    # mtime is part of the key so a retrained bundle is picked up without restarting the server.
+    bundle = load_bundle(path)
+    # One line per load in the server log: the load test counts them to show models are shared across sessions.
+    _LOG.info("%s %s", LOAD_LOG_LINE, path)
+    return bundle
+
+
+@functools.lru_cache(maxsize=256)
+def _config_at(path: str, mtime_ns: int, size: int) -> dict | LatentExplorerError:
+    try:
+        return read_config_file(path)
+    except LatentExplorerError as exc:
+        return exc
+    except (OSError, ValueError, TypeError, KeyError, RecursionError, OverflowError, MemoryError) as exc:
+        # The reader turns every problem it knows into LatentExplorerError; anything else it missed must still
+        # cost only this bundle, never the sidebar of every page.
+        return LatentExplorerError(f"{path}: unreadable bundle ({type(exc).__name__}: {str(exc)[:160]})")
+
+
+def read_config(path: str | Path) -> dict:
+    """A bundle's config.json, parsed once per version of the file: the sidebar asks for every bundle's config on
+    every rerun, and re-reading them all cost more than drawing the page. Treat the result as read-only."""
+    try:
+        stat = (Path(path) / CONFIG_FILE).stat()
+    except OSError:
+        return read_config_file(path)  # gone: let the reader say so in its own words
+    found = _config_at(str(path), stat.st_mtime_ns, stat.st_size)
+    if isinstance(found, LatentExplorerError):
+        raise LatentExplorerError(str(found))
+    return found
+
+
+def _mtime(path: str | Path) -> float:
+    try:
+        return (Path(path) / CONFIG_FILE).stat().st_mtime
+    except OSError:
+        raise LatentExplorerError(f"{path}: the bundle is gone (deleted or moved while the app was running)") from None
+
+
+def load(path: str | Path) -> Bundle:
+    return _load_cached(str(path), _mtime(path))
+
+
+@dataclass(frozen=True)
+class BundleKey:
+    """A bundle as a cached function's argument: its folder and the version of its config (a retrained bundle
+    gets a new key)."""
+
+    path: str
+    mtime: float
+
+    def load(self) -> Bundle:
+        return load(self.path)
+
+
+def key_of(bundle: Bundle | str | Path) -> BundleKey:
+    path = bundle.path if isinstance(bundle, Bundle) else Path(bundle)
+    return BundleKey(str(path), _mtime(path))
+
+
+def featurenet_bundle(bundle: Bundle) -> Bundle | None:
+    """The feature network of the bundle's dataset (checkpoints/<dataset>/featurenet), loaded once per process;
+    None when there is none. An unreadable one raises LatentExplorerError."""
+    path = bundle_paths.featurenet_path(str(bundle.config["dataset"].get("name") or ""), CHECKPOINTS)
+    if not (path / CONFIG_FILE).is_file():
+        return None
+    found = load(path)
+    return None if found.capabilities.generates else found
+
+
+def capabilities_at(path: str | Path) -> registry.Capabilities | None:
+    """What the bundle in this folder can do (from its config alone), or None when its config cannot be read."""
+    try:
+        return registry.capabilities(read_config(path)["family"])
+    except LatentExplorerError:
+        return None
+
+
+def _generates(path: str | Path) -> bool:
+    found = capabilities_at(path)
+    return found is not None and found.generates
+
+
+def shipped() -> dict[str, str]:
+    """Display name -> folder, for every readable bundle under checkpoints/."""
+    found = []
+    for path in find_bundles(CHECKPOINTS):
+        try:
+            config = read_config(path)
+        except LatentExplorerError:
+            continue
+        found.append((config.get("name") or str(path.relative_to(CHECKPOINTS)), path))
+    counts = Counter(name for name, _ in found)
+    # Two bundles with one display name (a copied folder) must both stay selectable: name the folder too.
+    return {(name if counts[name] == 1 else f"{name} ({path.relative_to(CHECKPOINTS)})"): str(path)
+            for name, path in found}
+
+
+def unreadable() -> dict[str, str]:
+    """Folder -> problem for every bundle under checkpoints/ whose config.json cannot be read (it is not offered)."""
+    problems = {}
+    for path in find_bundles(CHECKPOINTS):
+        try:
+            read_config(path)
+        except LatentExplorerError as exc:
+            problems[str(path)] = str(exc)
+    return problems
+
+
+def session_bundles() -> dict[str, str]:
+    """The bundles this session imported that still exist on disk."""
+    try:
+        extra = st.session_state.get(SESSION_KEY, {})
+    except Exception:  # no Streamlit session (plain Python): nothing was imported
+        return {}
+    return {name: path for name, path in extra.items() if (Path(path) / "config.json").exists()}
+
+
+def add_session_bundle(name: str, path: str | Path, select: bool = True) -> str:
+    """Make an imported bundle selectable on every page of this session; returns the (unique) display name."""
+    extra = dict(st.session_state.get(SESSION_KEY, {}))
+    taken = set(shipped()) | set(extra)
+    unique, k = name, 2
+    while unique in taken:
+        unique, k = f"{name} ({k})", k + 1
+    extra[unique] = str(path)
+    st.session_state[SESSION_KEY] = extra
+    if select:
+        st.session_state[SELECTED_KEY] = str(path)
+    return unique
+
+
+def live_runs() -> dict[str, str]:
+    """Display name -> folder for the bundles the Train live page saved into a runs folder (every session sees
+    them; a run kept only for its tab is a session bundle)."""
+    from training.live.manager import runs_folders
+
+    found = {}
+    for folder in runs_folders():
+        for path in find_bundles(folder):
+            with contextlib.suppress(LatentExplorerError):
+                found[read_config(path).get("name") or path.name] = str(path)
+    return found
+
+
+def available() -> dict[str, str]:
+    """Display name -> folder: the shipped bundles, the saved live runs, then the ones this session imported."""
+    return {**shipped(), **live_runs(), **session_bundles()}
+
+
+def same_dataset(bundle: Bundle) -> list[str]:
+    """Folders of every available model (generators only) trained on the selected bundle's dataset, itself
+    included."""
+    dataset = bundle.config["dataset"].get("name")
+    found = []
+    for path in available().values():
+        try:
+            if read_config(path)["dataset"].get("name") == dataset and _generates(path):
+                found.append(path)
+        except LatentExplorerError:
+            continue
+    return found
+
+
+def applicable(page: str) -> dict[str, str]:
+    """Display name -> folder of every available model that the page applies to (its capabilities list it)."""
+    return {name: path for name, path in available().items()
+            if (found := capabilities_at(path)) is not None and page in found.pages}
+
+
+def sidebar_picker() -> Bundle | None:
+    """The bundle select box in the sidebar; shows a clear message and returns None when nothing fits."""
+    # Bundles without a generator (the evaluation feature networks) are never offered as a model.
+    options = {k: v for k, v in available().items() if _generates(v)}
+    broken = unreadable()
+    if broken:
+        with st.sidebar.expander(f"⚠️ {len(broken)} unreadable bundle{'s' if len(broken) > 1 else ''} not listed"):
+            for problem in broken.values():
+                st.caption(problem)
+    if not options:
+        st.error(f"No model bundles found under `{CHECKPOINTS}`. Train one with "
+                 "`python -m training train --out checkpoints/<dataset>/<model>`, or import your own generator "
+                 "on the *Bring your own generator* page."
+                 + (f" ({len(broken)} bundle folder(s) there could not be read; the sidebar says why.)" if broken
+                    else ""))
+        return None
+    names = list(options)
+    current = st.session_state.get(SELECTED_KEY)
+    index = next((i for i, n in enumerate(names) if options[n] == current), None)
+    if current is None:
+        index = next((i for i, n in enumerate(names) if Path(options[n]) == DEFAULT_BUNDLE), None)
+    if index is None and current is not None and not (Path(current) / "config.json").exists():
+        # The model on screen was deleted or moved while the app ran: say so instead of silently switching.
+        st.warning(f"The model you had open (`{current}`) is gone: it was deleted or moved while the app was "
+                   f"running. Showing **{names[0]}** instead; pick another in the sidebar.")
+    index = index or 0
+    name = st.sidebar.selectbox("Model", names, index=index, key="bundle_select")
+    st.session_state[SELECTED_KEY] = options[name]
+    try:
+        return load(options[name])
+    except LatentExplorerError as exc:
+        st.error(f"Cannot open this model: {exc}")
+        return None

@@ -1,0 +1,79 @@
+"""The start every model page shares: its settings' defaults, the title and one sentence of why, then the sidebar's
+model, checked against the page (the model's capabilities list the pages that apply to it)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+import streamlit as st
+
+from explorer.core import bundles
+from training.checkpoint import Bundle
+from training.errors import LatentExplorerError
+
+# Pages that feed the generator codes z alone (no condition, no extra codes).
+Z_ONLY_PAGES = ("sweep", "interpolate", "photo")
+# What a page needs, for the sentence that says why it does not apply: (what the model lacks, so ... and;
+# what to pick; the --model that trains one).
+NEEDS = {
+    "vae_map": ("has no encoder, so there is no map of encoded images and", "a VAE", "vae"),
+    "conditions": ("takes no conditions, so there are no attributes to ask for and", "a conditional GAN", "cgan"),
+    "codes": ("has no InfoGAN codes, so there are no codes to turn and", "an InfoGAN", "infogan"),
+    "directions": ("takes a condition or extra codes beside z, so its attributes are set on the other attribute "
+                   "pages and", "a VAE or an unconditional GAN", "dcgan"),
+}
+
+
+def latent_caption(bundle: Bundle) -> str:
+    return f"Latent dimension {bundle.latent_dim}; trained on codes from {bundle.prior.label}."
+
+
+def page_problem(bundle: Bundle, page: str) -> str | None:
+    """Why the page does not apply to this bundle (said on the page), or None when it does."""
+    capabilities = bundle.capabilities
+    if page in Z_ONLY_PAGES:
+        if not capabilities.generates:
+            return (f"**{bundle.name}** is a {bundle.family} bundle, not a generator, so this page does not apply to "
+                    "it. Pick a DCGAN or a VAE in the sidebar.")
+        # A config may describe extra generator inputs that the family itself does not take.
+        if page not in capabilities.pages or int(bundle.config["model"].get("condition_dim", 0) or 0) > 0:
+            return (f"**{bundle.name}** is a {bundle.family} model: its generator also takes a condition or extra "
+                    "codes, and this page varies z alone, so it does not apply here. Pick an unconditional model (a "
+                    "DCGAN or a VAE) in the sidebar.")
+        return None
+    if page in capabilities.pages:
+        return None
+    lacks, kind, model = NEEDS.get(page, ("has no generator for it, so", "a generator", "dcgan"))
+    names = list(bundles.applicable(page))
+    return (f"**{bundle.name}** ({bundle.family}) {lacks} this page does not apply to it. "
+            + (f"Pick {kind} in the sidebar: {', '.join(names)}." if names else
+               f"Train one with `python -m training train --model {model} --out checkpoints/<dataset>/{model}`."))
+
+
+def preamble(title: str, intro: str, page: str, defaults: Mapping[str, object] | None = None,
+             caption: Callable[[Bundle], str] | None = latent_caption) -> Bundle:
+    """Set the page's defaults, draw its title and intro, and return the sidebar's model; the run stops with a
+    message when there is no model or the page does not apply to it. `caption` (None: none) goes under the
+    sidebar's picker."""
+    for key, value in (defaults or {}).items():
+        st.session_state.setdefault(key, value)
+    st.title(title)
+    st.write(intro)
+    bundle = bundles.sidebar_picker()
+    if bundle is None:
+        st.stop()
+    problem = page_problem(bundle, page)
+    if problem:
+        st.info(problem)
+        st.stop()
+    if caption is not None:
+        st.sidebar.caption(caption(bundle))
+    return bundle
+
+
+def said_on_error(body: Callable[..., None], *args) -> None:
+    """Run a page's body; a problem the user can fix (LatentExplorerError) is said on the page, not raised."""
+    try:
+        body(*args)
+    except LatentExplorerError as exc:
+        st.error(f"{exc}")

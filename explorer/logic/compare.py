@@ -1,0 +1,231 @@
+"""VAE vs GAN on the same latent settings: one table of numbers per model, and the sentence they support.
+
+The textbook story (the VAE lab's comparison) is "blurry but faithful" against "sharp but partial": a VAE's
+decoder averages over what a code could mean, so its samples are soft but spread over the whole data set (high
+recall); a GAN's samples are crisp and realistic (high precision) but may cover only part of the data (lower
+recall). The explanation here is built from the measured numbers and says so when a pair of models does not follow it;
+it names a difference in the evaluation's scores only where their intervals do not overlap (training.metrics.wording).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import torch
+
+from explorer.logic.diagnostics import Diagnostics, explain_nonfinite, rounded
+from explorer.logic.real_images import real_images
+from explorer.logic.replay import summarise_metrics
+from explorer.logic.sample import sample_and_diagnose
+from explorer.logic.sharpness import mean_sharpness
+from training.checkpoint import Bundle
+from training.errors import LatentExplorerError
+from training.latent import LatentDistribution
+from training.metrics import scoring, wording
+from training.metrics.intervals import Estimate
+from training.metrics.manifold import SCORES
+from training.models import registry
+
+
+@dataclass(frozen=True)
+class ModelScores:
+    name: str
+    family: str
+    diagnostics: Diagnostics  # of the batch drawn from the chosen distribution
+    sharpness: float  # mean variance of the Laplacian of that batch (NaN when its pixels are not all finite)
+    precision: float | None = None  # from metrics.json (the model at its training prior)
+    recall: float | None = None
+    fd: float | None = None
+    reconstruction_mse: float | None = None
+    feature_network: str | None = None
+    estimates: dict[str, Estimate] = field(default_factory=dict)  # k-NN scores with their 95% intervals
+
+
+@dataclass(frozen=True)
+class ModelBatch:
+    """One model's batch under the chosen distribution, diagnosed, and how sharp its images are."""
+
+    images: torch.Tensor
+    diagnostics: Diagnostics
+    sharpness: float  # NaN when its pixels are not all finite
+
+
+def model_batch(bundle: Bundle, dist: LatentDistribution, n: int, seed: int) -> ModelBatch:
+    batch = sample_and_diagnose(bundle, dist, n, seed)
+    # NaN or infinite pixels have no sharpness (clamped, infinity would even look like a sharp edge).
+    sharpness = mean_sharpness(batch.images) if not batch.diagnostics.nonfinite_images else float("nan")
+    return ModelBatch(batch.images, batch.diagnostics, sharpness)
+
+
+def model_scores(name: str, bundle: Bundle, batch: ModelBatch) -> ModelScores:
+    """The batch's numbers beside the ones in the bundle's metrics.json."""
+    m = metric_scores(bundle.metrics)
+    return ModelScores(name=name, family=bundle.family, diagnostics=batch.diagnostics, sharpness=batch.sharpness,
+                       precision=m["precision"], recall=m["recall"], fd=m["fd"],
+                       reconstruction_mse=m["reconstruction_mse"], feature_network=m["feature_network"],
+                       estimates=m["estimates"])
+
+
+def real_sharpness(dataset: dict, n: int, data_root: str | None) -> tuple[float | None, str | None]:
+    """(mean sharpness of n real images, None), or (None, why there are no real images)."""
+    try:
+        return mean_sharpness(real_images(dataset, n, data_root)), None
+    except LatentExplorerError as exc:
+        return None, str(exc)
+
+
+@dataclass(frozen=True)
+class Pairing:
+    """The models that can be compared: display name -> (folder, config) of every readable one, and which of
+    them are VAEs (they encode) and which GANs (trained by the GAN loop)."""
+
+    known: dict[str, tuple[str, dict]]
+
+    def _with(self, wanted) -> list[str]:
+        out = []
+        for name, (_, config) in self.known.items():
+            try:
+                if wanted(registry.capabilities(config["family"])):
+                    out.append(name)
+            except LatentExplorerError:
+                continue
+        return out
+
+    @property
+    def vaes(self) -> list[str]:
+        return self._with(lambda c: c.has_encoder)
+
+    @property
+    def gans(self) -> list[str]:
+        return self._with(lambda c: c.loop == "gan")
+
+    def dataset_of(self, name: str) -> str | None:
+        return self.known[name][1]["dataset"].get("name")
+
+    def name_of(self, path: str) -> str | None:
+        return next((n for n, (p, _) in self.known.items() if p == path), None)
+
+    def gans_like(self, vae: str) -> list[str]:
+        """The GANs trained on the VAE's dataset."""
+        return [n for n in self.gans if self.dataset_of(n) == self.dataset_of(vae)]
+
+    def vaes_like(self, gan: str) -> list[str]:
+        return [n for n in self.vaes if self.dataset_of(n) == self.dataset_of(gan)]
+
+    def missing(self) -> str | None:
+        """"VAE", "GAN", "VAE and no GAN" when the page has nothing to compare; None when it has."""
+        gone = [w for w, have in (("VAE", self.vaes), ("GAN", self.gans)) if not have]
+        return " and no ".join(gone) or None
+
+
+def verdict_tone(vae: ModelScores, gan: ModelScores, distribution: str) -> str:
+    """"error" (NaN pixels), "success" (at a training prior) or "warning" for the sentence's box."""
+    if "non-finite" in (vae.diagnostics.verdict, gan.diagnostics.verdict):
+        return "error"
+    return "success" if distribution in (vae.diagnostics.prior, gan.diagnostics.prior) else "warning"
+
+
+def metric_scores(metrics: dict) -> dict[str, float | str | None]:
+    """precision, recall, FD, reconstruction MSE and feature network name from a bundle's metrics.json
+    (None where it does not have them). The VAE's held-out reconstruction written by training counts too."""
+    summary = summarise_metrics(metrics or {})
+    mse = summary.get("reconstruction MSE")
+    holdout = (metrics or {}).get("holdout_reconstruction") or {}
+    if mse is None and isinstance(holdout.get("mse"), (int, float)):
+        mse = float(holdout["mse"])
+
+    def number(key: str) -> float | None:
+        value = summary.get(key)
+        return float(value) if isinstance(value, (int, float)) else None
+
+    model = ((metrics or {}).get("fd_precision_recall") or {}).get("model") or {}
+    estimates = {name: e for name in SCORES if (e := scoring.estimate(model, name)) is not None}
+    return {"precision": number("precision"), "recall": number("recall"), "fd": number("FD"),
+            "reconstruction_mse": mse, "feature_network": summary.get("feature network"), "estimates": estimates}
+
+
+def _num(value: float) -> str:
+    return f"{value:.0f}" if abs(value) >= 100 else f"{value:.3g}"
+
+
+def _significant(value: float | None, digits: int = 4) -> float | None:
+    """Rounded to significant digits: sharpness spans 0.01 (an untrained model) to thousands. None (an empty
+    cell) when unknown or not finite."""
+    return None if value is None or not math.isfinite(value) else float(f"{float(value):.{digits}g}")
+
+
+def comparison_rows(models: list[ModelScores], real_sharpness: float | None = None) -> list[dict]:
+    """One row per model for the table (numbers rounded, None where unknown)."""
+    rows = []
+    for m in models:
+        d = m.diagnostics
+        rows.append({
+            "model": m.name,
+            "family": m.family,
+            "sharpness (Laplacian variance)": _significant(m.sharpness),
+            "sharpness vs real images": _significant(m.sharpness / real_sharpness if real_sharpness else None, 2),
+            "output diversity": rounded(d.diversity, 3),
+            "diversity vs its own prior samples": rounded(d.diversity_ratio, 3),
+            "mean pairwise cosine of codes": rounded(d.cosine, 3),
+            "saturated pixels": rounded(d.saturated, 3),
+            "verdict": d.verdict,
+            "precision": rounded(m.precision, 3),
+            "recall": rounded(m.recall, 3),
+            **{name: rounded(m.estimates[name].value, 3) if name in m.estimates else None
+               for name in ("density", "coverage")},
+            "95% intervals": "; ".join(f"{name} {m.estimates[name].low:.2f}–{m.estimates[name].high:.2f}"
+                                       for name in SCORES if name in m.estimates) or None,
+            "FD": rounded(m.fd, 2),
+            "reconstruction MSE": rounded(m.reconstruction_mse, 4),
+        })
+    return rows
+
+
+def explain_comparison(vae: ModelScores, gan: ModelScores, distribution: str,
+                       real_sharpness: float | None = None) -> str:
+    """Blurry-but-faithful vs sharp-but-partial, as far as these numbers show it."""
+    broken = [(role, m) for role, m in (("VAE", vae), ("GAN", gan)) if m.diagnostics.verdict == "non-finite"]
+    if broken:
+        return " ".join([f"{role} ({m.name}): {explain_nonfinite(m.diagnostics)}" for role, m in broken]
+                        + [f"So under z ~ {distribution} this page has no sharpness or diversity to compare."])
+    parts = []
+    real = f"; real images: {_num(real_sharpness)}" if real_sharpness else ""
+    if gan.sharpness > 1.2 * vae.sharpness:
+        parts.append(f"The GAN's samples are {gan.sharpness / max(vae.sharpness, 1e-9):.1f}x sharper than the VAE's "
+                     f"(variance of the Laplacian {_num(gan.sharpness)} vs {_num(vae.sharpness)}{real}): the VAE's "
+                     "decoder is trained to minimise squared error, so where a code could mean several images it "
+                     "paints their average, which is blurry.")
+    elif vae.sharpness > 1.2 * gan.sharpness:
+        parts.append(f"Here the VAE's samples are the sharper ones (variance of the Laplacian {_num(vae.sharpness)} vs "
+                     f"{_num(gan.sharpness)}{real}), against the usual story; a GAN early in training, or one that "
+                     "collapsed, can be smoother than a VAE.")
+    else:
+        parts.append(f"Both models are about as sharp (variance of the Laplacian {_num(vae.sharpness)} vs "
+                     f"{_num(gan.sharpness)}{real}).")
+    saturated = [(role, m) for role, m in (("VAE", vae), ("GAN", gan))
+                 if m.diagnostics.saturated > m.diagnostics.prior_saturated + 0.05]
+    if saturated:
+        parts.append("Part of that sharpness is saturation, not detail: " + " and ".join(
+            f"{m.diagnostics.saturated:.0%} of the {role}'s pixels" for role, m in saturated)
+            + " are pinned at black or white, which draws hard edges.")
+    sentence = wording.comparison_sentence(vae.estimates, gan.estimates)
+    if sentence is not None:
+        parts.append(sentence)
+    elif None not in (vae.precision, vae.recall, gan.precision, gan.recall):
+        parts.append(wording.without_intervals(
+            f"precision {vae.precision:.3g} / recall {vae.recall:.3g} for the VAE, {gan.precision:.3g} / "
+            f"{gan.recall:.3g} for the GAN"))
+    else:
+        missing = [m.name for m in (vae, gan) if m.precision is None or m.recall is None]
+        parts.append(f"No precision/recall for {' and '.join(missing)} (run `python -m training evaluate "
+                     "--write` on the bundle to add them). From the images alone: the VAE's samples differ from each "
+                     f"other by {vae.diagnostics.diversity:.3f}, the GAN's by {gan.diagnostics.diversity:.3f} (mean "
+                     "distance between 16x16-pooled images).")
+    if distribution not in (vae.diagnostics.prior, gan.diagnostics.prior) or \
+            "healthy" not in (vae.diagnostics.verdict, gan.diagnostics.verdict):
+        parts.append(f"Under z ~ {distribution}, the VAE's batch is {vae.diagnostics.verdict} "
+                     f"({vae.diagnostics.diversity_ratio:.0%} of its prior's diversity) and the GAN's is "
+                     f"{gan.diagnostics.verdict} ({gan.diagnostics.diversity_ratio:.0%}): both decoders only know "
+                     "the region of codes they were trained on.")
+    return " ".join(parts)

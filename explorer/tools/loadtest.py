@@ -1,0 +1,395 @@
+"""A classroom at once: start the real server on a free 127.0.0.1 port and drive N browser-like sessions over
+Streamlit's websocket protocol, each moving the sampling page's sliders for a bounded time.
+
+    python -m explorer.tools.loadtest --sessions 30 --seconds 60 [--checkpoints DIR] [--think 1.0]
+
+Each session does what a browser tab does: opens /_stcore/stream, asks for a run of the app, then sends
+`rerun_script` messages carrying its widget values (protobuf BackMsg; the server answers with ForwardMsg deltas)
+and fetches every image the page shows from /media. One interaction = one slider change, timed from the
+message to the end of the script run plus the image downloads. Prints one JSON line per figure; exits 1 when
+any session saw an error, no interaction completed, or a model was loaded more than once.
+
+The messages are built with the classes in `streamlit.proto` (the wire format); nothing else from Streamlit
+runs in this process, and no browser is needed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import math
+import os
+import random
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from streamlit.proto.Alert_pb2 import Alert
+from streamlit.proto.BackMsg_pb2 import BackMsg
+from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
+from streamlit.proto.WidgetStates_pb2 import WidgetState
+from websockets.asyncio.client import connect
+
+REPO_ROOT = Path(__file__).resolve().parent.parent.parent
+APP = REPO_ROOT / "explorer" / "app.py"
+HOST = "127.0.0.1"  # the load test never leaves this machine
+LOAD_LOG_LINE = "loaded model bundle"  # written by explorer.core.bundles on every real model load
+# The sampling page's sliders and the values a student might drag them to (their full ranges; std > 0).
+SLIDERS = {
+    "mean": [x / 2 for x in range(-40, 41)],
+    "std": [round(0.05 * k, 2) for k in range(1, 101)],
+    "n": list(range(1, 129)),
+}
+
+
+class ServerError(RuntimeError):
+    """The server did not start, or died during the run."""
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind((HOST, 0))
+        return probe.getsockname()[1]
+
+
+def rss_bytes(pid: int) -> int:
+    """Resident memory of a process and all its descendants (psutil when installed, else /proc)."""
+    try:
+        import psutil
+
+        process = psutil.Process(pid)
+        return sum(p.memory_info().rss for p in [process, *process.children(recursive=True)])
+    except ImportError:
+        pass
+    except Exception:  # the process is gone
+        return 0
+    total, todo = 0, [pid]
+    while todo:
+        current = todo.pop()
+        try:
+            status = Path(f"/proc/{current}/status").read_text()
+            total += next(int(line.split()[1]) * 1024 for line in status.splitlines() if line.startswith("VmRSS:"))
+            for task in Path(f"/proc/{current}/task").iterdir():
+                todo += [int(c) for c in (task / "children").read_text().split()]
+        except (OSError, StopIteration, ValueError):
+            continue
+    return total
+
+
+@dataclass
+class Server:
+    """`streamlit run explorer/app.py`, headless, on 127.0.0.1:<port>, logging to a file."""
+
+    port: int
+    process: subprocess.Popen
+    log: Path
+
+    @staticmethod
+    def start(checkpoints: str | None = None, timeout: float = 600) -> Server:
+        port = free_port()
+        env = dict(os.environ)
+        if checkpoints:
+            env["LATENT_EXPLORER_CHECKPOINTS"] = str(Path(checkpoints).resolve())
+        handle, name = tempfile.mkstemp(prefix="latent-explorer-server-", suffix=".log")
+        os.close(handle)
+        log = Path(name)
+        command = [sys.executable, "-m", "streamlit", "run", str(APP), "--server.address", HOST,
+                   "--server.port", str(port), "--server.headless", "true", "--server.fileWatcherType", "none",
+                   "--server.runOnSave", "false", "--browser.gatherUsageStats", "false"]
+        with log.open("wb") as out:
+            process = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+        server = Server(port, process, log)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise ServerError(f"the server exited with code {process.returncode}:\n{server.log_text()[-2000:]}")
+            try:
+                with urllib.request.urlopen(f"{server.url}/_stcore/health", timeout=5) as answer:
+                    if answer.read().strip() == b"ok":
+                        return server
+            except OSError:
+                time.sleep(0.5)
+        server.stop()
+        raise ServerError(f"the server did not answer /_stcore/health within {timeout:.0f} s")
+
+    @property
+    def url(self) -> str:
+        return f"http://{HOST}:{self.port}"
+
+    def log_text(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def model_loads(self) -> list[str]:
+        return [line for line in self.log_text().splitlines() if LOAD_LOG_LINE in line]
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=20)
+        self.log.unlink(missing_ok=True)
+
+
+@dataclass
+class RunResult:
+    """What one script run sent back to a session."""
+
+    seconds: float
+    status: str
+    exceptions: list[str] = field(default_factory=list)
+    page_errors: list[str] = field(default_factory=list)
+    images: list[str] = field(default_factory=list)
+
+
+class Session:
+    """One browser tab: a websocket, the widget values it has set, and the page it is on."""
+
+    def __init__(self, server_url: str, timeout: float = 180):
+        self.ws_url = server_url.replace("http://", "ws://") + "/_stcore/stream"
+        self.server_url = server_url
+        self.timeout = timeout
+        self.widget_ids: dict[str, str] = {}  # user key -> widget id, read from the page's elements
+        self.states: dict[str, WidgetState] = {}  # widget id -> the value this tab holds
+        self.page_hash = ""
+        self._ws = None
+
+    async def __aenter__(self) -> Session:
+        # The browser offers the "streamlit" subprotocol; max_size=None because a page's plotly chart is large.
+        self._ws = await connect(self.ws_url, subprotocols=["streamlit"], max_size=None, open_timeout=self.timeout)
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self._ws.close()
+
+    def set_value(self, key: str, **value) -> None:
+        """Set a widget by its key: set_value("mean", double_array_value=[3.0]), ("seed", int_value=7)."""
+        widget_id = self.widget_ids[key]
+        state = WidgetState(id=widget_id)
+        for name, v in value.items():
+            target = getattr(state, name)
+            if hasattr(target, "data"):
+                target.data.extend(v)
+            else:
+                setattr(state, name, v)
+        self.states[widget_id] = state
+
+    async def rerun(self) -> RunResult:
+        """Send this tab's widget values, read the run's messages to the end, fetch its images."""
+        message = BackMsg()
+        message.rerun_script.query_string = ""
+        message.rerun_script.page_script_hash = self.page_hash
+        message.rerun_script.widget_states.widgets.extend(self.states.values())
+        start = time.perf_counter()
+        await self._ws.send(message.SerializeToString())
+        result = RunResult(0.0, "timeout")
+        deadline = time.monotonic() + self.timeout
+        while True:
+            try:
+                data = await asyncio.wait_for(self._ws.recv(), max(0.1, deadline - time.monotonic()))
+            except asyncio.TimeoutError:
+                raise TimeoutError(f"no end of the script run within {self.timeout:.0f} s") from None
+            forward = ForwardMsg()
+            forward.ParseFromString(data)
+            kind = forward.WhichOneof("type")
+            if kind == "navigation" and forward.navigation.page_script_hash:
+                self.page_hash = forward.navigation.page_script_hash
+            elif kind == "delta" and forward.delta.WhichOneof("type") == "new_element":
+                self._read_element(forward.delta.new_element, result)
+            elif kind == "script_finished":
+                result.status = ForwardMsg.ScriptFinishedStatus.Name(forward.script_finished)
+                break
+        await asyncio.gather(*(asyncio.to_thread(self._fetch, url) for url in result.images))
+        result.seconds = time.perf_counter() - start
+        return result
+
+    def _read_element(self, element, result: RunResult) -> None:
+        kind = element.WhichOneof("type")
+        body = getattr(element, kind)
+        widget_id = getattr(body, "id", "")
+        if widget_id.startswith("$$ID-"):
+            self.widget_ids[widget_id.split("-", 2)[2]] = widget_id
+        if kind == "exception":
+            result.exceptions.append(f"{body.type}: {body.message}"[:300])
+        elif kind == "alert" and body.format == Alert.ERROR:
+            result.page_errors.append(body.body[:300])
+        elif kind == "imgs":
+            result.images += [img.url for img in body.imgs if img.url.startswith("/")]
+
+    def _fetch(self, path: str) -> None:
+        with urllib.request.urlopen(self.server_url + path, timeout=self.timeout) as answer:
+            if answer.status != 200 or not answer.read():
+                raise OSError(f"GET {path}: status {answer.status}")
+
+
+@dataclass
+class Tally:
+    interactions: int = 0
+    page_loads: int = 0
+    latencies: list[float] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+
+async def drive(server_url: str, think: float, rng: random.Random, tally: Tally, deadline: float,
+                timeout: float = 180) -> None:
+    """One student: open the page, then move a slider, wait for the picture, think, and again until the deadline.
+    Every session makes at least one change, so a slow machine still measures something."""
+    try:
+        async with Session(server_url, timeout) as session:
+            first = await session.rerun()
+            tally.page_loads += 1
+            problems = _problems(first)
+            if problems:
+                tally.errors += problems
+                return
+            missing = [k for k in SLIDERS if k not in session.widget_ids]
+            if missing:
+                tally.errors.append(f"the sampling page has no widget {missing} (is there a model bundle?)")
+                return
+            done = 0
+            while done == 0 or time.monotonic() < deadline:
+                key = rng.choice(list(SLIDERS))
+                session.set_value(key, double_array_value=[rng.choice(SLIDERS[key])])
+                result = await session.rerun()
+                done += 1
+                tally.interactions += 1
+                tally.latencies.append(result.seconds)
+                tally.errors += _problems(result)
+                pause = rng.uniform(0.5 * think, 1.5 * think)
+                if time.monotonic() + pause >= deadline:
+                    break
+                await asyncio.sleep(pause)
+    except Exception as exc:  # noqa: BLE001 - a dropped connection or a timeout is a finding, not a crash
+        tally.errors.append(f"{type(exc).__name__}: {str(exc)[:300]}")
+
+
+def _problems(result: RunResult) -> list[str]:
+    # st.error boxes are not counted: the sampling page's "Collapsed" verdict is one, and a correct answer.
+    problems = [f"exception on the page: {e}" for e in result.exceptions]
+    if result.status != "FINISHED_SUCCESSFULLY":
+        problems.append(f"script run ended with {result.status}")
+    return problems
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, math.ceil(q / 100 * len(ordered)) - 1))]
+
+
+class MemorySampler(threading.Thread):
+    def __init__(self, pid: int, every: float = 0.5):
+        super().__init__(daemon=True)
+        self.pid, self.every, self.samples = pid, every, []
+        self._stop_event = threading.Event()
+
+    def run(self) -> None:
+        while not self._stop_event.is_set():
+            self.samples.append(rss_bytes(self.pid))
+            self._stop_event.wait(self.every)
+
+    def stop(self) -> list[int]:
+        self._stop_event.set()
+        self.join()
+        return self.samples
+
+
+def run_loadtest(sessions: int = 30, seconds: float = 60, checkpoints: str | None = None, think: float = 1.0,
+                 seed: int = 0, server: Server | None = None, warmup_timeout: float = 900) -> dict:
+    """Start the server (or use the running `server`), warm it with one session, run the classroom, and return
+    the figures. The clock starts after the warm-up: the first model load is not a classroom's steady state."""
+    own = server is None
+    server = server or Server.start(checkpoints)
+    url = server.url
+    try:
+        warm = Tally()
+        # The first run imports torch and plotly in the server and loads the model: minutes on a starved machine.
+        asyncio.run(drive(url, 0, random.Random(seed), warm, time.monotonic(), timeout=warmup_timeout))
+        if warm.errors:
+            return {"sessions": sessions, "seconds": seconds, "interactions": 0, "errors": len(warm.errors),
+                    "error_examples": warm.errors[:5], "warmup_failed": True}
+        rss_before = rss_bytes(server.process.pid)
+        sampler = MemorySampler(server.process.pid)
+        sampler.start()
+        tally = Tally()
+        load = os.getloadavg()[0]
+
+        async def classroom() -> None:
+            deadline = time.monotonic() + seconds
+            await asyncio.gather(*(drive(url, think, random.Random(seed * 1000 + i), tally, deadline)
+                                   for i in range(sessions)))
+
+        start = time.monotonic()
+        asyncio.run(classroom())
+        elapsed = time.monotonic() - start
+        samples = sampler.stop() or [rss_before]
+        loads = server.model_loads()
+        distinct = {line.rsplit(LOAD_LOG_LINE, 1)[1].strip() for line in loads}
+        mb = 2**20
+        figures = {
+            "sessions": sessions,
+            "seconds": seconds,
+            "elapsed_s": round(elapsed, 1),
+            "interactions": tally.interactions,
+            "page_loads": tally.page_loads,
+            "errors": len(tally.errors),
+            "error_examples": tally.errors[:5],
+            "latency_p50_s": _round(percentile(tally.latencies, 50)),
+            "latency_p95_s": _round(percentile(tally.latencies, 95)),
+            "latency_max_s": _round(max(tally.latencies, default=None)),
+            "interactions_per_s": round(tally.interactions / elapsed, 2) if elapsed else None,
+            "load_average_at_start": round(load, 2),
+            "cpu_count": os.cpu_count(),
+            "server_rss_mb_before": round(rss_before / mb, 1),
+            "server_rss_mb_peak": round(max(samples) / mb, 1),
+            "server_rss_mb_end": round(samples[-1] / mb, 1),
+            "server_rss_mb_per_session": round((max(samples) - rss_before) / mb / sessions, 2),
+            # Each real load writes one log line; one per distinct bundle means every session shared it.
+            "model_loads": len(loads),
+            "distinct_models": len(distinct),
+        }
+        return figures
+    finally:
+        if own:
+            server.stop()
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 3)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m explorer.tools.loadtest", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sessions", type=int, default=30, help="concurrent browser-like sessions (default 30)")
+    parser.add_argument("--seconds", type=float, default=60, help="how long they move sliders (default 60)")
+    parser.add_argument("--think", type=float, default=1.0,
+                        help="mean pause between a picture arriving and the next slider move, seconds (default 1)")
+    parser.add_argument("--checkpoints", help="bundle folder for the server (default: the app's checkpoints/)")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    if args.sessions < 1 or args.seconds <= 0 or args.think < 0:
+        parser.error("--sessions must be at least 1, --seconds above 0 and --think at least 0")
+    try:
+        figures = run_loadtest(args.sessions, args.seconds, args.checkpoints, args.think, args.seed)
+    except ServerError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    for name, value in figures.items():
+        print(json.dumps({"figure": name, "value": value}))
+    failed = figures["errors"] > 0 or figures["interactions"] == 0 or \
+        figures.get("model_loads", 0) > figures.get("distinct_models", 0)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

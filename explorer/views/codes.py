@@ -1,0 +1,64 @@
+"""Page: turn an InfoGAN's codes, learned without labels, and see what each one came to mean."""
+
+from dataclasses import dataclass
+
+import pandas as pd
+import streamlit as st
+
+from explorer.core import torch_worker
+from explorer.core.figures import grid_jpeg, labelled_rows
+from explorer.core.page import preamble, said_on_error
+from explorer.logic.codes import CodeSetting, code_effects, code_grid
+
+DEFAULTS = {"attr_n": 16, "attr_seed": 0}
+
+
+@dataclass(frozen=True)
+class CodeControls:
+    setting: CodeSetting
+    n: int
+    seed: int
+
+
+def controls(layout: list[dict]) -> CodeControls:
+    categories: dict[str, int] = {}
+    continuous: dict[str, float] = {}
+    with st.container(border=True):
+        cols = st.columns(min(max(len(layout), 1), 4))
+        for k, c in enumerate(layout):
+            col, key = cols[k % len(cols)], f"attr_info_{c['name']}"
+            if c["kind"] == "categorical":
+                categories[c["name"]] = int(col.selectbox(c["name"], list(range(int(c["values"]))), key=key))
+            else:
+                st.session_state.setdefault(key, 0.0)
+                continuous[c["name"]] = float(col.slider(f"{c['name']} (trained on {c['low']:g}..{c['high']:g})",
+                                                         -2.0, 2.0, step=0.1, key=key))
+        left, right = st.columns(2)
+        n = left.slider("images in the grid", 4, 64, step=4, key="attr_n")
+        seed = right.number_input("seed of the codes z", min_value=0, max_value=2**31 - 1, step=1, key="attr_seed")
+    return CodeControls(CodeSetting(categories, continuous), int(n), int(seed))
+
+
+def turn_codes(bundle) -> None:
+    layout = bundle.codes
+    chosen = controls(layout)
+    grid = torch_worker.run(code_grid, bundle, chosen.n, chosen.seed, chosen.setting)
+    st.image(grid_jpeg(grid.images), output_format="JPEG", width="stretch", caption=chosen.setting.caption())
+    outside = chosen.setting.outside_training()
+    if outside:
+        st.warning(f"{', '.join(outside)} is outside [-1, 1], the range the model was trained on: it extrapolates.")
+
+    st.header("One code at a time")
+    swept = st.selectbox("code to sweep", [c["name"] for c in layout], key="attr_info_sweep")
+    effects = torch_worker.run(code_effects, bundle, grid, chosen.setting, swept)
+    st.image(labelled_rows(effects.sweep_labels, effects.sweep_columns), width="stretch",
+             caption="each row is one value of the code; each column keeps its z")
+    st.dataframe(pd.DataFrame(effects.effects), hide_index=True, key="attr_info_effects")
+    st.info(effects.explain())
+
+
+bundle = preamble("Turn the codes",
+                  "An InfoGAN is never told what hair or a smile is: it was only rewarded for making its extra codes "
+                  "readable from the image. Turn them and see what each one came to mean.",
+                  "codes", DEFAULTS)
+said_on_error(turn_codes, bundle)

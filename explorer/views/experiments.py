@@ -1,0 +1,232 @@
+"""Page: the labs' experiments side by side: one group, each run's fixed-noise grid at one step, the loss curves
+overlaid, the metrics table and a verdict per run computed from its numbers."""
+
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+
+from explorer.core import bundles, torch_worker
+from explorer.core.figures import labelled_rows, upscale
+from explorer.core.widgets import data_root_setting
+from explorer.logic.codes import CodeSetting, code_sweep
+from explorer.logic.experiments import (
+    ExperimentRun,
+    baseline_of,
+    common_steps,
+    curve_keys,
+    find_groups,
+    group_title,
+    held_out_positions,
+    missing_parts,
+    nearest_snapshot,
+    numbers,
+    overlay,
+    verdict,
+)
+from explorer.logic.infogan_codes import code_findings
+from explorer.logic.real_images import real_images
+from explorer.logic.replay import SERIES_LABELS
+from explorer.logic.vae_map import reconstruct
+from training.bundle_paths import featurenet_path
+from training.checkpoint import CONFIG_FILE, HISTORY_FILE, METRICS_FILE, find_bundles
+from training.errors import LatentExplorerError
+from training.experiments import ROOT_NAME
+from training.latent import sample_latents
+from training.models import registry
+from training.untrusted import read_image_rgb
+
+EXPERIMENTS = bundles.CHECKPOINTS / ROOT_NAME
+PER_ROW = 4
+RECONSTRUCTED = 8
+PALETTE = ("#222222", "#e4572e", "#2e86ab", "#1e8449", "#6c3483", "#f1c40f", "#d35400", "#16a085")
+
+
+def _signature() -> tuple:
+    """Changes when a run is added, retrained or re-evaluated, so the cache below is never stale."""
+    out = []
+    for path in find_bundles(EXPERIMENTS):
+        for name in (CONFIG_FILE, HISTORY_FILE, METRICS_FILE):
+            try:
+                out.append((str(path), name, (path / name).stat().st_mtime_ns))
+            except OSError:
+                continue
+    return tuple(out)
+
+
+@st.cache_data(max_entries=4, show_spinner=False)
+def _groups(root: str, signature: tuple) -> dict[str, list[ExperimentRun]]:
+    return find_groups(root)
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def _snapshot(path: str, mtime: float):
+    return read_image_rgb(path, "snapshot grid")
+
+
+def overlay_figure(curves: dict, label: str, marker_step: int | None) -> go.Figure:
+    fig = go.Figure()
+    for i, (name, (steps, values)) in enumerate(curves.items()):
+        fig.add_scatter(x=steps, y=values, name=name, mode="lines",
+                        line=dict(color=PALETTE[i % len(PALETTE)], width=3 if i == 0 else 2))
+    if marker_step is not None:
+        fig.add_vline(x=marker_step, line_dash="dash", line_color="#444")
+    fig.update_layout(height=380, margin=dict(l=10, r=10, t=40, b=10), font=dict(size=15), title=label,
+                      xaxis_title="training step", legend=dict(orientation="h", y=-0.25))
+    return fig
+
+
+st.title("Experiments")
+st.write("The labs changed one thing at a time, trained, and compared grids, loss curves and a score. Here those "
+         "runs are trained and shipped: pick a question and compare every run with its baseline, without training "
+         "anything.")
+
+groups = _groups(str(EXPERIMENTS), _signature())
+if not groups:
+    st.info(f"No experiment runs under `{EXPERIMENTS}`. Train a group with `python -m training.experiments GROUP` "
+            "(see the README's Experiments section).")
+    st.stop()
+
+names = list(groups)
+asked = st.query_params.get("group")  # a link straight to one group: ?group=vae-kl
+if asked in names and "experiments_group" not in st.session_state:
+    st.session_state["experiments_group"] = asked
+if st.session_state.get("experiments_group") not in names:
+    st.session_state["experiments_group"] = names[0]
+group = st.selectbox("Experiment", names, format_func=lambda g: group_title(groups[g]), key="experiments_group")
+runs = groups[group]
+baseline = baseline_of(runs)
+first = runs[0].experiment
+st.write(first.get("question", ""))
+if first.get("size_note"):
+    st.caption(f"Sizes: {first['size_note']}")
+
+# --- snapshots -----------------------------------------------------------------------------------------------
+st.header("Fixed-noise grids")
+steps = common_steps(runs)
+shown_step = None
+if steps:
+    key = f"experiments_step_{group}"
+    if st.session_state.get(key) not in steps:
+        st.session_state[key] = steps[-1]
+    shown_step = st.select_slider("training step", options=steps, key=key)
+    st.caption("Every run draws its grid from the same fixed codes, so the pictures differ only by what the run "
+               "changed.")
+    for start in range(0, len(runs), PER_ROW):
+        for column, run in zip(st.columns(PER_ROW), runs[start:start + PER_ROW]):
+            snapshots = run.snapshots()
+            at = nearest_snapshot(snapshots, shown_step)
+            with column:
+                st.markdown(f"**{run.label}**")
+                if at is None:
+                    st.caption("no snapshot this early")
+                    continue
+                png = snapshots[at]
+                try:
+                    st.image(upscale(_snapshot(str(png), png.stat().st_mtime), 2), width="stretch")
+                except (OSError, LatentExplorerError) as exc:
+                    st.warning(f"Cannot show this snapshot: {exc}")
+                    continue
+                stopped = run.stopped
+                if at != shown_step and stopped:
+                    st.caption(f"stopped at step {stopped['step']}: its last grid, step {at}")
+                elif at != shown_step:
+                    st.caption(f"step {at} (no grid at step {shown_step})")
+else:
+    st.info("These runs have no fixed-noise snapshots.")
+
+# --- losses --------------------------------------------------------------------------------------------------
+st.header("Loss curves, overlaid")
+keys = curve_keys(runs)
+if keys:
+    c1, c2 = st.columns([2, 3])
+    # A VAE's total loss mixes in the KL weight the runs differ by: open on the reconstruction error.
+    curve = c1.selectbox("curve", keys, index=keys.index("recon") if "recon" in keys else 0,
+                         format_func=lambda k: SERIES_LABELS.get(k, k), key=f"experiments_curve_{group}")
+    window = c2.slider("smoothing window (steps)", 1, 200, 20, key="experiments_window")
+    st.plotly_chart(overlay_figure(overlay(runs, curve, window), SERIES_LABELS.get(curve, curve), shown_step),
+                    key="experiments_losses")
+else:
+    st.info("These runs recorded no common loss curve.")
+
+# --- reconstructions (VAE groups) ----------------------------------------------------------------------------
+if baseline is not None and registry.trains_as_vae(baseline.config.get("family", "")):
+    st.header("Reconstructions of the same held-out faces")
+    dataset = baseline.config["dataset"]
+    data_root = data_root_setting(dataset.get("name"))
+    positions = held_out_positions(baseline, RECONSTRUCTED)
+    try:
+        if positions is None:
+            raise LatentExplorerError("the baseline keeps no held-out positions in latents.npz")
+        originals = real_images(dataset, len(positions), data_root, indices=positions)
+        rows = [torch_worker.run(reconstruct, bundles.load(r.path), originals).reconstructions for r in runs]
+        st.image(labelled_rows(["original", *[r.label for r in runs]], [originals, *rows]), width="stretch")
+        st.caption("decoder(mu(x)) for held-out images no run trained on; the table's reconstruction MSE is the "
+                   "same measure over 500 of them.")
+    except LatentExplorerError as exc:
+        st.info(f"No reconstructions: {exc}.")
+
+# --- what an InfoGAN's codes found ---------------------------------------------------------------------------
+@st.cache_data(max_entries=8, show_spinner="Reading what each code does…")
+def _findings(path: str, mtime: float, net_path: str, net_mtime: float) -> list[dict]:
+    bundle, net = bundles.load(path), bundles.load(net_path)
+    names = list(net.config["dataset"]["attributes"][0]["values"])
+    found = torch_worker.run(code_findings, bundle, net.networks["featurenet"], names)
+    return [{**f.row(), "sentence": f.sentence} for f in found]
+
+
+for run in runs if registry.capabilities(runs[0].config.get("family", "")).info_codes else []:
+    st.header(f"What the codes found: {run.label}")
+    bundle = bundles.load(run.path)
+    net_path = featurenet_path(bundle.config["dataset"]["name"])
+    try:
+        if not (net_path / CONFIG_FILE).exists():
+            raise LatentExplorerError(f"no feature network at {net_path} to name the classes")
+        rows = _findings(str(run.path), (run.path / CONFIG_FILE).stat().st_mtime, str(net_path),
+                         (net_path / CONFIG_FILE).stat().st_mtime)
+    except LatentExplorerError as exc:
+        st.info(f"Cannot read the codes' meaning: {exc}.")
+        continue
+    for row in rows:
+        st.markdown(f"* {row.pop('sentence')}")
+    st.dataframe(pd.DataFrame(rows).astype(str), hide_index=True, key=f"experiments_codes_{run.name}")
+    first = bundle.codes[0]["name"]
+    labels, columns = torch_worker.run(code_sweep, bundle, sample_latents(bundle.prior, 8, bundle.latent_dim, seed=0),
+                                       first, CodeSetting())
+    st.image(labelled_rows(labels, columns), width="stretch",
+             caption=f"one row per value of {first}, one column per z; turn every code on the Attributes page")
+    st.caption("Classes as the Fashion-MNIST feature network of the metrics sees them; purity is the share of a "
+               "value's images in its most frequent class.")
+
+# --- numbers and verdicts ------------------------------------------------------------------------------------
+st.header("Metrics")
+table = pd.DataFrame([numbers(r) for r in runs])
+st.dataframe(table.round(4).astype(str), hide_index=True, key="experiments_metrics")
+st.caption("FD, precision and recall compare generated with held-out real images in a small feature network's "
+           "space (not Inception FID); lower FD is better. \"FD noise ±\" is how much the FD moves from sampling "
+           "alone. G loss swing: the step-to-step spread of G's loss over the second half of training.")
+
+st.header("Verdicts")
+for run in runs:
+    text = verdict(run, baseline)
+    if run.stopped:
+        st.error(f"**{run.label}**: {text}")
+        st.caption(f"The divergence guard's message: {run.stopped.get('message', '')}")
+    else:
+        st.markdown(f"**{run.label}**: {text}")
+
+if len(runs) > 2:
+    st.subheader("Any two runs")
+    labels = {r.label: r for r in runs}
+    c1, c2 = st.columns(2)
+    a = c1.selectbox("this run", list(labels), index=1, key=f"experiments_a_{group}")
+    b = c2.selectbox("against", list(labels), index=2, key=f"experiments_b_{group}")
+    if a == b:
+        st.caption("Pick two different runs.")
+    else:
+        st.markdown(f"**{a}** against **{b}**: {verdict(labels[a], labels[b], against=b)}")
+
+with st.expander("What each run ships, and where else to open it"):
+    for run in runs:
+        st.markdown(f"* **{run.config.get('name', run.label)}**: {missing_parts(run)}.")
+    st.caption("Every run is an ordinary model bundle: choose it in the sidebar's Model box on any other page "
+               "(the training replay shows one run in detail).")
