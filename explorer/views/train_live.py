@@ -224,7 +224,7 @@ def show_result(run, status: dict) -> None:
         st.switch_page("views/sample.py")
     if o2.button("Open it in the training replay", key="live_open_replay"):
         state[bundles.SELECTED_KEY] = path
-        st.switch_page("views/training.py")
+        st.switch_page("views/replay.py")
 
 
 def panel(current: str) -> None:
