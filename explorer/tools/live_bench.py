@@ -1,4 +1,4 @@
-"""Does a live run slow the other sessions down? (`python -m explorer.live_bench`; prints one JSON line per figure.)
+"""Does a live run slow the other sessions down? (`python -m explorer.tools.live_bench`; prints one JSON line per figure.)
 
 One AppTest session moves the sampling page's mean slider and times each rerun, in blocks: idle, then while a live
 run trains (started through the server's own manager, as the Train live page starts it: the page's default DCGAN on
@@ -15,7 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from explorer.bench import APP, MEANS, emit, machine, p95
+from explorer.tools.bench import APP, MEANS, emit, machine, p95
 from training.live import protocol
 from training.live.manager import LiveRuns
 from training.live.settings import LiveSettings
@@ -46,7 +46,7 @@ def wait_running(runs: LiveRuns, owner: str, deadline: float = 600) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m explorer.live_bench", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m explorer.tools.live_bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--blocks", type=int, default=3, help="idle and live blocks each (default 3)")
     parser.add_argument("--reruns", type=int, default=12, help="slider moves timed per block (default 12)")
     parser.add_argument("--width", type=int, default=32, help="the live run's network width (the page's 32)")
