@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from explorer.logic.train_live import STARTING, WARMUP, curves_figure, describe_change, diversity_ratio, health, state_line
+from explorer.logic.train_live import (
+    STARTING,
+    WARMUP,
+    curves_figure,
+    describe_change,
+    diversity_ratio,
+    health,
+    state_line,
+)
 
 
 def gan_history(steps: int, d_real: float, d_fake: float) -> dict:

@@ -71,10 +71,11 @@ def photos_of(bundle: Bundle, dataset, files, positions: np.ndarray) -> tuple[to
 
 
 def gan_figures(bundle: Bundle, dataset, files, args) -> None:
-    from training.metrics.evaluate import default_featurenet_path, load_featurenet
+    from training.bundle_paths import featurenet_path
+    from training.metrics.evaluate import load_featurenet
     from training.models.featurenet import to_input
 
-    net, _ = load_featurenet(default_featurenet_path(bundle.config["dataset"]["name"]))
+    net, _ = load_featurenet(featurenet_path(bundle.config["dataset"]["name"]))
     positions = np.sort(np.random.default_rng(args.seed).choice(len(dataset), args.n, replace=False))
     x, exact = photos_of(bundle, dataset, files, positions)
     print(f"{bundle.name}: {args.n} faces at positions {positions.tolist()} of the {len(dataset)} it was trained on "

@@ -6,7 +6,7 @@ from __future__ import annotations
 import streamlit as st
 
 from explorer.core import bundles
-from explorer.logic.recognition import FEATURENET_NETWORK, FeatureNetwork, featurenet_path
+from explorer.logic.recognition import FEATURENET_NETWORK, FeatureNetwork
 from training.checkpoint import Bundle
 from training.errors import LatentExplorerError
 
@@ -14,17 +14,14 @@ from training.errors import LatentExplorerError
 def featurenet_for(bundle: Bundle) -> FeatureNetwork | None:
     """The feature network of the bundle's dataset, or None when there is none (a warning on the page when it
     cannot be read)."""
-    path = featurenet_path(bundles.CHECKPOINTS, bundle.config["dataset"].get("name", ""))
-    if path is None:
-        return None
     try:
-        net_bundle = bundles.load(path)
+        net_bundle = bundles.featurenet_bundle(bundle)
     except LatentExplorerError as exc:
-        st.warning(f"The feature network at `{path}` cannot be read: {exc}")
+        st.warning(f"The feature network of this dataset cannot be read: {exc}")
         return None
-    if FEATURENET_NETWORK not in net_bundle.networks:
+    if net_bundle is None or FEATURENET_NETWORK not in net_bundle.networks:
         return None
-    return FeatureNetwork(net_bundle.networks[FEATURENET_NETWORK], net_bundle.attributes, str(path))
+    return FeatureNetwork(net_bundle.networks[FEATURENET_NETWORK], net_bundle.attributes, str(net_bundle.path))
 
 
 def needs_featurenet_text(bundle: Bundle) -> str:

@@ -1,4 +1,4 @@
-"""Does a live run slow the other sessions down? (`python -m explorer.tools.live_bench`; prints one JSON line per figure.)
+"""Does a live run slow the other sessions down? (`python -m explorer.tools.live_bench`; one JSON line per figure.)
 
 One AppTest session moves the sampling page's mean slider and times each rerun, in blocks: idle, then while a live
 run trains (started through the server's own manager, as the Train live page starts it: the page's default DCGAN on

@@ -5,7 +5,6 @@ space, collapse references, the real floor, attribute accuracy (conditional GANs
 from __future__ import annotations
 
 import hashlib
-import os
 import time
 from pathlib import Path
 
@@ -13,7 +12,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from training import checkpoint
+from training import bundle_paths, checkpoint
 from training.attributes import Attribute
 from training.checkpoint import Bundle
 from training.data.base import ImageDataset
@@ -26,7 +25,7 @@ from training.metrics.real import load_real_for_bundle
 from training.models.featurenet import FeatureNet, to_input
 from training.untrusted import read_json
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = bundle_paths.REPO_ROOT
 METRICS_VERSION = 2  # 2: set size, density, coverage, KID and intervals
 DEFAULT_SAMPLES = scoring.DEFAULT_SAMPLES
 # The references every evaluation adds: collapse (N(-10,1)) and an off-prior squeeze (U(0,1)).
@@ -39,15 +38,6 @@ WHAT = ("Fréchet distance (FD), kernel distance (KID, unbiased) and precision/r
         "images, in the penultimate feature space of our own attribute classifier for this dataset. The k-NN "
         "scores compare sets of set_size images each, whatever the number of samples. This is NOT Inception FID: "
         "compare these numbers only with numbers computed with the same feature network.")
-
-
-def checkpoints_root() -> Path:
-    return Path(os.environ.get("LATENT_EXPLORER_CHECKPOINTS", REPO_ROOT / "checkpoints"))
-
-
-def default_featurenet_path(dataset: str) -> Path:
-    """Where a dataset's feature network lives: checkpoints/<dataset>/featurenet/."""
-    return checkpoints_root() / dataset / "featurenet"
 
 
 def load_featurenet(path: str | Path) -> tuple[FeatureNet, Bundle]:
@@ -170,7 +160,8 @@ def evaluate_bundle(bundle: Bundle, featurenet: str | Path | None = None, sample
         timings[name] = round(now - since, 1)
         return now
 
-    net_path = Path(featurenet) if featurenet is not None else default_featurenet_path(bundle.config["dataset"]["name"])
+    dataset_name = bundle.config["dataset"]["name"]
+    net_path = Path(featurenet) if featurenet is not None else bundle_paths.featurenet_path(dataset_name)
     if not net_path.exists():
         dataset = bundle.config["dataset"]["name"]
         raise LatentExplorerError(

@@ -18,11 +18,12 @@ import numpy as np
 import torch
 
 from training import checkpoint
+from training.bundle_paths import checkpoints_root
 from training.errors import LatentExplorerError
 from training.latent import LatentDistribution, sample_latents
 from training.metrics import degrade, scoring
 from training.metrics.distances import frechet_distance, precision_recall
-from training.metrics.evaluate import checkpoints_root, condition_rows, load_featurenet
+from training.metrics.evaluate import condition_rows, load_featurenet
 from training.metrics.features import generated_features, real_features
 from training.metrics.intervals import DEFAULT_REPEATS, scores_at_set_size, usable_set_size
 from training.metrics.kid import kernel_distance
