@@ -41,13 +41,14 @@ def test_ranks_read_disjoint_slices_of_the_same_order():
 
 def test_two_cpu_processes_train_one_bundle(tmp_path):
     out = tmp_path / "ddp"
-    command = ["nice", "-n", "19", sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
                "--master_addr=127.0.0.1", f"--master_port={_free_port()}", "-m", "training", "train",
                "--model", "cgan", "--num-images", "40", "--image-size", "32", "--steps", "4", "--batch-size", "8",
                "--g-width", "8", "--d-width", "8", "--latent-dim", "8", "--snapshot-steps", "0,2",
                "--checkpoint-every", "2", "--threads", "1", "--device", "cpu", "--out", str(out)]
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
-    done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    # The timeout only stops a hung rendezvous; on a busy machine four tiny steps of two processes can take minutes.
+    done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.count("wrote ") == 1  # rank 0 alone reports (and writes)
     assert "x 2 processes" in done.stderr
