@@ -77,7 +77,7 @@ def test_sigkill_at_random_moments_then_resume(tmp_path):
     assert saved_at_kill[0] is None and any(step for step in saved_at_kill[1:]), saved_at_kill
     if (out / TRAINING_STATE_FILE).exists():
         process = _start(out, "--resume")
-        assert process.wait(timeout=120) == 0, process.stderr.read().decode()[-2000:]
+        assert process.wait(timeout=900) == 0, process.stderr.read().decode()[-2000:]  # a hang guard, not a time limit
 
     dataset, _ = load_dataset("toyfaces", image_size=32, num_images=40, seed=0)
     straight = train("dcgan", dataset, DCGANConfig(**TINY),
