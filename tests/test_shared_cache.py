@@ -161,5 +161,7 @@ def test_shared_work_on_a_real_bundle_is_computed_once_and_misses_when_the_bundl
     os.utime(weights, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))  # the bundle was rewritten
     assert torch_worker.shared(sample, bundle, normal, 8, 3) is not first
     # A result passed back in is identified by the request that made it, not hashed again.
-    key = torch_worker.CACHE.key_of_value(first)
-    assert key is not None and shared_cache.canonical(first, torch_worker.CACHE) == ("result", key)
+    key, _ = torch_worker.CACHE.key_of_value(first)
+    assert shared_cache.canonical(first, torch_worker.CACHE) == ("result", key, None)
+    assert shared_cache.canonical(first.images, torch_worker.CACHE) == ("result", key, "images")
+    assert shared_cache.canonical(first.images.clone(), torch_worker.CACHE)[0] == "tensor"

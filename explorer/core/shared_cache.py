@@ -24,12 +24,19 @@ from typing import Any, TypeVar
 import numpy as np
 import torch
 
+from explorer.logic.recognition import FeatureNetwork
+from training.checkpoint import Bundle
+
 T = TypeVar("T")
 
 CAP_ENV = "LATENT_EXPLORER_SHARED_CACHE_MB"
 DEFAULT_CAP_MB = 256
 # What an object of unknown size is counted as: keeps a cache of many tiny results bounded too.
 SMALL_OBJECT_BYTES = 64
+
+
+# Types whose objects are what a bundle folder holds (their `path`): the same files make the same object.
+FOLDER_BACKED: set[type] = {Bundle, FeatureNetwork}
 
 
 class Uncacheable(TypeError):
@@ -104,7 +111,8 @@ class SharedCache:
         self.cap_bytes = int(cap_bytes)
         self._lock = threading.Lock()
         self._entries: OrderedDict[Hashable, tuple[Any, int]] = OrderedDict()  # key -> (value, bytes)
-        self._by_value: dict[int, Hashable] = {}  # id(value) -> key, for results passed back in as arguments
+        # id(object) -> (key, field or None): a result, or a tensor field of one, passed back in as an argument.
+        self._by_value: dict[int, tuple[Hashable, str | None]] = {}
         self._in_flight: dict[Hashable, SharedCache._Flight] = {}
         self.total_bytes = 0
         self.hits = self.misses = self.joins = self.evictions = 0
@@ -119,12 +127,28 @@ class SharedCache:
             return list(self._entries)
 
     def key_of_value(self, value: Any) -> Hashable | None:
-        """The key of a result this cache holds (by identity), or None."""
+        """What identifies a result this cache holds, or a tensor field of one (by identity): (key, field name or
+        None); None for anything else."""
         with self._lock:
-            key = self._by_value.get(id(value))
-            if key is not None and key in self._entries and self._entries[key][0] is value:
-                return key
+            found = self._by_value.get(id(value))
+            if found is None or found[0] not in self._entries:
+                return None
+            key, name = found
+            held = self._entries[key][0]
+            if (held if name is None else getattr(held, name, None)) is value:
+                return found
             return None
+
+    def _index(self, key: Hashable, value: Any, add: bool) -> None:
+        named = [(None, value)]
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            named += [(f.name, getattr(value, f.name)) for f in dataclasses.fields(value)
+                      if isinstance(getattr(value, f.name), (torch.Tensor, np.ndarray))]
+        for name, obj in named:
+            if add:
+                self._by_value[id(obj)] = (key, name)
+            elif self._by_value.get(id(obj)) == (key, name):
+                del self._by_value[id(obj)]
 
     def get_or_compute(self, key: Hashable, compute: Callable[[], T], size: Callable[[Any], int] = size_of,
                        wait: Callable[[threading.Event], Any] | None = None) -> T:
@@ -162,7 +186,7 @@ class SharedCache:
             del self._in_flight[key]
             if nbytes <= self.cap_bytes:
                 self._entries[key] = (value, nbytes)
-                self._by_value[id(value)] = key
+                self._index(key, value, add=True)
                 self.total_bytes += nbytes
                 self._evict()
         flight.done.set()
@@ -177,8 +201,7 @@ class SharedCache:
     def _evict(self) -> None:
         while self.total_bytes > self.cap_bytes and self._entries:
             key, (value, nbytes) = self._entries.popitem(last=False)
-            if self._by_value.get(id(value)) == key:
-                del self._by_value[id(value)]
+            self._index(key, value, add=False)
             self.total_bytes -= nbytes
             self.evictions += 1
 
@@ -199,7 +222,7 @@ def canonical(value: Any, cache: SharedCache | None = None) -> Hashable:
     if cache is not None:
         origin = cache.key_of_value(value)
         if origin is not None:
-            return ("result", origin)
+            return ("result",) + origin
     if value is None or isinstance(value, (bool, int, float, str, bytes)):
         return (type(value).__name__, value)
     if isinstance(value, enum.Enum):
@@ -216,12 +239,9 @@ def canonical(value: Any, cache: SharedCache | None = None) -> Hashable:
         return ("array", str(value.dtype), value.shape, _digest(np.ascontiguousarray(value)))
     if isinstance(value, Path):
         return ("path", str(value))
-    # A loaded bundle (training.checkpoint.Bundle) or a reference to one (explorer.core.bundles.BundleKey):
-    # both are identified by the files on disk, never by the object.
-    if type(value).__name__ == "Bundle" and hasattr(value, "networks"):
-        return bundle_version(value.path)
-    if type(value).__name__ == "BundleKey" and hasattr(value, "path"):
-        return bundle_version(value.path)
+    # A loaded bundle, a network loaded from one, or a reference to one: identified by the files on disk.
+    if isinstance(value, tuple(FOLDER_BACKED)):
+        return (type(value).__qualname__, bundle_version(value.path))
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return (type(value).__module__, type(value).__qualname__,
                 tuple((f.name, canonical(getattr(value, f.name), cache)) for f in dataclasses.fields(value)))

@@ -96,26 +96,41 @@ def _submit(function: Callable[..., T], args: tuple, kwargs: dict) -> tuple[int,
     return ticket, _WORKER.submit(_timed, function, args, kwargs)
 
 
-def _wait(is_done: Callable[[float], bool], ticket: Callable[[], int | None]) -> None:
-    """Block until is_done(timeout) says so, telling this thread's listener where the request stands."""
+def _wait(is_done: Callable[[float], bool], ticket: Callable[[], int | None],
+          deferred: list[BaseException] | None = None) -> None:
+    """Block until is_done(timeout) says so, telling this thread's listener where the request stands. The listener
+    may raise (Streamlit stops a script run that its user replaced by another at its next call): then the wait ends
+    at once, or, with a `deferred` list, the exception goes there and the wait goes on until the work is done (a
+    request other sessions wait for must finish)."""
     if is_done(NOTICE_AFTER):
         return
     listener = getattr(_LOCAL, "listener", None)
     start = time.monotonic() - NOTICE_AFTER
+
+    def tell(state: QueueState | None) -> None:
+        nonlocal listener
+        try:
+            listener(state)
+        except BaseException as exc:
+            listener = None
+            if deferred is None:
+                raise
+            deferred.append(exc)
+
     try:
         while True:
             number = ticket()
             if listener is not None and number is not None:
-                listener(_QUEUE.state(number, time.monotonic() - start))
+                tell(_QUEUE.state(number, time.monotonic() - start))
             if is_done(LISTEN_EVERY):
                 return
     finally:
         if listener is not None:
-            listener(None)
+            tell(None)
 
 
-def _result(ticket: int, future: Future):
-    _wait(lambda timeout: _wait_future(future, timeout), lambda: ticket)
+def _result(ticket: int, future: Future, deferred: list[BaseException] | None = None):
+    _wait(lambda timeout: _wait_future(future, timeout), lambda: ticket, deferred)
     return future.result()
 
 
@@ -147,17 +162,22 @@ def shared(function: Callable[..., T], *args, **kwargs) -> T:
     except Uncacheable:
         return run(function, *args, **kwargs)
 
+    interrupted: list[BaseException] = []  # this thread's listener raised while others waited for our result
+
     def compute() -> T:
         if threading.current_thread().name.startswith(_NAME):
             return function(*args, **kwargs)
         ticket, future = _submit(function, args, kwargs)
         _KEY_TICKETS[key] = ticket
         try:
-            return _result(ticket, future)
+            return _result(ticket, future, interrupted)
         finally:
             _KEY_TICKETS.pop(key, None)
 
     def wait_for_leader(done: threading.Event) -> None:
         _wait(lambda timeout: done.wait(timeout), lambda: _KEY_TICKETS.get(key))
 
-    return CACHE.get_or_compute(key, compute, wait=wait_for_leader)
+    value = CACHE.get_or_compute(key, compute, wait=wait_for_leader)
+    if interrupted:
+        raise interrupted[0]
+    return value

@@ -3,18 +3,12 @@
 import streamlit as st
 
 from explorer.core import photo_hooks, torch_worker
-from explorer.core.bundles import BundleKey, key_of
 from explorer.core.figures import crossed_out_note, grid_jpeg, norm_histogram
 from explorer.core.page import preamble
 from explorer.core.widgets import chosen_distribution, distribution_controls, distribution_defaults
 from explorer.logic.diagnostics import explain, prior_norm_reference, shown
 from explorer.logic.sample import prior_norms, prior_samples, sample_and_diagnose
 from training.latent import LatentDistribution
-
-
-@st.cache_resource(max_entries=64)
-def cached_prior_batch(bundle: BundleKey, n: int, seed: int):
-    return torch_worker.run(prior_samples, bundle.load(), n, seed)
 
 
 @st.cache_resource(max_entries=16)
@@ -35,8 +29,9 @@ n, seed = choice.n, choice.seed
 if n < 2:
     st.warning("Pairwise numbers (cosine, diversity) need at least 2 samples; showing the single image only.")
 reference, reference_norms = cached_prior_norms(bundle.prior, bundle.latent_dim)
-batch = torch_worker.run(sample_and_diagnose, bundle, dist, n, seed,
-                         prior_batch=cached_prior_batch(key_of(bundle), n, seed), norm_reference=reference)
+# Shared by every session: when the class clicks the same preset, the batch is computed once.
+batch = torch_worker.shared(sample_and_diagnose, bundle, dist, n, seed,
+                            prior_batch=torch_worker.shared(prior_samples, bundle, n, seed), norm_reference=reference)
 d = batch.diagnostics
 
 pictures, numbers = st.columns([3, 2])
