@@ -37,8 +37,8 @@ def queue_text(state: torch_worker.QueueState) -> str:
 
 def say_when_queued() -> None:
     """For this script run: while its torch work waits behind other sessions' requests, say where it stands, at
-    the place on the page where the waiting pictures will appear (instead of a silent spinner); a long wait is
-    still mentioned there afterwards."""
+    the place on the page where the waiting pictures will appear (instead of a silent spinner); a long wait behind
+    other requests is still mentioned there afterwards."""
     placeholder, longest = None, 0.0
 
     def listener(state: torch_worker.QueueState | None) -> None:
@@ -51,7 +51,8 @@ def say_when_queued() -> None:
                 placeholder.empty()
             placeholder, longest = None, 0.0
             return
-        longest = max(longest, state.waited_s)
+        if state.ahead > 0:  # waiting behind other requests, not for its own computation
+            longest = max(longest, state.waited_s)
         if placeholder is None:
             placeholder = st.empty()
         placeholder.info(queue_text(state))

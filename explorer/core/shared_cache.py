@@ -92,10 +92,11 @@ def bundle_version(path: str | Path) -> tuple:
     """A bundle folder's version: its path and the mtime and size of its config and weights, so a retrained or
     replaced bundle at the same path is a different request."""
     folder = Path(path)
-    if not folder.is_dir():
+    config = file_version(folder / "config.json")
+    if config == (None,):
         raise Uncacheable(f"{folder} is not a bundle folder on disk")
-    return ("bundle", str(folder.resolve()), file_version(folder / "config.json"),
-            file_version(folder / "weights.safetensors"))
+    # The path as given, not resolved: resolving it cost more than the rest of a cache hit.
+    return ("bundle", str(folder), config, file_version(folder / "weights.safetensors"))
 
 
 class SharedCache:

@@ -181,3 +181,13 @@ def shared(function: Callable[..., T], *args, **kwargs) -> T:
     if interrupted:
         raise interrupted[0]
     return value
+
+
+def shared_here(function: Callable[..., T], *args, **kwargs) -> T:
+    """Like shared(), but computed in the calling thread, not queued behind other sessions' forward passes: for
+    light work on a shared result, such as encoding a batch's grid as the JPEG every session is sent."""
+    try:
+        key = request_key(function, args, kwargs, CACHE)
+    except Uncacheable:
+        return function(*args, **kwargs)
+    return CACHE.get_or_compute(key, lambda: function(*args, **kwargs))
