@@ -2,7 +2,7 @@
 
 When a teacher says "now everyone click N(-10,1)", thirty sessions ask for the same batch. The first one computes
 it; the others wait for that computation (single flight) and get the same object. Results are kept, most recently
-used last, until their total size passes a byte cap (`LATENT_EXPLORER_SHARED_CACHE_MB`, default 256 MB); then the
+used last, until their total size passes a byte cap (`LATENT_EXPLORER_SHARED_CACHE_MB`, default 128 MB); then the
 least recently used go. A failed computation reaches every waiter and is not kept.
 
 Pure Python (no Streamlit): the torch worker's `shared()` is the one place pages use it (explorer/core/torch_worker.py).
@@ -30,7 +30,7 @@ from training.checkpoint import Bundle
 T = TypeVar("T")
 
 CAP_ENV = "LATENT_EXPLORER_SHARED_CACHE_MB"
-DEFAULT_CAP_MB = 256
+DEFAULT_CAP_MB = 128  # about 40 batches of 64 samples of a 64x64 model with their prior batches
 # What an object of unknown size is counted as: keeps a cache of many tiny results bounded too.
 SMALL_OBJECT_BYTES = 64
 

@@ -19,6 +19,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TypeVar
 
+from explorer.core.memory import release_free_memory
 from explorer.core.shared_cache import SharedCache, Uncacheable, cap_bytes_from_env, request_key
 
 T = TypeVar("T")
@@ -29,6 +30,7 @@ CACHE = SharedCache(cap_bytes_from_env())
 # A request that has waited this long is reported to the thread's wait listener, then every LISTEN_EVERY seconds.
 NOTICE_AFTER = 0.5
 LISTEN_EVERY = 0.5
+TRIM_EVERY = 2.0  # seconds between two hand-backs of freed memory by the worker (explorer/core/memory.py)
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,7 @@ class _Queue:
         self.issued = 0  # tickets handed out
         self.finished = 0  # jobs done (the worker finishes them in ticket order)
         self.mean_s = 0.05  # moving mean of a job's duration
+        self.trimmed = 0.0  # when the worker last handed freed memory back
 
     def take(self) -> int:
         with self.lock:
@@ -88,7 +91,11 @@ def _timed(function: Callable[..., T], args: tuple, kwargs: dict) -> T:
     try:
         return function(*args, **kwargs)
     finally:
-        _QUEUE.done(time.perf_counter() - start)
+        end = time.perf_counter()
+        _QUEUE.done(end - start)
+        if end - _QUEUE.trimmed > TRIM_EVERY:  # a few milliseconds, at most every TRIM_EVERY seconds
+            _QUEUE.trimmed = end
+            release_free_memory()
 
 
 def _submit(function: Callable[..., T], args: tuple, kwargs: dict) -> tuple[int, Future]:
