@@ -30,7 +30,7 @@ CACHE = SharedCache(cap_bytes_from_env())
 # A request that has waited this long is reported to the thread's wait listener, then every LISTEN_EVERY seconds.
 NOTICE_AFTER = 0.5
 LISTEN_EVERY = 0.5
-TRIM_EVERY = 2.0  # seconds between two hand-backs of freed memory by the worker (explorer/core/memory.py)
+TRIM_EVERY = 5.0  # seconds between two garbage collections and hand-backs of freed memory by the worker
 
 
 @dataclass(frozen=True)
@@ -93,7 +93,7 @@ def _timed(function: Callable[..., T], args: tuple, kwargs: dict) -> T:
     finally:
         end = time.perf_counter()
         _QUEUE.done(end - start)
-        if end - _QUEUE.trimmed > TRIM_EVERY:  # a few milliseconds, at most every TRIM_EVERY seconds
+        if end - _QUEUE.trimmed > TRIM_EVERY:  # tens of milliseconds, at most every TRIM_EVERY seconds
             _QUEUE.trimmed = end
             release_free_memory()
 
