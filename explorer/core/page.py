@@ -43,6 +43,8 @@ def say_when_queued() -> None:
 
     def listener(state: torch_worker.QueueState | None) -> None:
         nonlocal placeholder, longest
+        if _inside_cached_function():  # Streamlit would replay the message with every later cache hit
+            return
         if state is None:
             if placeholder is not None and longest >= QUEUE_NOTE_AFTER:
                 placeholder.caption(f"⏳ These pictures waited {longest:.1f} s for the server: many sessions are "
@@ -58,6 +60,14 @@ def say_when_queued() -> None:
         placeholder.info(queue_text(state))
 
     torch_worker.set_wait_listener(listener)
+
+
+def _inside_cached_function() -> bool:
+    try:
+        from streamlit.runtime.scriptrunner_utils.script_run_context import in_cached_function
+    except ImportError:  # moved in another Streamlit version: say nothing rather than risk a replayed message
+        return True
+    return bool(in_cached_function.get())
 
 
 def latent_caption(bundle: Bundle) -> str:
