@@ -55,3 +55,46 @@ def test_the_sampling_page_says_it_waited_for_a_busy_server():
     waited = [c.value for c in at.caption if "waited" in c.value]
     assert waited and "for the server" in waited[0], [c.value for c in at.caption]
     assert len(at.get("image")) >= 1  # and the pictures came
+
+
+class Replaced(Exception):
+    """What Streamlit raises in a script run whose user has already asked for another."""
+
+
+CALLS: list[int] = []
+
+
+def forward(x: int) -> int:  # module level: a request's function needs a stable name to be shared
+    CALLS.append(x)
+    return x * 2
+
+
+def test_a_run_stopped_while_others_wait_for_its_request_still_delivers_their_result():
+    calls = CALLS
+    blocker = block_worker(1.5)
+    got, errors = [], []
+
+    def leader():
+        def impatient(state):
+            if state is not None:
+                raise Replaced()
+
+        torch_worker.set_wait_listener(impatient)
+        try:
+            torch_worker.shared(forward, 21)
+        except Replaced:
+            errors.append("leader stopped")
+
+    def follower():
+        got.append(torch_worker.shared(forward, 21))
+
+    first = threading.Thread(target=leader)
+    first.start()
+    time.sleep(0.2)  # the leader's request is in flight
+    second = threading.Thread(target=follower)
+    second.start()
+    for t in (first, second, blocker):
+        t.join(30)
+    assert errors == ["leader stopped"]  # its own run is stopped, as Streamlit asked
+    assert got == [42] and calls == [21]  # the waiting session still gets the one computation's result
+    assert torch_worker.shared(forward, 21) == 42 and calls == [21]  # and it was kept
