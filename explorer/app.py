@@ -12,12 +12,15 @@ import streamlit as st  # noqa: E402
 
 from explorer.core.figures import PIXELATED_CSS  # noqa: E402
 from explorer.core.memory import limit_malloc_arenas  # noqa: E402
+from explorer.core.page import say_when_queued  # noqa: E402
 
 limit_malloc_arenas()  # once per process would do; repeating it on each run costs nothing
 
 st.set_page_config(page_title="Latent Explorer", page_icon="🧭", layout="wide")
 # Sample grids travel at their native size; the browser enlarges them with nearest neighbour.
 st.html(PIXELATED_CSS)
+# A page whose pictures wait behind other sessions' requests says so where they will appear.
+say_when_queued()
 
 PAGES = [
     st.Page("views/sample.py", title="Sample the latent space", icon="🎲", default=True),

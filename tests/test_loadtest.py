@@ -55,3 +55,9 @@ def test_forged_values_break_only_the_forging_tab(server):
     assert not other.exceptions and other.images and other.status == "FINISHED_SUCCESSFULLY"
     assert not reset.exceptions and any("std > 0" in e for e in reset.page_errors)
     assert not fresh.exceptions and fresh.images and fresh.status == "FINISHED_SUCCESSFULLY"
+
+
+def test_a_class_clicking_the_same_presets_is_served_from_the_shared_cache(server):
+    figures = run_loadtest(sessions=5, seconds=8, think=0.2, server=server, mode="presets")
+    assert figures["mode"] == "presets" and figures["errors"] == 0, figures["error_examples"]
+    assert figures["interactions"] >= 5

@@ -382,6 +382,8 @@ def find_bundles(root: str | Path) -> list[Path]:
                     continue
                 linked.add(target)
             todo.append(folder / entry.name)
+    if len(linked) == 1:  # no link followed, so no bundle was found twice (resolving them all cost the most)
+        return sorted(found)
     unique = {}
     for bundle in sorted(found):  # a link to a folder walked anyway finds its bundles twice: keep one path each
         unique.setdefault(os.path.realpath(bundle), bundle)

@@ -66,7 +66,8 @@ def decode(bundle: Bundle, codes: torch.Tensor, *, labels: torch.Tensor | None =
                 out.append(generator(rows))
             else:
                 out.append(generator(rows, **{extra_name: _rows(extra, start, start + chunk)}))
-    return torch.cat(out) if out else torch.empty(0)
+    # contiguous(): a generator kept in channels-last memory order (the explorer's) returns NHWC-strided images.
+    return torch.cat(out).contiguous() if out else torch.empty(0)
 
 
 def sample(bundle: Bundle, distribution: LatentDistribution, n: int, seed: int | None = None, *,

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import os
+import time
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
 import streamlit as st
+import torch
 from streamlit.logger import get_logger
 
+from explorer.core import shared_cache
 from training import bundle_paths
 from training.checkpoint import CONFIG_FILE, Bundle, find_bundles, load_bundle
 from training.checkpoint import read_config as read_config_file
@@ -35,6 +39,10 @@ _LOG = get_logger(__name__)
 def _load_cached(path: str, mtime: float) -> Bundle:
     # mtime is part of the key so a retrained bundle is picked up without restarting the server.
     bundle = load_bundle(path)
+    # The generator's convolutions run faster on channels-last activations: the CelebA DCGAN's 64-sample batch took
+    # 0.40 s instead of 0.57 s on one busy core (the same pixels to 1e-6). Every page's forward pass gains.
+    if bundle.capabilities.generates:
+        bundle.generator.to(memory_format=torch.channels_last)
     # One line per load in the server log: the load test counts them to show models are shared across sessions.
     _LOG.info("%s %s", LOAD_LOG_LINE, path)
     return bundle
@@ -88,6 +96,9 @@ class BundleKey:
         return load(self.path)
 
 
+shared_cache.FOLDER_BACKED.add(BundleKey)
+
+
 def key_of(bundle: Bundle | str | Path) -> BundleKey:
     path = bundle.path if isinstance(bundle, Bundle) else Path(bundle)
     return BundleKey(str(path), _mtime(path))
@@ -101,6 +112,34 @@ def featurenet_bundle(bundle: Bundle) -> Bundle | None:
         return None
     found = load(path)
     return None if found.capabilities.generates else found
+
+
+# The bundle folders under a root, listed again when the root or one of its folders changes, and at least every
+# LISTING_SECONDS: every rerun of every page asks (the sidebar), and walking 34 folders twice per rerun cost a
+# third of the server's time when 30 sessions clicked the same preset (py-spy). A deleted bundle drops out at
+# once (its config is read, and checked, on each use).
+LISTING_SECONDS = 2.0
+_LISTINGS: dict[str, tuple[float, tuple, list[Path]]] = {}
+
+
+def _folder_versions(root: Path) -> tuple:
+    try:
+        with os.scandir(root) as entries:
+            return tuple(sorted((e.name, e.stat().st_mtime_ns) for e in entries if e.is_dir()))
+    except OSError:
+        return ()
+
+
+def listed_bundles(root: str | Path) -> list[Path]:
+    """find_bundles(root), remembered while the root's folders are unchanged (LISTING_SECONDS at most)."""
+    root = Path(root)
+    versions = _folder_versions(root)
+    now = time.monotonic()
+    found = _LISTINGS.get(str(root))
+    if found is None or found[1] != versions or now - found[0] > LISTING_SECONDS:
+        found = (now, versions, find_bundles(root))
+        _LISTINGS[str(root)] = found
+    return list(found[2])
 
 
 def capabilities_at(path: str | Path) -> registry.Capabilities | None:
@@ -119,7 +158,7 @@ def _generates(path: str | Path) -> bool:
 def shipped() -> dict[str, str]:
     """Display name -> folder, for every readable bundle under checkpoints/."""
     found = []
-    for path in find_bundles(CHECKPOINTS):
+    for path in listed_bundles(CHECKPOINTS):
         try:
             config = read_config(path)
         except LatentExplorerError:
@@ -134,7 +173,7 @@ def shipped() -> dict[str, str]:
 def unreadable() -> dict[str, str]:
     """Folder -> problem for every bundle under checkpoints/ whose config.json cannot be read (it is not offered)."""
     problems = {}
-    for path in find_bundles(CHECKPOINTS):
+    for path in listed_bundles(CHECKPOINTS):
         try:
             read_config(path)
         except LatentExplorerError as exc:
@@ -172,7 +211,7 @@ def live_runs() -> dict[str, str]:
 
     found = {}
     for folder in runs_folders():
-        for path in find_bundles(folder):
+        for path in listed_bundles(folder):
             with contextlib.suppress(LatentExplorerError):
                 found[read_config(path).get("name") or path.name] = str(path)
     return found

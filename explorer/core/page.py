@@ -7,10 +7,12 @@ from collections.abc import Callable, Mapping
 
 import streamlit as st
 
-from explorer.core import bundles
+from explorer.core import bundles, torch_worker
 from training.checkpoint import Bundle
 from training.errors import LatentExplorerError
 
+# A wait for the torch worker this long is still mentioned where the picture appears once it has arrived.
+QUEUE_NOTE_AFTER = 2.0
 # Pages that feed the generator codes z alone (no condition, no extra codes).
 Z_ONLY_PAGES = ("sweep", "interpolate", "photo")
 # What a page needs, for the sentence that says why it does not apply: (what the model lacks, so ... and;
@@ -22,6 +24,50 @@ NEEDS = {
     "directions": ("takes a condition or extra codes beside z, so its attributes are set on the other attribute "
                    "pages and", "a VAE or an unconditional GAN", "dcgan"),
 }
+
+
+def queue_text(state: torch_worker.QueueState) -> str:
+    """What a session waiting for the server reads: its place in the queue and the expected wait."""
+    if state.ahead == 0:
+        return f"⏳ Computing your pictures (about {max(1, round(state.expected_s))} s)."
+    requests = "request" if state.ahead == 1 else "requests"
+    return (f"⏳ The server is busy with the class: {state.ahead} {requests} ahead of yours, about "
+            f"{max(1, round(state.expected_s))} s to wait.")
+
+
+def say_when_queued() -> None:
+    """For this script run: while its torch work waits behind other sessions' requests, say where it stands, at
+    the place on the page where the waiting pictures will appear (instead of a silent spinner); a long wait behind
+    other requests is still mentioned there afterwards."""
+    placeholder, longest = None, 0.0
+
+    def listener(state: torch_worker.QueueState | None) -> None:
+        nonlocal placeholder, longest
+        if _inside_cached_function():  # Streamlit would replay the message with every later cache hit
+            return
+        if state is None:
+            if placeholder is not None and longest >= QUEUE_NOTE_AFTER:
+                placeholder.caption(f"⏳ These pictures waited {longest:.1f} s for the server: many sessions are "
+                                    "asking it for pictures at once.")
+            elif placeholder is not None:
+                placeholder.empty()
+            placeholder, longest = None, 0.0
+            return
+        if state.ahead > 0:  # waiting behind other requests, not for its own computation
+            longest = max(longest, state.waited_s)
+        if placeholder is None:
+            placeholder = st.empty()
+        placeholder.info(queue_text(state))
+
+    torch_worker.set_wait_listener(listener)
+
+
+def _inside_cached_function() -> bool:
+    try:
+        from streamlit.runtime.scriptrunner_utils.script_run_context import in_cached_function
+    except ImportError:  # moved in another Streamlit version: say nothing rather than risk a replayed message
+        return True
+    return bool(in_cached_function.get())
 
 
 def latent_caption(bundle: Bundle) -> str:

@@ -159,26 +159,46 @@ class Diagnostics:
         return "healthy"
 
 
+@dataclass(frozen=True)
+class PriorNumbers:
+    """The numbers of the training prior's batch that every batch of the same size and seed is compared with."""
+
+    diversity: float
+    spread: float  # mean pairwise code distance
+    cosine: float
+    saturated: float
+    first_layer_shift: float | None
+    nonfinite_images: int
+
+
+def prior_numbers(generator: nn.Module, prior_z: torch.Tensor, prior_images: torch.Tensor) -> PriorNumbers:
+    """Computed once per prior batch: a slider move that changes only the distribution need not redo them."""
+    nonfinite = nonfinite_count(prior_images)
+    # A NaN pixel is neither saturated nor not: the share would silently count it as "not saturated".
+    return PriorNumbers(image_diversity(prior_images), mean_pairwise_distance(prior_z), pairwise_cosine(prior_z),
+                        saturated_fraction(prior_images) if not nonfinite else float("nan"),
+                        first_layer_shift(generator, prior_z), nonfinite)
+
+
 def diagnose(generator: nn.Module, dist: LatentDistribution, prior: LatentDistribution, z: torch.Tensor,
              images: torch.Tensor, prior_z: torch.Tensor, prior_images: torch.Tensor,
-             norm_reference: NormReference) -> Diagnostics:
-    """All numbers for one batch, compared with a batch from the training prior of the same size and seed."""
-    prior_diversity = image_diversity(prior_images)
+             norm_reference: NormReference, prior_side: PriorNumbers | None = None) -> Diagnostics:
+    """All numbers for one batch, compared with a batch from the training prior of the same size and seed
+    (`prior_side`: that batch's numbers, when already computed)."""
+    prior_side = prior_side or prior_numbers(generator, prior_z, prior_images)
+    prior_diversity, prior_spread = prior_side.diversity, prior_side.spread
+    prior_nonfinite_images, prior_saturated = prior_side.nonfinite_images, prior_side.saturated
     diversity = image_diversity(images)
-    prior_spread = mean_pairwise_distance(prior_z)
     norm_mean = float(z.double().norm(dim=1).mean())
     nonfinite_images = nonfinite_count(images)
-    prior_nonfinite_images = nonfinite_count(prior_images)
-    # A NaN pixel is neither saturated nor not: the share would silently count it as "not saturated".
     saturated = saturated_fraction(images) if not nonfinite_images else float("nan")
-    prior_saturated = saturated_fraction(prior_images) if not prior_nonfinite_images else float("nan")
     return Diagnostics(
         distribution=dist.label,
         prior=prior.label,
         num_samples=int(z.shape[0]),
         latent_dim=int(z.shape[1]),
         cosine=pairwise_cosine(z),
-        prior_cosine=pairwise_cosine(prior_z),
+        prior_cosine=prior_side.cosine,
         norm_mean=norm_mean,
         prior_norm=norm_reference,
         norm_zscore=norm_reference.zscore(norm_mean),
@@ -188,7 +208,7 @@ def diagnose(generator: nn.Module, dist: LatentDistribution, prior: LatentDistri
         saturated=saturated,
         prior_saturated=prior_saturated,
         first_layer_shift=first_layer_shift(generator, z),
-        prior_first_layer_shift=first_layer_shift(generator, prior_z),
+        prior_first_layer_shift=prior_side.first_layer_shift,
         nonfinite_codes=nonfinite_count(z),
         nonfinite_images=nonfinite_images,
         prior_nonfinite_images=prior_nonfinite_images,

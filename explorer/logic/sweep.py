@@ -14,6 +14,7 @@ from explorer.logic.diagnostics import (
     diagnose,
     nonfinite_images_sentence,
     prior_norm_reference,
+    prior_numbers,
     rounded,
 )
 from training import sampling
@@ -82,13 +83,14 @@ def mean_sweep(bundle: Bundle, means: list[float], std: float = 1.0, n: int = 32
     prior = bundle.prior
     base = sampling.sample(bundle, prior, n, seed)
     reference = norm_reference or prior_norm_reference(prior, bundle.latent_dim)
+    base_numbers = prior_numbers(bundle.generator, base.codes, base.images)  # every row compares with them
     rows = []
     for mean in means:
         dist = LatentDistribution.normal(mean, std)
         row = sampling.sample(bundle, dist, n, seed)
         rows.append(SweepRow(mean, dist, row.images[:keep].clone() if keep else row.images,
                              diagnose(bundle.generator, dist, prior, row.codes, row.images, base.codes, base.images,
-                                      reference)))
+                                      reference, base_numbers)))
     return Sweep(rows, std, n, seed, prior)
 
 

@@ -1,13 +1,19 @@
 """A classroom at once: start the real server on a free 127.0.0.1 port and drive N browser-like sessions over
 Streamlit's websocket protocol, each moving the sampling page's sliders for a bounded time.
 
-    python -m explorer.tools.loadtest --sessions 30 --seconds 60 [--checkpoints DIR] [--think 1.0]
+    python -m explorer.tools.loadtest --sessions 30 --seconds 60 [--checkpoints DIR | --model BUNDLE] [--think 1.0]
+    python -m explorer.tools.loadtest --mode presets      # everyone clicks the same preset buttons in turn
+    python -m explorer.tools.loadtest --replicas 2        # N replicas behind nginx (explorer.tools.replicas)
+    python -m explorer.tools.loadtest --url http://HOST:PORT   # a server or proxy that is already running
 
 Each session does what a browser tab does: opens /_stcore/stream, asks for a run of the app, then sends
 `rerun_script` messages carrying its widget values (protobuf BackMsg; the server answers with ForwardMsg deltas)
 and fetches every image the page shows from /media. One interaction = one slider change, timed from the
 message to the end of the script run plus the image downloads. Prints one JSON line per figure; exits 1 when
-any session saw an error, no interaction completed, or a model was loaded more than once.
+any session saw an error, no interaction completed, a model was loaded more than once, or (through a proxy) a
+session was served by more than one replica. Like a browser, a session first loads the page over HTTP and keeps
+the cookies it is given (a proxy's sticky-session cookie); the proxy's X-Upstream header, on every response,
+says which replica answered.
 
 The messages are built with the classes in `streamlit.proto` (the wire format); nothing else from Streamlit
 runs in this process, and no browser is needed.
@@ -17,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import math
 import os
@@ -27,6 +34,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,6 +55,9 @@ SLIDERS = {
     "std": [round(0.05 * k, 2) for k in range(1, 101)],
     "n": list(range(1, 129)),
 }
+# The sampling page's preset buttons, in the order a teacher walks the class through them.
+PRESET_KEYS = ["preset_N(0,1)", "preset_N(-10,1)", "preset_U(0,1)", "preset_U(-1,1)"]
+UPSTREAM_HEADER = "X-Upstream"  # added by the shipped nginx config: the replica that answered
 
 
 class ServerError(RuntimeError):
@@ -92,11 +103,13 @@ class Server:
     log: Path
 
     @staticmethod
-    def start(checkpoints: str | None = None, timeout: float = 600) -> Server:
+    def start(checkpoints: str | None = None, timeout: float = 600, threads: int | None = None) -> Server:
         port = free_port()
         env = dict(os.environ)
         if checkpoints:
             env["LATENT_EXPLORER_CHECKPOINTS"] = str(Path(checkpoints).resolve())
+        if threads:  # torch's threads in the server (default: torch's own choice, one per core)
+            env["OMP_NUM_THREADS"] = str(threads)
         handle, name = tempfile.mkstemp(prefix="latent-explorer-server-", suffix=".log")
         os.close(handle)
         log = Path(name)
@@ -161,15 +174,34 @@ class Session:
         self.widget_ids: dict[str, str] = {}  # user key -> widget id, read from the page's elements
         self.states: dict[str, WidgetState] = {}  # widget id -> the value this tab holds
         self.page_hash = ""
+        self.cookies: dict[str, str] = {}
+        self._one_shot: set[str] = set()  # buttons pressed for the next run only
+        self.upstreams: set[str] = set()  # the replicas (X-Upstream) that answered this session, through a proxy
         self._ws = None
 
     async def __aenter__(self) -> Session:
+        # A browser loads the page first: through a proxy, that answer sets the sticky-session cookie.
+        await asyncio.to_thread(self._fetch, "/", False)
         # The browser offers the "streamlit" subprotocol; max_size=None because a page's plotly chart is large.
-        self._ws = await connect(self.ws_url, subprotocols=["streamlit"], max_size=None, open_timeout=self.timeout)
+        self._ws = await connect(self.ws_url, subprotocols=["streamlit"], max_size=None, open_timeout=self.timeout,
+                                 additional_headers=self._headers())
+        self._note_upstream(self._ws.response.headers.get(UPSTREAM_HEADER))
         return self
+
+    def _headers(self) -> dict[str, str]:
+        return {"Cookie": "; ".join(f"{k}={v}" for k, v in self.cookies.items())} if self.cookies else {}
+
+    def _note_upstream(self, value: str | None) -> None:
+        if value:
+            self.upstreams.add(value)
 
     async def __aexit__(self, *exc) -> None:
         await self._ws.close()
+
+    def click(self, key: str) -> None:
+        """Press a button by its key, for the next rerun only."""
+        self.set_value(key, trigger_value=True)
+        self._one_shot.add(self.widget_ids[key])
 
     def set_value(self, key: str, **value) -> None:
         """Set a widget by its key: set_value("mean", double_array_value=[3.0]), ("seed", int_value=7)."""
@@ -189,6 +221,9 @@ class Session:
         message.rerun_script.query_string = ""
         message.rerun_script.page_script_hash = self.page_hash
         message.rerun_script.widget_states.widgets.extend(self.states.values())
+        for widget_id in self._one_shot:  # a button is pressed for one run, as in the browser
+            self.states.pop(widget_id, None)
+        self._one_shot = set()
         start = time.perf_counter()
         await self._ws.send(message.SerializeToString())
         result = RunResult(0.0, "timeout")
@@ -225,9 +260,14 @@ class Session:
         elif kind == "imgs":
             result.images += [img.url for img in body.imgs if img.url.startswith("/")]
 
-    def _fetch(self, path: str) -> None:
-        with urllib.request.urlopen(self.server_url + path, timeout=self.timeout) as answer:
-            if answer.status != 200 or not answer.read():
+    def _fetch(self, path: str, media: bool = True) -> None:
+        request = urllib.request.Request(self.server_url + path, headers=self._headers())
+        with urllib.request.urlopen(request, timeout=self.timeout) as answer:
+            self._note_upstream(answer.headers.get(UPSTREAM_HEADER))
+            for header in answer.headers.get_all("Set-Cookie") or []:
+                name, _, rest = header.partition("=")
+                self.cookies[name.strip()] = urllib.parse.unquote(rest.split(";", 1)[0])
+            if answer.status != 200 or (media and not answer.read()):
                 raise OSError(f"GET {path}: status {answer.status}")
 
 
@@ -237,28 +277,40 @@ class Tally:
     page_loads: int = 0
     latencies: list[float] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    upstreams: list[set[str]] = field(default_factory=list)  # per session: the replicas that answered it
+
+
+def next_change(session: Session, mode: str, rng: random.Random, done: int) -> None:
+    """sliders: drag one slider to a random value; presets: click the next preset (everyone walks the same
+    list in the same order, as when a teacher says "now everyone click N(-10,1)")."""
+    if mode == "presets":
+        session.click(PRESET_KEYS[(done + 1) % len(PRESET_KEYS)])
+    else:
+        key = rng.choice(list(SLIDERS))
+        session.set_value(key, double_array_value=[rng.choice(SLIDERS[key])])
 
 
 async def drive(server_url: str, think: float, rng: random.Random, tally: Tally, deadline: float,
-                timeout: float = 180) -> None:
-    """One student: open the page, then move a slider, wait for the picture, think, and again until the deadline.
-    Every session makes at least one change, so a slow machine still measures something."""
+                timeout: float = 180, mode: str = "sliders") -> None:
+    """One student: open the page, then move a slider (or click a preset), wait for the picture, think, and
+    again until the deadline. Every session makes at least one change, so a slow machine still measures
+    something."""
+    session = Session(server_url, timeout)
     try:
-        async with Session(server_url, timeout) as session:
+        async with session:
             first = await session.rerun()
             tally.page_loads += 1
             problems = _problems(first)
             if problems:
                 tally.errors += problems
                 return
-            missing = [k for k in SLIDERS if k not in session.widget_ids]
+            missing = [k for k in [*SLIDERS, *PRESET_KEYS] if k not in session.widget_ids]
             if missing:
                 tally.errors.append(f"the sampling page has no widget {missing} (is there a model bundle?)")
                 return
             done = 0
             while done == 0 or time.monotonic() < deadline:
-                key = rng.choice(list(SLIDERS))
-                session.set_value(key, double_array_value=[rng.choice(SLIDERS[key])])
+                next_change(session, mode, rng, done)
                 result = await session.rerun()
                 done += 1
                 tally.interactions += 1
@@ -270,6 +322,8 @@ async def drive(server_url: str, think: float, rng: random.Random, tally: Tally,
                 await asyncio.sleep(pause)
     except Exception as exc:  # noqa: BLE001 - a dropped connection or a timeout is a finding, not a crash
         tally.errors.append(f"{type(exc).__name__}: {str(exc)[:300]}")
+    finally:
+        tally.upstreams.append(set(session.upstreams))
 
 
 def _problems(result: RunResult) -> list[str]:
@@ -288,14 +342,16 @@ def percentile(values: list[float], q: float) -> float | None:
 
 
 class MemorySampler(threading.Thread):
-    def __init__(self, pid: int, every: float = 0.5):
+    """The summed resident memory of the servers, every `every` seconds."""
+
+    def __init__(self, pids: list[int], every: float = 0.5):
         super().__init__(daemon=True)
-        self.pid, self.every, self.samples = pid, every, []
+        self.pids, self.every, self.samples = pids, every, []
         self._stop_event = threading.Event()
 
     def run(self) -> None:
         while not self._stop_event.is_set():
-            self.samples.append(rss_bytes(self.pid))
+            self.samples.append(sum(rss_bytes(pid) for pid in self.pids))
             self._stop_event.wait(self.every)
 
     def stop(self) -> list[int]:
@@ -304,39 +360,69 @@ class MemorySampler(threading.Thread):
         return self.samples
 
 
+@contextlib.contextmanager
+def one_model(bundle: str):
+    """A checkpoints folder holding only this bundle (a link to it), so the app opens on it."""
+    source = Path(bundle).resolve()
+    if not (source / "config.json").is_file():
+        raise ServerError(f"{bundle}: not a bundle folder (no config.json)")
+    with tempfile.TemporaryDirectory(prefix="latent-explorer-one-model-") as folder:
+        (Path(folder) / source.parent.name).mkdir()
+        (Path(folder) / source.parent.name / source.name).symlink_to(source, target_is_directory=True)
+        yield folder
+
+
 def run_loadtest(sessions: int = 30, seconds: float = 60, checkpoints: str | None = None, think: float = 1.0,
-                 seed: int = 0, server: Server | None = None, warmup_timeout: float = 900) -> dict:
-    """Start the server (or use the running `server`), warm it with one session, run the classroom, and return
-    the figures. The clock starts after the warm-up: the first model load is not a classroom's steady state."""
-    own = server is None
-    server = server or Server.start(checkpoints)
-    url = server.url
-    try:
-        warm = Tally()
+                 seed: int = 0, server: Server | None = None, warmup_timeout: float = 900, mode: str = "sliders",
+                 url: str | None = None, replicas: int = 0, threads: int | None = None) -> dict:
+    """Start the server (or use the running `server`, or the server or proxy at `url`, or start `replicas` servers
+    behind nginx), warm it with one session, run the classroom, and return the figures. The clock starts after the
+    warm-up: the first model load is not a classroom's steady state. Memory and model loads are measured on the
+    servers this process started."""
+    with contextlib.ExitStack() as stack:
+        servers: list[Server] = []
+        if url is None and replicas:
+            from explorer.tools.replicas import replicas_behind_proxy
+
+            proxy, servers = stack.enter_context(replicas_behind_proxy(replicas, checkpoints=checkpoints,
+                                                                       threads=threads))
+            url = proxy.url
+        elif url is None:
+            if server is None:
+                server = Server.start(checkpoints, threads=threads)
+                stack.callback(server.stop)
+            servers, url = [server], server.url
+        url = url.rstrip("/")
         # The first run imports torch and plotly in the server and loads the model: minutes on a starved machine.
-        asyncio.run(drive(url, 0, random.Random(seed), warm, time.monotonic(), timeout=warmup_timeout))
-        if warm.errors:
-            return {"sessions": sessions, "seconds": seconds, "interactions": 0, "errors": len(warm.errors),
-                    "error_examples": warm.errors[:5], "warmup_failed": True}
-        rss_before = rss_bytes(server.process.pid)
-        sampler = MemorySampler(server.process.pid)
+        # Behind a proxy each replica needs its warm-up: sessions until every replica has answered one.
+        for attempt in range(max(1, 4 * len(servers))):
+            warm = Tally()
+            asyncio.run(drive(url, 0, random.Random(seed + attempt), warm, time.monotonic(), timeout=warmup_timeout,
+                              mode=mode))
+            if warm.errors:
+                return {"sessions": sessions, "seconds": seconds, "interactions": 0, "errors": len(warm.errors),
+                        "error_examples": warm.errors[:5], "warmup_failed": True}
+            if len(servers) <= 1 or all(s.model_loads() for s in servers):
+                break
+        pids = [s.process.pid for s in servers]
+        rss_before = sum(rss_bytes(pid) for pid in pids)
+        sampler = MemorySampler(pids)
         sampler.start()
         tally = Tally()
         load = os.getloadavg()[0]
 
         async def classroom() -> None:
             deadline = time.monotonic() + seconds
-            await asyncio.gather(*(drive(url, think, random.Random(seed * 1000 + i), tally, deadline)
+            await asyncio.gather(*(drive(url, think, random.Random(seed * 1000 + i), tally, deadline, mode=mode)
                                    for i in range(sessions)))
 
         start = time.monotonic()
         asyncio.run(classroom())
         elapsed = time.monotonic() - start
         samples = sampler.stop() or [rss_before]
-        loads = server.model_loads()
-        distinct = {line.rsplit(LOAD_LOG_LINE, 1)[1].strip() for line in loads}
         mb = 2**20
         figures = {
+            "mode": mode,
             "sessions": sessions,
             "seconds": seconds,
             "elapsed_s": round(elapsed, 1),
@@ -350,18 +436,33 @@ def run_loadtest(sessions: int = 30, seconds: float = 60, checkpoints: str | Non
             "interactions_per_s": round(tally.interactions / elapsed, 2) if elapsed else None,
             "load_average_at_start": round(load, 2),
             "cpu_count": os.cpu_count(),
-            "server_rss_mb_before": round(rss_before / mb, 1),
-            "server_rss_mb_peak": round(max(samples) / mb, 1),
-            "server_rss_mb_end": round(samples[-1] / mb, 1),
-            "server_rss_mb_per_session": round((max(samples) - rss_before) / mb / sessions, 2),
-            # Each real load writes one log line; one per distinct bundle means every session shared it.
-            "model_loads": len(loads),
-            "distinct_models": len(distinct),
         }
+        if servers:
+            loads = [line for s in servers for line in s.model_loads()]
+            distinct = {(i, line.rsplit(LOAD_LOG_LINE, 1)[1].strip()) for i, s in enumerate(servers)
+                        for line in s.model_loads()}
+            figures.update({
+                "servers": len(servers),
+                "server_rss_mb_before": round(rss_before / mb, 1),
+                "server_rss_mb_peak": round(max(samples) / mb, 1),
+                "server_rss_mb_end": round(samples[-1] / mb, 1),
+                "server_rss_mb_per_session": round((max(samples) - rss_before) / mb / sessions, 2),
+                # Each real load writes one log line; one per distinct bundle and server means sessions shared it.
+                "model_loads": len(loads),
+                "distinct_models": len(distinct),
+            })
+        if any(tally.upstreams):
+            per_replica: dict[str, int] = {}
+            for seen in tally.upstreams:
+                for upstream in seen:
+                    per_replica[upstream] = per_replica.get(upstream, 0) + 1
+            figures.update({
+                "replicas_seen": len(per_replica),
+                "sessions_per_replica": dict(sorted(per_replica.items())),
+                "sessions_on_one_replica": sum(len(seen) == 1 for seen in tally.upstreams),
+                "every_session_on_one_replica": all(len(seen) == 1 for seen in tally.upstreams),
+            })
         return figures
-    finally:
-        if own:
-            server.stop()
 
 
 def _round(value: float | None) -> float | None:
@@ -374,20 +475,37 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=60, help="how long they move sliders (default 60)")
     parser.add_argument("--think", type=float, default=1.0,
                         help="mean pause between a picture arriving and the next slider move, seconds (default 1)")
-    parser.add_argument("--checkpoints", help="bundle folder for the server (default: the app's checkpoints/)")
+    parser.add_argument("--mode", choices=("sliders", "presets"), default="sliders",
+                        help="sliders: each session drags sliders to random values; presets: every session clicks "
+                             "the same preset buttons in the same order (default sliders)")
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--checkpoints", help="bundle folder for the server (default: the app's checkpoints/)")
+    where.add_argument("--model", help="one bundle folder: the server offers only it (e.g. checkpoints/toyfaces/dcgan)")
+    parser.add_argument("--replicas", type=int, default=0,
+                        help="start this many servers behind nginx (explorer.tools.replicas) and test the proxy")
+    parser.add_argument("--url", help="test a server or proxy that is already running at this address instead")
+    parser.add_argument("--threads", type=int, help="torch threads in each server started (OMP_NUM_THREADS)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-    if args.sessions < 1 or args.seconds <= 0 or args.think < 0:
-        parser.error("--sessions must be at least 1, --seconds above 0 and --think at least 0")
+    if args.sessions < 1 or args.seconds <= 0 or args.think < 0 or args.replicas < 0:
+        parser.error("--sessions must be at least 1, --seconds above 0, --think and --replicas at least 0")
+    if args.url and (args.replicas or args.checkpoints or args.model):
+        parser.error("--url tests a running server: --replicas, --checkpoints and --model start servers")
     try:
-        figures = run_loadtest(args.sessions, args.seconds, args.checkpoints, args.think, args.seed)
+        with contextlib.ExitStack() as stack:
+            checkpoints = stack.enter_context(one_model(args.model)) if args.model else args.checkpoints
+            figures = run_loadtest(args.sessions, args.seconds, checkpoints, args.think, args.seed, mode=args.mode,
+                                   url=args.url, replicas=args.replicas, threads=args.threads)
     except ServerError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    if args.model:
+        figures["model"] = args.model
     for name, value in figures.items():
         print(json.dumps({"figure": name, "value": value}))
     failed = figures["errors"] > 0 or figures["interactions"] == 0 or \
-        figures.get("model_loads", 0) > figures.get("distinct_models", 0)
+        figures.get("model_loads", 0) > figures.get("distinct_models", 0) or \
+        not figures.get("every_session_on_one_replica", True)
     return 1 if failed else 0
 
 

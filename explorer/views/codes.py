@@ -42,7 +42,7 @@ def controls(layout: list[dict]) -> CodeControls:
 def turn_codes(bundle) -> None:
     layout = bundle.codes
     chosen = controls(layout)
-    grid = torch_worker.run(code_grid, bundle, chosen.n, chosen.seed, chosen.setting)
+    grid = torch_worker.shared(code_grid, bundle, chosen.n, chosen.seed, chosen.setting)
     st.image(grid_jpeg(grid.images), output_format="JPEG", width="stretch", caption=chosen.setting.caption())
     outside = chosen.setting.outside_training()
     if outside:
@@ -50,7 +50,7 @@ def turn_codes(bundle) -> None:
 
     st.header("One code at a time")
     swept = st.selectbox("code to sweep", [c["name"] for c in layout], key="attr_info_sweep")
-    effects = torch_worker.run(code_effects, bundle, grid, chosen.setting, swept)
+    effects = torch_worker.shared(code_effects, bundle, grid, chosen.setting, swept)
     st.image(labelled_rows(effects.sweep_labels, effects.sweep_columns), width="stretch",
              caption="each row is one value of the code; each column keeps its z")
     st.dataframe(pd.DataFrame(effects.effects), hide_index=True, key="attr_info_effects")

@@ -41,9 +41,9 @@ def pairing() -> Pairing:
     return Pairing(known)
 
 
-@st.cache_resource(max_entries=16, show_spinner="Sampling…")
 def cached_batch(bundle: BundleKey, dist: LatentDistribution, n: int, seed: int):
-    return torch_worker.run(model_batch, bundle.load(), dist, n, seed)
+    """Computed once for every session that asks the same batch of the same model."""
+    return torch_worker.shared(model_batch, bundle.load(), dist, n, seed)
 
 
 @st.cache_data(max_entries=8, show_spinner="Drawing real images…")

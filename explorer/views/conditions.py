@@ -78,14 +78,14 @@ def ask(bundle, net) -> None:
     conditions = bundle.conditions
     grid = grid_controls(conditions)
     chosen, n = grid.chosen, grid.n
-    images = torch_worker.run(conditional_grid, bundle, chosen, n, grid.seed).images
+    images = torch_worker.shared(conditional_grid, bundle, chosen, n, grid.seed).images
     asked = {a: chosen[a.name] for a in conditions}
     picture, numbers = st.columns([3, 2])
     picture.image(grid_jpeg(images), output_format="JPEG", width="stretch",
                   caption="; ".join(f"{a.name} = {v}" for a, v in asked.items()) + f"; {n} fixed codes")
     with numbers:
         st.subheader("Does the model deliver?")
-        rates = torch_worker.run(net.recognised, asked, images) if net is not None else {}
+        rates = torch_worker.shared(net.recognised, asked, images) if net is not None else {}
         evaluated = ((bundle.metrics or {}).get("attribute_accuracy") or {}).get("attributes") or {}
         for a, value in asked.items():
             if a.name in rates:
@@ -115,15 +115,15 @@ def pairs_section(bundle, net, grid: GridControls) -> None:
     if first == second:
         st.warning("Both values are the same, so both rows are identical. Pick two different values.")
         return
-    pairs = torch_worker.run(seeded_pairs, bundle, pair.count, grid.seed + 1, grid.chosen, name, first, second)
+    pairs = torch_worker.shared(seeded_pairs, bundle, pair.count, grid.seed + 1, grid.chosen, name, first, second)
     st.image(labelled_rows([f"{name} = {first}", f"{name} = {second}"], [pairs.first_images, pairs.second_images]),
              width="stretch", caption="other attributes as set above: "
              + ", ".join(f"{k} = {v}" for k, v in grid.chosen.items() if k != name))
     attribute = next(a for a in conditions if a.name == name)
     rate_first = rate_second = None
     if net is not None:
-        rate_first = torch_worker.run(net.recognised, {attribute: first}, pairs.first_images).get(name)
-        rate_second = torch_worker.run(net.recognised, {attribute: second}, pairs.second_images).get(name)
+        rate_first = torch_worker.shared(net.recognised, {attribute: first}, pairs.first_images).get(name)
+        rate_second = torch_worker.shared(net.recognised, {attribute: second}, pairs.second_images).get(name)
     m1, m2, m3 = st.columns(3)
     m1.metric("change within a pair (per pixel)", f"{pairs.pair_change:.2g}")
     m2.metric("change between codes (per pixel)", f"{pairs.face_change:.2g}")

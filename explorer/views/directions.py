@@ -73,10 +73,10 @@ def cached_held_out(bundle: BundleKey, latents_mtime: float):
     return held_out_codes(loaded.latents(), loaded.attributes, str(loaded.path / LATENTS_FILE))
 
 
-@st.cache_resource(max_entries=8, show_spinner="Labelling generated samples with the feature network…")
 def labelled_samples(bundle: BundleKey, net: BundleKey, n: int) -> LabelledCodes:
-    """Codes from the prior, and the labels the feature network gives their images."""
-    return torch_worker.run(label_samples, bundle.load(), featurenet_at(net), n)
+    """Codes from the prior, and the labels the feature network gives their images (once for every session)."""
+    with st.spinner("Labelling generated samples with the feature network…"):
+        return torch_worker.shared(label_samples, bundle.load(), featurenet_at(net), n)
 
 
 def labelled(source: CodeSource) -> LabelledCodes:
@@ -92,16 +92,17 @@ def cached_direction(source: CodeSource, method: str, attribute: str, value: str
     return attribute_direction(codes.codes, target, method, attribute, value)
 
 
-@st.cache_resource(max_entries=16, show_spinner="Walking along the direction…")
-def cached_walk(request: WalkRequest) -> Walked:
+def shared_walk(request: WalkRequest) -> Walked:
+    """Computed once for every session that asks the same walk."""
     codes = labelled(request.source)
     bundle = request.source.bundle.load()
     direction = cached_direction(request.source, request.method, request.attribute, request.value)
     attribute = next(a for a in codes.attributes if a.name == request.attribute)
     net = featurenet_at(request.featurenet) if request.featurenet is not None else None
-    return torch_worker.run(walk_a_direction, bundle, codes.start_codes(request.start, bundle),
-                            request.start.describe(bundle), direction, attribute, request.value,
-                            walk_positions(request.t_max, 5), walk_positions(request.t_max, 9), net)
+    with st.spinner("Walking along the direction…"):
+        return torch_worker.shared(walk_a_direction, bundle, codes.start_codes(request.start, bundle),
+                                   request.start.describe(bundle), direction, attribute, request.value,
+                                   walk_positions(request.t_max, 5), walk_positions(request.t_max, 9), net)
 
 
 def code_source(bundle, net) -> CodeSource | None:
@@ -165,7 +166,7 @@ def directions(bundle, net) -> None:
         st.warning(f"{exc}.")
         return
     start = codes.walk_start(chosen.held_out_start, chosen.faces, chosen.seed)
-    walked = cached_walk(WalkRequest(source, chosen.method, name, value, chosen.t_max, start,
+    walked = shared_walk(WalkRequest(source, chosen.method, name, value, chosen.t_max, start,
                                      key_of(net.path) if net is not None else None))
     st.image(labelled_rows([f"t = {t:+g}" for t in walked.positions],
                            [walked.images[t][:chosen.faces] for t in walked.positions]),

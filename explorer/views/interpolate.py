@@ -55,7 +55,7 @@ if start == end:
 prior = bundle.prior.label
 reference = cached_reference(bundle.prior, bundle.latent_dim)
 try:
-    walked = torch_worker.run(interpolation, bundle, seed_a, seed_b, steps, reference, z0, z1)
+    walked = torch_worker.shared(interpolation, bundle, seed_a, seed_b, steps, reference, z0, z1)
 except LatentExplorerError as exc:
     st.error(f"{exc}. Pick other seeds.")
     st.stop()

@@ -3,18 +3,12 @@
 import streamlit as st
 
 from explorer.core import photo_hooks, torch_worker
-from explorer.core.bundles import BundleKey, key_of
 from explorer.core.figures import crossed_out_note, grid_jpeg, norm_histogram
 from explorer.core.page import preamble
 from explorer.core.widgets import chosen_distribution, distribution_controls, distribution_defaults
 from explorer.logic.diagnostics import explain, prior_norm_reference, shown
-from explorer.logic.sample import prior_norms, prior_samples, sample_and_diagnose
+from explorer.logic.sample import prior_batch_numbers, prior_norms, prior_samples, sample_and_diagnose
 from training.latent import LatentDistribution
-
-
-@st.cache_resource(max_entries=64)
-def cached_prior_batch(bundle: BundleKey, n: int, seed: int):
-    return torch_worker.run(prior_samples, bundle.load(), n, seed)
 
 
 @st.cache_resource(max_entries=16)
@@ -35,8 +29,12 @@ n, seed = choice.n, choice.seed
 if n < 2:
     st.warning("Pairwise numbers (cosine, diversity) need at least 2 samples; showing the single image only.")
 reference, reference_norms = cached_prior_norms(bundle.prior, bundle.latent_dim)
-batch = torch_worker.run(sample_and_diagnose, bundle, dist, n, seed,
-                         prior_batch=cached_prior_batch(key_of(bundle), n, seed), norm_reference=reference)
+# Shared by every session: when the class clicks the same preset, the batch is computed once; the prior's batch
+# and its numbers once per size and seed.
+prior_batch = torch_worker.shared(prior_samples, bundle, n, seed)
+batch = torch_worker.shared(sample_and_diagnose, bundle, dist, n, seed, prior_batch=prior_batch,
+                            norm_reference=reference,
+                            prior_side=torch_worker.shared(prior_batch_numbers, bundle, prior_batch))
 d = batch.diagnostics
 
 pictures, numbers = st.columns([3, 2])
@@ -46,7 +44,8 @@ with pictures:
     if d.nonfinite_images == n:
         st.warning(note)
     else:
-        st.image(grid_jpeg(batch.images), output_format="JPEG", width="stretch", caption=note)
+        st.image(torch_worker.shared_here(grid_jpeg, batch.images), output_format="JPEG", width="stretch",
+                 caption=note)
 with numbers:
     st.subheader("Why they look like this")
     verdict_box = {"non-finite": st.error, "collapsed": st.error, "reduced diversity": st.warning,
@@ -67,7 +66,9 @@ with numbers:
                  help=f"{d.prior} codes: {shown(d.prior_first_layer_shift, '.1f')}")
     a.metric("code spread vs prior", shown(d.code_spread_ratio, ".2f", "x"))
 
-st.plotly_chart(norm_histogram(batch.code_norms, reference_norms, reference, dist.label, d.prior), key="norms")
+# Built once per batch for every session (plotly validates what it is handed: a tenth of a cached rerun).
+st.plotly_chart(torch_worker.shared_here(norm_histogram, batch.code_norms, reference_norms, reference, dist.label,
+                                         d.prior), key="norms")
 photo_hooks.near_photo(bundle)
 with st.expander("How are these numbers computed?"):
     st.markdown(

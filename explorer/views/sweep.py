@@ -6,11 +6,11 @@ import pandas as pd
 import streamlit as st
 
 from explorer.core import torch_worker
-from explorer.core.bundles import BundleKey, key_of
 from explorer.core.figures import crossed_out_note, labelled_rows, sweep_figure
 from explorer.core.page import preamble
 from explorer.logic.diagnostics import nonfinite_count
 from explorer.logic.sweep import VARIED_RATIO, explain_sweep, headline, mean_sweep, summarise, sweep_means, sweep_table
+from training.checkpoint import Bundle
 from training.errors import LatentExplorerError
 
 DIAGNOSTIC_SAMPLES = 32  # the numbers use this many codes per mean; the rows show the first few
@@ -40,10 +40,11 @@ def controls() -> SweepControls:
     return SweepControls(low, high, float(step), float(std), int(shown), int(seed))
 
 
-@st.cache_resource(max_entries=8, show_spinner="Generating the sweep…")
-def cached_sweep(bundle: BundleKey, means: tuple[float, ...], std: float, seed: int):
-    return torch_worker.run(mean_sweep, bundle.load(), list(means), std=std, n=DIAGNOSTIC_SAMPLES, seed=seed,
-                            keep=MAX_SHOWN)
+def shared_sweep(bundle: Bundle, means: tuple[float, ...], std: float, seed: int):
+    """Computed once for every session that asks the same sweep of the same model."""
+    with st.spinner("Generating the sweep…"):
+        return torch_worker.shared(mean_sweep, bundle, list(means), std=std, n=DIAGNOSTIC_SAMPLES, seed=seed,
+                                   keep=MAX_SHOWN)
 
 
 bundle = preamble("Mean sweep: where do samples stop being varied?",
@@ -57,7 +58,7 @@ except LatentExplorerError as exc:
     st.error(f"{exc}. Adjust the sliders to continue.")
     st.stop()
 
-sweep = cached_sweep(key_of(bundle), tuple(means), chosen.std, chosen.seed)
+sweep = shared_sweep(bundle, tuple(means), chosen.std, chosen.seed)
 summary = summarise(sweep)
 prior = bundle.prior.label
 
