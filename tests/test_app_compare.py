@@ -149,3 +149,17 @@ def test_shipped_vae_vs_dcgan():
     assert rows.loc[vae, "sharpness (Laplacian variance)"] < rows.loc[gan, "sharpness (Laplacian variance)"]
     assert "sharper than the VAE's" in sentence(at)
     assert metric(at, "sharpness (variance of the Laplacian)")
+
+
+def test_the_datasets_own_models_come_before_its_experiment_runs():
+    from explorer.logic.compare import Pairing
+
+    def config(family):
+        return {"family": family, "dataset": {"name": "fashion-mnist"}}
+
+    models = Pairing({"InfoGAN run": ("/c/experiments/infogan/infogan", config("infogan")),
+                      "VAE run": ("/c/experiments/vae-kl/kl-1e-5", config("vae")),
+                      "fashion cGAN": ("/c/fashion-mnist/cgan", config("cgan")),
+                      "fashion VAE": ("/c/fashion-mnist/vae", config("vae"))})
+    assert models.gans_like("fashion VAE") == ["fashion cGAN", "InfoGAN run"]
+    assert models.vaes_like("InfoGAN run") == ["fashion VAE", "VAE run"]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 
@@ -21,6 +22,7 @@ from explorer.logic.sample import sample_and_diagnose
 from explorer.logic.sharpness import mean_sharpness
 from training.checkpoint import Bundle
 from training.errors import LatentExplorerError
+from training.experiments import ROOT_NAME as EXPERIMENTS_FOLDER
 from training.latent import LatentDistribution
 from training.metrics import scoring, wording
 from training.metrics.intervals import Estimate
@@ -107,11 +109,16 @@ class Pairing:
         return next((n for n, (p, _) in self.known.items() if p == path), None)
 
     def gans_like(self, vae: str) -> list[str]:
-        """The GANs trained on the VAE's dataset."""
-        return [n for n in self.gans if self.dataset_of(n) == self.dataset_of(vae)]
+        """The GANs trained on the VAE's dataset, the dataset's own models before experiment runs."""
+        return self._models_first([n for n in self.gans if self.dataset_of(n) == self.dataset_of(vae)])
 
     def vaes_like(self, gan: str) -> list[str]:
-        return [n for n in self.vaes if self.dataset_of(n) == self.dataset_of(gan)]
+        return self._models_first([n for n in self.vaes if self.dataset_of(n) == self.dataset_of(gan)])
+
+    def _models_first(self, names: list[str]) -> list[str]:
+        """Experiment runs (bundles under an experiments/ folder: small variants trained to compare one change) after
+        the models a dataset ships as its own, so the page opens on the pair a teacher means."""
+        return sorted(names, key=lambda n: EXPERIMENTS_FOLDER in Path(self.known[n][0]).parts)
 
     def missing(self) -> str | None:
         """"VAE", "GAN", "VAE and no GAN" when the page has nothing to compare; None when it has."""

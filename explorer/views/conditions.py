@@ -99,9 +99,12 @@ def ask(bundle, net) -> None:
         elif rates:
             worst = min(rates, key=rates.get)
             chance = {a.name: 1 / len(a.values) for a in conditions}
-            st.write(f"The feature network finds every requested attribute in at least {rates[worst]:.0%} of these "
-                     f"{n} images; the hardest is **{worst} = {chosen[worst]}** (chance would be "
-                     f"{chance[worst]:.0%}).")
+            if rates[worst] >= 1.0:
+                st.write(f"The feature network finds every requested attribute in all {n} of these images.")
+            else:
+                st.write(f"The feature network finds every requested attribute in at least {rates[worst]:.0%} of "
+                         f"these {n} images; the hardest is **{worst} = {chosen[worst]}** (chance would be "
+                         f"{chance[worst]:.0%}).")
     pairs_section(bundle, net, grid)
 
 
