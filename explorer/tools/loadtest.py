@@ -36,6 +36,7 @@ import threading
 import time
 import urllib.parse
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -62,6 +63,22 @@ UPSTREAM_HEADER = "X-Upstream"  # added by the shipped nginx config: the replica
 
 class ServerError(RuntimeError):
     """The server did not start, or died during the run."""
+
+
+def wait_until_healthy(url: str, process: subprocess.Popen, timeout: float, exited: Callable[[], str]) -> bool:
+    """Poll url/_stcore/health until it answers ok (True) or `timeout` seconds pass (False); a process that ends
+    first raises ServerError(exited())."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise ServerError(exited())
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=5) as answer:
+                if answer.read().strip() == b"ok":
+                    return True
+        except OSError:
+            time.sleep(0.3)
+    return False
 
 
 def free_port() -> int:
@@ -119,16 +136,11 @@ class Server:
         with log.open("wb") as out:
             process = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
         server = Server(port, process, log)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                raise ServerError(f"the server exited with code {process.returncode}:\n{server.log_text()[-2000:]}")
-            try:
-                with urllib.request.urlopen(f"{server.url}/_stcore/health", timeout=5) as answer:
-                    if answer.read().strip() == b"ok":
-                        return server
-            except OSError:
-                time.sleep(0.5)
+        def exited() -> str:
+            return f"the server exited with code {process.returncode}:\n{server.log_text()[-2000:]}"
+
+        if wait_until_healthy(server.url, process, timeout, exited):
+            return server
         server.stop()
         raise ServerError(f"the server did not answer /_stcore/health within {timeout:.0f} s")
 

@@ -18,12 +18,11 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from explorer.tools.loadtest import HOST, Server, ServerError, free_port
+from explorer.tools.loadtest import HOST, Server, ServerError, free_port, wait_until_healthy
 
 CONFIG = Path(__file__).resolve().parent / "serving" / "nginx-latent-explorer.conf"
 
@@ -103,18 +102,14 @@ def start_proxy(ports: list[int], listen: int | None = None, timeout: float = 60
     process = subprocess.Popen([binary, "-p", str(prefix), "-c", str(conf), "-g", "daemon off;"],
                                stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
     proxy = Proxy(listen, process, prefix)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            log = (prefix / "error.log").read_text(errors="replace") if (prefix / "error.log").exists() else ""
-            proxy.stop()
-            raise ServerError(f"nginx exited with code {process.returncode}: {log[-1500:]}")
-        try:
-            with urllib.request.urlopen(f"{proxy.url}/_stcore/health", timeout=5) as answer:
-                if answer.read().strip() == b"ok":
-                    return proxy
-        except OSError:
-            time.sleep(0.3)
+
+    def exited() -> str:
+        log = (prefix / "error.log").read_text(errors="replace") if (prefix / "error.log").exists() else ""
+        proxy.stop()
+        return f"nginx exited with code {process.returncode}: {log[-1500:]}"
+
+    if wait_until_healthy(proxy.url, process, timeout, exited):
+        return proxy
     proxy.stop()
     raise ServerError(f"nginx did not answer within {timeout:.0f} s")
 
