@@ -76,3 +76,46 @@ def test_single_sample_is_explained(app):
     app.slider(key="n").set_value(1).run()
     assert not app.exception
     assert any("at least 2 samples" in w.value for w in app.warning)
+
+
+def test_a_busy_server_shows_a_first_block_and_all_samples_on_request(monkeypatch):
+    """With a long queue the page computes one block of 16 samples first, says so, and shows all on request."""
+    from explorer.core import torch_worker
+    from explorer.logic.sample import BLOCK_ROWS, BUSY_PREVIEW_S
+
+    monkeypatch.setattr(torch_worker, "expected_wait", lambda: BUSY_PREVIEW_S + 5)
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.run()
+    assert not at.exception, at.exception
+    headings = "\n".join(h.value for h in at.subheader)
+    assert f"{BLOCK_ROWS} of 64 samples" in headings
+    assert f"Showing the first {BLOCK_ROWS} of your 64" in page_text(at) and "Healthy" in page_text(at)
+    at.button(key="sample_all").click().run()
+    assert not at.exception, at.exception
+    assert "64 samples from" in "\n".join(h.value for h in at.subheader)
+    assert not any("Showing the first" in str(i.value) for i in at.info)
+    # A new setting while still busy: a first block again.
+    at.slider(key="n").set_value(40).run()
+    assert f"{BLOCK_ROWS} of 40 samples" in "\n".join(h.value for h in at.subheader)
+
+
+def test_shown_count_rules():
+    from explorer.logic.sample import BLOCK_ROWS, BUSY_PREVIEW_S, shown_count
+
+    assert shown_count(64, 0.0, False) == 64
+    assert shown_count(64, BUSY_PREVIEW_S + 1, False) == BLOCK_ROWS
+    assert shown_count(64, BUSY_PREVIEW_S + 1, True) == 64
+    assert shown_count(5, BUSY_PREVIEW_S + 1, False) == 5
+
+
+def test_the_busy_threshold_can_be_set_or_turned_off():
+    import math
+
+    from explorer.core.blocks import PREVIEW_ENV, preview_threshold
+    from explorer.logic.sample import BUSY_PREVIEW_S
+
+    assert preview_threshold({}) == BUSY_PREVIEW_S
+    assert preview_threshold({PREVIEW_ENV: "4"}) == 4.0
+    assert preview_threshold({PREVIEW_ENV: "off"}) == math.inf
+    assert preview_threshold({PREVIEW_ENV: "soon"}) == BUSY_PREVIEW_S
+    assert preview_threshold({PREVIEW_ENV: "-1"}) == BUSY_PREVIEW_S

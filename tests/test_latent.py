@@ -41,3 +41,13 @@ def test_parse_and_json_round_trip():
         assert LatentDistribution.from_json(dist.to_json()) == dist
     with pytest.raises(LatentExplorerError):
         LatentDistribution.parse("gaussian")
+
+
+@pytest.mark.parametrize("dist", [LatentDistribution.normal(-10, 1), LatentDistribution.uniform(0, 1)])
+@pytest.mark.parametrize("dim", [100, 7])
+def test_the_first_codes_of_a_seed_do_not_depend_on_the_batch_size(dist, dim):
+    # torch's randn(17, 100)[:16] differs from randn(16, 100); the sampling page's shared blocks of rows rely
+    # on sample_latents not doing the same.
+    longest = sample_latents(dist, 128, dim, seed=3)
+    for n in (1, 2, 15, 16, 17, 33, 100, 127):
+        assert torch.equal(sample_latents(dist, n, dim, seed=3), longest[:n]), n

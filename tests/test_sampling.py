@@ -52,3 +52,20 @@ def test_same_seed_shifted_distribution_and_norms(bundles):
     assert torch.allclose(b.codes, a.codes - 10.0)
     assert torch.allclose(b.code_norms, b.codes.norm(dim=1))
     assert not bundle.generator.training  # eval mode: BatchNorm uses its running statistics
+
+
+@pytest.mark.parametrize("family", ["dcgan", "vae", "cgan", "infogan"])
+def test_a_batch_made_of_row_blocks_is_the_whole_batch(bundles, family):
+    """The sampling page assembles batches from blocks of rows shared across sessions and batch sizes."""
+    bundle, dist = bundles[family], LatentDistribution.normal(-2.0, 1.5)
+    whole = sampling.sample(bundle, dist, 37, seed=4)
+    pieces = [sampling.sample_rows(bundle, dist, start, start + 16, seed=4) for start in (0, 16, 32)]
+    joined = sampling.join(pieces, 37)
+    assert torch.equal(joined.codes, whole.codes)
+    assert torch.allclose(joined.images, whole.images, atol=1e-5)
+    for name in ("labels", "info"):
+        assert (getattr(joined, name) is None) == (getattr(whole, name) is None)
+        if getattr(whole, name) is not None:
+            assert torch.equal(getattr(joined, name), getattr(whole, name))
+    with pytest.raises(ValueError):
+        sampling.sample_rows(bundle, dist, 16, 16, seed=4)

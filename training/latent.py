@@ -118,14 +118,26 @@ PRESETS: dict[str, LatentDistribution] = {
 }
 
 
+ROW_BLOCK = 16  # sample_latents draws whole blocks of this many rows (see there)
+
+
 def sample_latents(dist: LatentDistribution, n: int, dim: int, seed: int | None = None,
                    generator: torch.Generator | None = None) -> torch.Tensor:
     """Draw n codes of dimension dim. The same seed gives the same base noise for every distribution,
-    so N(0,1) and N(-10,1) batches differ only by the shift: comparisons isolate the distribution."""
+    so N(0,1) and N(-10,1) batches differ only by the shift: comparisons isolate the distribution. With a seed,
+    the first k codes are the same for every n >= k."""
     if n < 1 or dim < 1:
         raise LatentExplorerError(f"need at least one sample of at least one dimension (got n={n}, dim={dim})")
+    rows = n
     if generator is None:
         generator = torch.Generator().manual_seed(0 if seed is None else int(seed))
+        # Whole blocks of ROW_BLOCK rows, so the first n codes of a seed are the same whatever n: torch's CPU
+        # randn transforms its uniforms 16 values at a time only when the count is a multiple of 16, and
+        # otherwise redraws the tail, so randn(17, 100)[:16] != randn(16, 100). A page can then compute a batch
+        # in blocks and reuse them when the student changes the number of samples.
+        rows = -(-n // ROW_BLOCK) * ROW_BLOCK
     if dist.kind == "normal":
-        return torch.randn(n, dim, generator=generator) * dist.std + dist.mean
-    return torch.rand(n, dim, generator=generator) * (dist.high - dist.low) + dist.low
+        z = torch.randn(rows, dim, generator=generator) * dist.std + dist.mean
+    else:
+        z = torch.rand(rows, dim, generator=generator) * (dist.high - dist.low) + dist.low
+    return z[:n].clone() if rows != n else z

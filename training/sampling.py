@@ -70,6 +70,27 @@ def decode(bundle: Bundle, codes: torch.Tensor, *, labels: torch.Tensor | None =
     return torch.cat(out).contiguous() if out else torch.empty(0)
 
 
+def sample_rows(bundle: Bundle, distribution: LatentDistribution, start: int, stop: int,
+                seed: int | None = None) -> Samples:
+    """Rows [start, stop) of sample(bundle, distribution, stop, seed), computed alone: the codes of a seed and the
+    generators' default condition rows / InfoGAN codes count from row 0 whatever the batch size, so a batch can
+    be made in pieces (and a piece reused by a larger or smaller batch)."""
+    if not 0 <= start < stop:
+        raise ValueError(f"need 0 <= start < stop, got [{start}, {stop})")
+    codes = sample_latents(distribution, stop, bundle.latent_dim, seed=seed)[start:]
+    labels, info = whole_batch_inputs(bundle.generator, stop, None, None)
+    labels, info = _rows(labels, start, stop), _rows(info, start, stop)
+    return Samples(codes, decode(bundle, codes, labels=labels, info=info), labels, info)
+
+
+def join(pieces: list[Samples], n: int) -> Samples:
+    """The first n rows of consecutive pieces (sample_rows) as one batch."""
+    def rows(name: str) -> torch.Tensor | None:
+        parts = [getattr(p, name) for p in pieces]
+        return None if parts[0] is None else torch.cat(parts)[:n]
+    return Samples(rows("codes"), rows("images"), rows("labels"), rows("info"))
+
+
 def sample(bundle: Bundle, distribution: LatentDistribution, n: int, seed: int | None = None, *,
            labels: torch.Tensor | None = None, info: torch.Tensor | None = None,
            chunk: int = DEFAULT_CHUNK) -> Samples:

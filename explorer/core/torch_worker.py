@@ -86,6 +86,12 @@ def queue_length() -> int:
         return _QUEUE.issued - _QUEUE.finished
 
 
+def expected_wait() -> float:
+    """Seconds a request submitted now would wait: requests not yet finished times the recent mean duration."""
+    with _QUEUE.lock:
+        return (_QUEUE.issued - _QUEUE.finished) * _QUEUE.mean_s
+
+
 def _timed(function: Callable[..., T], args: tuple, kwargs: dict) -> T:
     start = time.perf_counter()
     try:

@@ -18,8 +18,15 @@ from explorer.logic.diagnostics import (
 )
 from training import sampling
 from training.checkpoint import Bundle
-from training.latent import LatentDistribution, sample_latents
+from training.latent import ROW_BLOCK, LatentDistribution, sample_latents
 from training.sampling import Samples
+
+BLOCK_ROWS = ROW_BLOCK  # the sampling page computes (and every session shares) its batches in blocks of rows
+# Above this expected wait the sampling page computes one block first (a preview) rather than the whole batch:
+# with 30 students dragging sliders, everyone sees 16 samples and their numbers in seconds instead of all 64 in
+# ten.
+BUSY_PREVIEW_S = 1.0
+FIRST_BLOCK_NOTE = "Showing the first"  # how the page's note on such a first block starts (the load test counts it)
 
 
 @dataclass(frozen=True)
@@ -39,17 +46,36 @@ class SampledBatch:
 
 def sample_and_diagnose(bundle: Bundle, dist: LatentDistribution, n: int, seed: int,
                         prior_batch: Samples | None = None, norm_reference: NormReference | None = None,
-                        prior_side: PriorNumbers | None = None) -> SampledBatch:
+                        prior_side: PriorNumbers | None = None, drawn: Samples | None = None) -> SampledBatch:
     """Both batches use the same seed, so they share their base noise and differ only by the distribution.
-    Pass a precomputed prior batch / norm reference / prior batch's numbers (cached by the UI) to skip
-    recomputing them."""
-    drawn = sampling.sample(bundle, dist, n, seed)
+    Pass the batch itself (drawn), a precomputed prior batch / norm reference / prior batch's numbers (cached by
+    the UI) to skip recomputing them."""
+    if drawn is None:
+        drawn = sampling.sample(bundle, dist, n, seed)
     if prior_batch is None:
         prior_batch = prior_samples(bundle, n, seed)
     norm_reference = norm_reference or prior_norm_reference(bundle.prior, bundle.latent_dim)
     diagnostics = diagnose(bundle.generator, dist, bundle.prior, drawn.codes, drawn.images, prior_batch.codes,
                            prior_batch.images, norm_reference, prior_side)
     return SampledBatch(drawn.codes, drawn.images, prior_batch.codes, prior_batch.images, norm_reference, diagnostics)
+
+
+def shown_count(n: int, expected_wait_s: float, all_asked: bool, threshold_s: float = BUSY_PREVIEW_S) -> int:
+    """How many of the n samples asked for to compute now: all of them, or a first block while the server would
+    make the student wait more than threshold_s, unless they asked to see all."""
+    if all_asked or expected_wait_s <= threshold_s:
+        return n
+    return min(n, BLOCK_ROWS)
+
+
+def blocks_for(n: int) -> int:
+    """How many blocks of BLOCK_ROWS rows hold n samples."""
+    return -(-n // BLOCK_ROWS)
+
+
+def sample_block(bundle: Bundle, dist: LatentDistribution, seed: int, index: int) -> Samples:
+    """Rows [index * BLOCK_ROWS, (index + 1) * BLOCK_ROWS) of every batch drawn from dist with seed."""
+    return sampling.sample_rows(bundle, dist, index * BLOCK_ROWS, (index + 1) * BLOCK_ROWS, seed)
 
 
 def prior_samples(bundle: Bundle, n: int, seed: int) -> Samples:

@@ -46,6 +46,8 @@ from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 from streamlit.proto.WidgetStates_pb2 import WidgetState
 from websockets.asyncio.client import connect
 
+from explorer.logic.sample import FIRST_BLOCK_NOTE
+
 REPO_ROOT = Path(__file__).resolve().parent.parent.parent
 APP = REPO_ROOT / "explorer" / "app.py"
 HOST = "127.0.0.1"  # the load test never leaves this machine
@@ -174,6 +176,7 @@ class RunResult:
     exceptions: list[str] = field(default_factory=list)
     page_errors: list[str] = field(default_factory=list)
     images: list[str] = field(default_factory=list)
+    first_block_only: bool = False  # the sampling page answered with its busy-server first block
 
 
 class Session:
@@ -269,6 +272,8 @@ class Session:
             result.exceptions.append(f"{body.type}: {body.message}"[:300])
         elif kind == "alert" and body.format == Alert.ERROR:
             result.page_errors.append(body.body[:300])
+        elif kind == "alert" and body.body.startswith(FIRST_BLOCK_NOTE):
+            result.first_block_only = True
         elif kind == "imgs":
             result.images += [img.url for img in body.imgs if img.url.startswith("/")]
 
@@ -288,6 +293,7 @@ class Tally:
     interactions: int = 0
     page_loads: int = 0
     latencies: list[float] = field(default_factory=list)
+    first_block_only: int = 0  # interactions answered with the sampling page's busy-server first block
     errors: list[str] = field(default_factory=list)
     upstreams: list[set[str]] = field(default_factory=list)  # per session: the replicas that answered it
 
@@ -327,6 +333,7 @@ async def drive(server_url: str, think: float, rng: random.Random, tally: Tally,
                 done += 1
                 tally.interactions += 1
                 tally.latencies.append(result.seconds)
+                tally.first_block_only += result.first_block_only
                 tally.errors += _problems(result)
                 pause = rng.uniform(0.5 * think, 1.5 * think)
                 if time.monotonic() + pause >= deadline:
@@ -446,6 +453,9 @@ def run_loadtest(sessions: int = 30, seconds: float = 60, checkpoints: str | Non
             "latency_p95_s": _round(percentile(tally.latencies, 95)),
             "latency_max_s": _round(max(tally.latencies, default=None)),
             "interactions_per_s": round(tally.interactions / elapsed, 2) if elapsed else None,
+            # The share of answers that were the page's first block of 16 samples while the queue was long.
+            "first_block_only_share": round(tally.first_block_only / tally.interactions, 3)
+            if tally.interactions else None,
             "load_average_at_start": round(load, 2),
             "cpu_count": os.cpu_count(),
         }

@@ -2,13 +2,19 @@
 
 import streamlit as st
 
-from explorer.core import photo_hooks, torch_worker
+from explorer.core import blocks, photo_hooks, torch_worker
 from explorer.core.figures import crossed_out_note, grid_jpeg, norm_histogram
 from explorer.core.page import preamble
 from explorer.core.widgets import chosen_distribution, distribution_controls, distribution_defaults
 from explorer.logic.diagnostics import explain, prior_norm_reference, shown
-from explorer.logic.sample import prior_batch_numbers, prior_norms, prior_samples, sample_and_diagnose
+from explorer.logic.sample import FIRST_BLOCK_NOTE, prior_norms, shown_count
 from training.latent import LatentDistribution
+
+ALL_ASKED_KEY = "sample_all_asked"  # the setting for which the student asked to see every sample while busy
+
+
+def _ask_for_all(setting: tuple) -> None:
+    st.session_state[ALL_ASKED_KEY] = setting
 
 
 @st.cache_resource(max_entries=16)
@@ -25,21 +31,28 @@ with st.container(border=True):
     choice = distribution_controls("", "number of samples", (1, 128, 1))
 dist = chosen_distribution(choice)
 
-n, seed = choice.n, choice.seed
+asked, seed = choice.n, choice.seed
+setting = (str(bundle.path), choice.kind, choice.parameters, asked, seed)
+queued_s = torch_worker.expected_wait()
+n = shown_count(asked, queued_s, st.session_state.get(ALL_ASKED_KEY) == setting, blocks.preview_threshold())
+if n < asked:
+    st.info(f"{FIRST_BLOCK_NOTE} {n} of your {asked} samples, and the numbers below are for those {n}: the "
+            f"server is busy (about {queued_s:.0f} s of work queued), so everyone gets an answer quickly. Ask for "
+            "all of them with the button, or move a slider again once the class is quieter.")
+    st.button(f"Show all {asked}", key="sample_all", on_click=_ask_for_all, args=(setting,))
 if n < 2:
     st.warning("Pairwise numbers (cosine, diversity) need at least 2 samples; showing the single image only.")
 reference, reference_norms = cached_prior_norms(bundle.prior, bundle.latent_dim)
-# Shared by every session: when the class clicks the same preset, the batch is computed once; the prior's batch
-# and its numbers once per size and seed.
-prior_batch = torch_worker.shared(prior_samples, bundle, n, seed)
-batch = torch_worker.shared(sample_and_diagnose, bundle, dist, n, seed, prior_batch=prior_batch,
-                            norm_reference=reference,
-                            prior_side=torch_worker.shared(prior_batch_numbers, bundle, prior_batch))
+# One request shared by every session (explorer/core/blocks.py): when the class clicks the same preset the batch
+# is computed once, the prior's blocks of rows once per model and seed, and a new number of samples only costs
+# the blocks nobody has made yet.
+batch = blocks.sampled_batch(bundle, dist, n, seed, reference)
 d = batch.diagnostics
 
 pictures, numbers = st.columns([3, 2])
 with pictures:
-    st.subheader(f"{n} samples from z ~ {dist.label}")
+    st.subheader(f"{n} samples from z ~ {dist.label}" if n == asked else
+                 f"{n} of {asked} samples from z ~ {dist.label}")
     note = crossed_out_note(d.nonfinite_images, n)
     if d.nonfinite_images == n:
         st.warning(note)
