@@ -108,7 +108,7 @@ def test_classification_weight_scales_both_players_losses(tiny_faces, tmp_path, 
                                                           d_terms):
     # With the classification loss pinned to 1, both runs make identical updates, so their logged losses
     # differ by exactly the weight: D has a real term (and a fake one with classify_fakes), G one.
-    monkeypatch.setattr(cgan, "classification_loss", lambda aux, labels, attributes: torch.tensor(1.0))
+    monkeypatch.setattr(cgan, "classification_loss", lambda aux, labels, attributes, weights=None: torch.tensor(1.0))
     histories = {}
     for weight in (0.0, 3.0):
         out = train("cgan", tiny_faces, full_config(),
@@ -120,6 +120,42 @@ def test_classification_weight_scales_both_players_losses(tiny_faces, tmp_path, 
         assert histories[3.0]["loss_d"][step] - histories[0.0]["loss_d"][step] == pytest.approx(3.0 * d_terms,
                                                                                                   abs=1e-4)
         assert histories[3.0]["loss_g"][step] - histories[0.0]["loss_g"][step] == pytest.approx(3.0, abs=1e-4)
+
+
+def test_balancing_weights_give_every_value_the_same_total_weight():
+    attributes = (Attribute("glasses", ("no", "yes")), Attribute("hair", ("black", "blond", "brown")))
+    labels = torch.tensor([[0, 0]] * 15 + [[1, 1]] * 5 + [[0, 2]] * 0)  # 25% glasses; no brown hair at all
+    glasses, hair = cgan.balancing_weights(labels, attributes)
+    assert torch.allclose(glasses, torch.tensor([1 / (2 * 0.75), 1 / (2 * 0.25)]))
+    # Each value's total weight in the labels is the same: a rare value counts as much as a common one.
+    totals = torch.bincount(labels[:, 0], weights=glasses[labels[:, 0]].double())
+    assert totals[0] == pytest.approx(totals[1])
+    assert hair[2] == 1.0  # absent from the labels: never asked for, left at 1
+
+
+def test_balanced_classification_loss_weighs_the_rare_value_up():
+    attributes = (Attribute("glasses", ("no", "yes")),)
+    labels = torch.tensor([[0]] * 9 + [[1]])
+    logits = [torch.tensor([-3.0] * 9 + [-3.0])]  # says "no" to everyone: wrong only on the one "yes"
+    plain = cgan.classification_loss(logits, labels, attributes)
+    balanced = cgan.classification_loss(logits, labels, attributes, cgan.balancing_weights(labels, attributes))
+    assert balanced > 4 * plain  # the missed rare value is half of the balanced loss, a tenth of the plain one
+    even = torch.tensor([[0], [1]] * 5)  # already balanced labels: weights 1, the same loss
+    two = [torch.randn(10)]
+    assert cgan.classification_loss(two, even, attributes, cgan.balancing_weights(even, attributes)) == \
+        pytest.approx(float(cgan.classification_loss(two, even, attributes)))
+
+
+def test_balance_classes_is_recorded_and_changes_training(tiny_faces, tmp_path):
+    runs = {}
+    for balance in (False, True):
+        out = train("cgan", tiny_faces, full_config(),
+                    TrainConfig(steps=2, batch_size=16, snapshot_steps=(), balance_classes=balance),
+                    tmp_path / str(balance), progress=False)
+        runs[balance] = load_bundle(out)
+    assert runs[True].config["training"]["balance_classes"] is True
+    assert runs[False].config["training"]["balance_classes"] is False
+    assert runs[True].history["loss_d"] != runs[False].history["loss_d"]
 
 
 def test_history_and_bundle_round_trip(cgan_bundle):

@@ -197,3 +197,15 @@ def test_cli_resume_flag(tmp_path, capsys):
     assert main([*flags, "--steps", "3", "--resume"]) == 0
     bundle = load_bundle(tmp_path / "b")
     assert bundle.history["step"] == [1, 2, 3] and bundle.config["resumed_at_steps"] == [2]
+
+
+def test_a_run_saved_before_an_option_existed_resumes_as_running_without_it():
+    from training.loops.config import ADDED_FIELDS
+    from training.loops.resume import comparable_config, config_differences
+
+    saved = {"family": "cgan", "model": {}, "training": {"steps": 10, "class_weight": 1.0}}
+    for name, before in ADDED_FIELDS.items():
+        asked = {**saved, "training": {**saved["training"], name: before}}
+        assert config_differences(comparable_config(saved), comparable_config(asked)) == []
+        changed = {**saved, "training": {**saved["training"], name: not before}}
+        assert config_differences(comparable_config(saved), comparable_config(changed)) != []

@@ -101,6 +101,10 @@ def add_parser(sub) -> None:
                      help="cgan: D's classifier also learns from fakes with their requested labels (the ACGAN "
                           "paper); by default it learns from real images only, so G cannot hide attributes in "
                           "patterns only D sees")
+    opt.add_argument("--balance-classes", action="store_true",
+                     help="cgan: weigh each attribute value's classification loss by the inverse of its share of "
+                          "the training labels, so rare values (Eyeglasses, Blond_Hair on CelebA) count as much as "
+                          "common ones")
     opt.add_argument("--info-weight", type=float, default=1.0, metavar="W",
                      help="infogan: loss = adversarial + W x Q's code loss")
     opt.add_argument("--diverge-patience", type=int, default=1000, metavar="N",
@@ -171,7 +175,8 @@ def run(args: argparse.Namespace) -> None:
         beta1=args.beta1, beta2=args.beta2, seed=args.seed, noise=noise.to_json(),
         snapshot_steps=args.snapshot_steps, checkpoint_every=args.checkpoint_every, device=args.device,
         d_every=args.d_every, d_steps=args.d_steps, label_smoothing=args.label_smoothing, label_flip=args.label_flip,
-        class_weight=args.class_weight, classify_fakes=args.classify_fakes, info_weight=args.info_weight,
+        class_weight=args.class_weight, classify_fakes=args.classify_fakes,
+        balance_classes=args.balance_classes, info_weight=args.info_weight,
         diverge_patience=args.diverge_patience, holdout_fraction=args.holdout_fraction,
         precision=args.precision, channels_last=args.channels_last,
     )

@@ -15,6 +15,8 @@ DEFAULT_SNAPSHOT_STEPS = (0, 200, 1000, 2500, 5000, 10000, 20000)
 SNAPSHOT_SAMPLES = 64
 # Measured by the run and written by Run.finish() into the training section; not part of the recipe.
 RUNTIME_FIELDS = ("seconds", "device_used", "images_per_second")
+# Options added after bundles were shipped, with the value that reproduces what those bundles did without them.
+ADDED_FIELDS = {"balance_classes": False}
 
 
 @dataclass
@@ -43,6 +45,10 @@ class TrainConfig:
     # invisible codes (D "saw" 98% of requested hair colours; an independent classifier saw chance), so by
     # default D's classifier learns from real images only and G must draw attributes a real-image classifier sees.
     classify_fakes: bool = False
+    # Conditional GAN: weigh each attribute value's classification loss by the inverse of its share of the training
+    # labels. CelebA's Eyeglasses (6%) or Blond_Hair (15%) are otherwise a rounding error in the loss, and the
+    # shipped cGAN drew glasses for only a third of the faces asked to wear them.
+    balance_classes: bool = False
     info_weight: float = 1.0  # InfoGAN: loss = adversarial + info_weight * Q's code likelihood loss
     diverge_patience: int = 1000  # stop when D(G(z)) < 1e-3 for this many consecutive steps
     holdout_fraction: float = 0.1  # VAE: share of the dataset held out for test MSE and latents.npz
@@ -83,6 +89,8 @@ class TrainConfig:
         if self.precision not in speed.PRECISIONS:
             raise LatentExplorerError(f"--precision must be one of {', '.join(speed.PRECISIONS)}, "
                                       f"got {self.precision!r}")
+        if not isinstance(self.balance_classes, bool):
+            raise LatentExplorerError(f"balance_classes must be true or false, got {self.balance_classes!r}")
         if not isinstance(self.channels_last, bool):
             raise LatentExplorerError(f"channels_last must be true or false, got {self.channels_last!r}")
         LatentDistribution.from_json(self.noise)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -116,6 +117,9 @@ class _Conditional(_Family):
             columns.append(by_name[condition.name][0])
         self.columns = torch.tensor(columns, device=run.device)
         self.weight = train_config.class_weight
+        self.value_weights = cgan.balancing_weights(
+            torch.as_tensor(np.asarray(dataset.labels)[:, columns]), self.conditions) \
+            if train_config.balance_classes else None
 
     def networks(self) -> tuple[nn.Module, nn.Module]:
         return cgan.ConditionalGenerator(self.model_config), cgan.ACDiscriminator(self.model_config)
@@ -132,10 +136,10 @@ class _Conditional(_Family):
         logit_real, aux_real = d(real, heads=True)
         logit_fake, aux_fake = d(fake, heads=True)
         wanted = labels.index_select(1, self.columns)
-        class_real = cgan.classification_loss(aux_real, wanted, self.conditions)
+        class_real = cgan.classification_loss(aux_real, wanted, self.conditions, self.value_weights)
         classes = class_real
         if self.train_config.classify_fakes:
-            classes = classes + cgan.classification_loss(aux_fake, extra, self.conditions)
+            classes = classes + cgan.classification_loss(aux_fake, extra, self.conditions, self.value_weights)
         loss = F.binary_cross_entropy_with_logits(logit_real, real_target) + \
             F.binary_cross_entropy_with_logits(logit_fake, fake_target) + self.weight * classes
         return loss, logit_real, logit_fake, {
@@ -145,7 +149,7 @@ class _Conditional(_Family):
 
     def g_loss(self, d, fake, extra):
         logit, aux = d(fake, heads=True)
-        class_fake = cgan.classification_loss(aux, extra, self.conditions)
+        class_fake = cgan.classification_loss(aux, extra, self.conditions, self.value_weights)
         loss = F.binary_cross_entropy_with_logits(logit, torch.ones_like(logit)) + self.weight * class_fake
         return loss, {"class_fake": class_fake.item(),
                       "acc_fake": cgan.classification_accuracy(aux, extra, self.conditions)}

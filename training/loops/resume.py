@@ -13,7 +13,7 @@ import torch
 from training import checkpoint, distributed
 from training.data.location import portable_source
 from training.errors import LatentExplorerError
-from training.loops.config import RUNTIME_FIELDS
+from training.loops.config import ADDED_FIELDS, RUNTIME_FIELDS
 from training.loops.optimizer_state import load_optimizer_state, optimizer_state
 
 if TYPE_CHECKING:
@@ -56,6 +56,8 @@ def comparable_config(bundle_config: dict) -> dict:
     config = json.loads(json.dumps({key: bundle_config.get(key) for key in COMPARED_SECTIONS}))
     for key in RESUMABLE_CHANGES + RUNTIME_FIELDS:
         config["training"].pop(key, None)
+    for key, before in ADDED_FIELDS.items():  # a run saved before an option existed ran without it
+        config["training"].setdefault(key, before)
     return config
 
 def read_resume_state(run: Run) -> tuple[dict[str, torch.Tensor], dict] | None:

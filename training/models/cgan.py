@@ -183,18 +183,35 @@ class ACDiscriminator(dcgan.Discriminator):
         return self.head(h).view(-1), [a.view(-1) if a.shape[1] == 1 else a for a in aux]
 
 
-def classification_loss(aux: list[torch.Tensor], labels: torch.Tensor,
-                        attributes: tuple[Attribute, ...]) -> torch.Tensor:
+def classification_loss(aux: list[torch.Tensor], labels: torch.Tensor, attributes: tuple[Attribute, ...],
+                        value_weights: list[torch.Tensor] | None = None) -> torch.Tensor:
     """Mean over conditions of BCE (binary) or cross-entropy (categorical), so the classification weight means
-    the same thing whatever the number of conditions."""
+    the same thing whatever the number of conditions. value_weights (one tensor of per-value weights per
+    condition, see balancing_weights) turns each condition's mean into a weighted mean over the batch."""
     losses = []
     for j, (out, attribute) in enumerate(zip(aux, attributes)):
         target = labels[:, j]
         if attribute.is_binary:
-            losses.append(F.binary_cross_entropy_with_logits(out, target.float()))
+            each = F.binary_cross_entropy_with_logits(out, target.float(), reduction="none")
         else:
-            losses.append(F.cross_entropy(out, target))
+            each = F.cross_entropy(out, target, reduction="none")
+        if value_weights is None:
+            losses.append(each.mean())
+        else:
+            weights = value_weights[j].to(each.device)[target]
+            losses.append((weights * each).sum() / weights.sum().clamp_min(1e-12))
     return torch.stack(losses).mean()
+
+
+def balancing_weights(labels: torch.Tensor, attributes: tuple[Attribute, ...]) -> list[torch.Tensor]:
+    """Per condition, weight 1 / (number of values x share of the value in labels): every value then carries the
+    same total weight in a batch drawn from these labels (a value absent from them keeps weight 1)."""
+    weights = []
+    for j, attribute in enumerate(attributes):
+        k = len(attribute.values)
+        share = torch.bincount(labels[:, j].long(), minlength=k).double() / max(len(labels), 1)
+        weights.append(torch.where(share > 0, 1 / (k * share.clamp_min(1e-12)), torch.ones_like(share)).float())
+    return weights
 
 
 def predict(aux: list[torch.Tensor], attributes: tuple[Attribute, ...]) -> torch.Tensor:
