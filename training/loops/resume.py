@@ -56,8 +56,15 @@ def comparable_config(bundle_config: dict) -> dict:
     config = json.loads(json.dumps({key: bundle_config.get(key) for key in COMPARED_SECTIONS}))
     for key in RESUMABLE_CHANGES + RUNTIME_FIELDS:
         config["training"].pop(key, None)
-    for key, before in ADDED_FIELDS.items():  # a run saved before an option existed ran without it
-        config["training"].setdefault(key, before)
+    return with_added_fields(config)
+
+
+def with_added_fields(config: dict) -> dict:
+    """A comparable config with every option added since it was saved set to the value it ran with
+    (ADDED_FIELDS): a run saved before an option existed ran without it."""
+    training = config.get("training")
+    if isinstance(training, dict):
+        config = {**config, "training": {**ADDED_FIELDS, **training}}
     return config
 
 def read_resume_state(run: Run) -> tuple[dict[str, torch.Tensor], dict] | None:
@@ -91,7 +98,7 @@ def read_resume_state(run: Run) -> tuple[dict[str, torch.Tensor], dict] | None:
         # A run started before sources were portable recorded the dataset folder's absolute path.
         source = portable_source(recorded["dataset"]["source"])
         recorded = {**recorded, "dataset": {**recorded["dataset"], "source": source}}
-    differences = config_differences(recorded, comparable_config(run.bundle_config))
+    differences = config_differences(with_added_fields(recorded), comparable_config(run.bundle_config))
     if differences:
         raise LatentExplorerError(
             f"--resume: the run in {run.out} was trained with other settings than the ones asked for now, so "
