@@ -100,7 +100,7 @@ def fmt(value: float) -> str:
 
 selected = preamble("VAE vs GAN",
                     "Feed a VAE's decoder and a GAN's generator codes from the same distribution: the VAE paints "
-                    "soft, average faces that cover the data, the GAN crisp faces that may cover only part of it. The "
+                    "soft, average images that cover the data, the GAN crisp images that may cover only part of it. The "
                     "numbers say how far that holds for these two models.",
                     "compare", DEFAULTS, caption=None)
 models = pairing()
@@ -190,7 +190,7 @@ with st.expander("What the numbers mean"):
   batch. Edges make it large; blur makes it small. Compare it with real images of the same size.
 * **Precision** (Kynkäänniemi et al. 2019): the share of generated images that fall inside the region of real
   images in the feature network's space: are the samples realistic? **Recall**: the share of real images that
-  fall inside the region of generated ones: does the model cover all kinds of faces?
+  fall inside the region of generated ones: does the model cover all kinds of images in the data?
 * **Density** and **coverage** (Naeem et al. 2020), which the explanation leads with: density counts how many real
   images' neighbourhoods hold each sample (about 1 for real images), so one odd real image cannot make a whole
   batch look realistic; coverage is the share of real images with a sample in their neighbourhood, so a collapsed
