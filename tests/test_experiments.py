@@ -225,6 +225,9 @@ def test_infogan_code_sentences_follow_the_classes_seen():
     sorted_by_value = [np.full(8, v) for v in range(4)]
     found = _categorical("category_1", columns, sorted_by_value, names, change=0.1)
     assert found.purity == 1.0 and found.sentence.startswith("category_1 picks the class: 4 of its 4 values")
+    assert "images of one value are nearly alike" in found.sentence  # every z gives the same image here
+    varied = [torch.rand(8, 1, 4, 4) * 2 - 1 for _ in range(4)]  # z matter: 0.33 apart against 0.1 per value
+    assert "nearly alike" not in _categorical("category_1", varied, sorted_by_value, names, change=0.1).sentence
     mixed = [np.arange(8) % 4 for _ in range(4)]
     assert "does not pick a class" in _categorical("category_1", columns, mixed, names, change=0.1).sentence
     assert "nothing visible" in _categorical("category_1", columns, sorted_by_value, names, change=0.001).sentence
@@ -256,6 +259,6 @@ def test_a_generator_that_fools_only_d_is_called_out():
     from explorer.logic.experiments import hidden_attributes
 
     said = hidden_attributes({"D's classifier on fakes": 0.98, "attribute accuracy": 0.12})
-    assert said and "98% of the fakes" in said[0] and "12%" in said[0]
+    assert said and "98% of the fakes" in said[0] and "12%" in said[0] and "the other 86%" in said[0]
     assert hidden_attributes({"D's classifier on fakes": 0.4, "attribute accuracy": 0.3}) == []
     assert hidden_attributes({"attribute accuracy": 0.3}) == []

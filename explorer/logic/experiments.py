@@ -322,7 +322,8 @@ def hidden_attributes(row: dict[str, object]) -> list[str]:
     if not isinstance(fooled, float) or not isinstance(seen, float) or fooled - seen <= HIDDEN_GAP:
         return []
     return [f"D's own classifier finds the requested attributes in {fooled:.0%} of the fakes, the independent "
-            f"feature network in {seen:.0%}: G paints patterns only D reads instead of the attributes."]
+            f"feature network in {seen:.0%}: for the other {fooled - seen:.0%}, G paints patterns only D reads "
+            "instead of the attributes."]
 
 
 def common_steps(runs: list[ExperimentRun]) -> list[int]:

@@ -18,6 +18,7 @@ from training.models.featurenet import FeatureNet, to_input
 PURE = 0.5  # a categorical value "means a class" when at least half of its images are that class
 KEPT = 0.8  # a continuous code "keeps the class" when at least this share of images keep theirs from -1 to +1
 STILL = 0.01  # image change per step below which a code does nothing visible ([0, 1] pixel scale)
+ALIKE = 0.25  # a categorical code dominates z when two z of one value differ by less than this share of its step
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,10 @@ def _categorical(code: str, columns: list[torch.Tensor], predicted: list[np.ndar
     else:
         sentence = (f"{code} changes the images ({change:.3f} per step) but does not pick a class: on average "
                     f"{purity:.0%} of a value's images share one, against {chance:.0%} by chance.")
+    between = float(np.nanmean([between_faces(c) for c in columns]))
+    if change >= STILL and between < ALIKE * change:
+        sentence += (f" Different z barely matter next to it ({between:.3f} between two z of one value, against "
+                     f"{change:.3f} between two values): the images of one value are nearly alike.")
     return CodeFinding(code, "categorical", change, purity, [names[t] for t in tops], None, sentence)
 
 
