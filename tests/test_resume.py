@@ -93,12 +93,19 @@ def test_resume_equals_an_uninterrupted_run(tiny_faces, tmp_path, kill_at, famil
     assert not (out / TRAINING_STATE_FILE).exists()  # dropped when the run finishes (shipped bundles stay small)
 
 
-def test_a_finished_run_kept_with_its_state_continues_to_more_steps(tiny_faces, tmp_path):
+def _straight_and_short_kept(tiny_faces, tmp_path):
+    """A DCGAN trained STEPS steps straight, and the same run stopped after 3 steps with its training state kept:
+    (model config, the straight bundle, the short run's folder)."""
     model = _model("dcgan", tiny_faces)
     straight = train("dcgan", tiny_faces, model, _options("dcgan"), tmp_path / "straight", progress=False)
     out = tmp_path / "short"
     train("dcgan", tiny_faces, model, _options("dcgan", steps=3, checkpoint_every=3), out, progress=False,
           keep_training_state=True)
+    return model, straight, out
+
+
+def test_a_finished_run_kept_with_its_state_continues_to_more_steps(tiny_faces, tmp_path):
+    model, straight, out = _straight_and_short_kept(tiny_faces, tmp_path)
     tensors, state = load_training_state(out)
     assert state["step"] == 3 and state["history"]["step"] == [1, 2, 3]
     # Adam's moments of both networks and every random stream are in the file, as plain tensors.
@@ -202,11 +209,7 @@ def test_cli_resume_flag(tmp_path, capsys):
 def test_a_run_saved_before_an_option_existed_resumes_as_running_without_it(tiny_faces, tmp_path):
     from training.loops.config import ADDED_FIELDS
 
-    model = _model("dcgan", tiny_faces)
-    straight = train("dcgan", tiny_faces, model, _options("dcgan"), tmp_path / "straight", progress=False)
-    out = tmp_path / "old"
-    train("dcgan", tiny_faces, model, _options("dcgan", steps=3, checkpoint_every=3), out, progress=False,
-          keep_training_state=True)
+    model, straight, out = _straight_and_short_kept(tiny_faces, tmp_path)
     # The state as a version without the options of ADDED_FIELDS wrote it.
     tensors, state = load_training_state(out)
     for name in ADDED_FIELDS:

@@ -59,10 +59,13 @@ def _assemble(bundle: Bundle, dist: LatentDistribution, n: int, seed: int) -> Sa
 
 
 def _sampled(bundle: Bundle, dist: LatentDistribution, n: int, seed: int, reference: NormReference) -> SampledBatch:
+    # The prior's joined batch is kept: every distribution's page run compares with it, and as a kept result it
+    # keys its numbers' request without hashing its pixels. The drawn batch is joined from its kept blocks and
+    # lives on in this request's result only, not twice in the cache.
     prior = torch_worker.shared(_assemble, bundle, bundle.prior, n, seed)
     return sample_and_diagnose(bundle, dist, n, seed, prior_batch=prior, norm_reference=reference,
                                prior_side=torch_worker.shared(prior_batch_numbers, bundle, prior),
-                               drawn=torch_worker.shared(_assemble, bundle, dist, n, seed))
+                               drawn=_assemble(bundle, dist, n, seed))
 
 
 def sampled_batch(bundle: Bundle, dist: LatentDistribution, n: int, seed: int,

@@ -100,8 +100,8 @@ def fmt(value: float) -> str:
 
 selected = preamble("VAE vs GAN",
                     "Feed a VAE's decoder and a GAN's generator codes from the same distribution: the VAE paints "
-                    "soft, average images that cover the data, the GAN crisp images that may cover only part of it. The "
-                    "numbers say how far that holds for these two models.",
+                    "soft, average images that cover the data, the GAN crisp images that may cover only part of it. "
+                    "The numbers say how far that holds for these two models.",
                     "compare", DEFAULTS, caption=None)
 models = pairing()
 missing = models.missing()
