@@ -226,6 +226,33 @@ def test_attribute_accuracy_of_an_honest_and_a_deaf_generator():
                                        ATTRS, pool[:, :1], 4, 4, STANDARD_NORMAL)
 
 
+class _RecordingGenerator(_PixelCodeGenerator):
+    """Remembers every label row it was asked to draw."""
+
+    def __init__(self):
+        super().__init__()
+        self.asked: list[torch.Tensor] = []
+
+    def forward(self, z, labels):
+        self.asked.append(labels.clone())
+        return super().forward(z, labels)
+
+
+def test_attribute_accuracy_asks_only_for_combinations_real_rows_have():
+    # Blond and black hair never meet in these real rows: asking for "blond" on a black-haired row would ask for
+    # both, and the classifier could not find both. A value no row has is still asked for, on any row.
+    exclusive = (Attribute("blond", ("no", "yes")), Attribute("black", ("no", "yes")), Attribute("hat", ("no", "yes")))
+    pool = torch.tensor([[1, 0, 0], [0, 1, 0], [0, 0, 0]])
+    generator = _RecordingGenerator()
+    result = conditional_attribute_accuracy(generator, _PixelCodeClassifier([2, 2, 2]), exclusive, exclusive, pool,
+                                            20, 4, STANDARD_NORMAL)
+    asked = torch.cat(generator.asked)
+    assert len(asked) == 3 * 2 * 20
+    assert not ((asked[:, 0] == 1) & (asked[:, 1] == 1)).any()
+    assert int((asked[:, 2] == 1).sum()) == 20  # hat = yes: no real row has it, forced onto the 20 rows it needs
+    assert all(row["accuracy"] == 1.0 for row in result.values())
+
+
 class _Encoder(nn.Module):
     """Returns (mu, logvar) like the VAE's encoder; mu is the image itself, flattened."""
 

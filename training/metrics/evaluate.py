@@ -60,8 +60,10 @@ def conditional_attribute_accuracy(generator: nn.Module, net: nn.Module, conditi
 
     `generator(z, labels)` takes int64 rows (B, len(conditions)) in the dataset's encoding, one column per
     conditioning attribute. For each condition and each of its values, `per_value` images are generated from rows
-    drawn from `label_pool` (real label rows, so the other conditions stay realistic) with that condition forced
-    to the value, and classified by `net` (whose heads follow `net_attributes`). An attribute's accuracy is the
+    drawn from the `label_pool` rows (real label rows) that have that value, so the other conditions stay
+    realistic for it: forcing "blond" onto a real row that says "black hair" would ask for both at once, and no
+    generator could satisfy the classifier on both (only when no real row has the value is it forced onto any
+    row). Each image is classified by `net` (whose heads follow `net_attributes`). An attribute's accuracy is the
     mean over its values: balanced, so a generator that ignores the label scores chance, 1 / number of values.
     """
     if label_pool.ndim != 2 or label_pool.shape[1] != len(conditions):
@@ -78,7 +80,10 @@ def conditional_attribute_accuracy(generator: nn.Module, net: nn.Module, conditi
         column = by_name[attribute.name][0]
         per_value_acc = {}
         for v, value in enumerate(attribute.values):
-            rows = label_pool[torch.randint(len(label_pool), (per_value,), generator=rng)].clone()
+            candidates = label_pool[label_pool[:, a] == v]
+            if not len(candidates):
+                candidates = label_pool
+            rows = candidates[torch.randint(len(candidates), (per_value,), generator=rng)].clone()
             rows[:, a] = v
             z = sample_latents(prior, per_value, latent_dim, generator=rng)
             hits = 0
