@@ -145,6 +145,26 @@ def test_featurenet_trains_and_saves_a_bundle(tiny_featurenet, faces32):
     assert not any(p.suffix in (".pt", ".pth", ".pkl") for p in tiny_featurenet.iterdir())
 
 
+def test_the_consistency_pull_keeps_a_blurred_image_near_its_original(tiny_featurenet, faces32, tmp_path):
+    from training.metrics import degrade
+    from training.metrics.train_featurenet import consistency_loss
+
+    pulled = tmp_path / "pulled"
+    train_featurenet(faces32.train, faces32.test, config_for(faces32.train, width=8),
+                     FeatureNetTrainConfig(steps=60, batch_size=32, seed=0, device="cpu", consistency=1.0), pulled,
+                     progress=False)
+    assert load_bundle(pulled).config["training"]["consistency"] == 1.0
+    x, _ = faces32.test.batch(slice(0, 128))
+
+    def blur_distance(path):
+        net = load_bundle(path).networks["featurenet"]
+        with torch.no_grad():
+            return float(consistency_loss(net.features(degrade.degrade(x, "blur")), net.features(x)))
+
+    # Measured 0.17-0.18 without the pull and 0.014-0.019 with it (seeds 0 and 1).
+    assert blur_distance(pulled) < 0.5 * blur_distance(tiny_featurenet)
+
+
 def test_augment_is_mild_and_reproducible(faces32):
     from training.metrics.train_featurenet import augment
 

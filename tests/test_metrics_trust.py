@@ -159,6 +159,40 @@ def test_degradations_are_mild_seeded_and_keep_the_range():
         degrade.degrade(x, "posterize")
 
 
+def test_damage_of_one_kind_and_the_consistency_pull():
+    from training.metrics.train_featurenet import DAMAGE_KINDS, consistency_loss, damage
+
+    t = torch.linspace(0, 3, 16)
+    x = (0.3 * torch.sin(t[:, None] + t[None, :] + torch.arange(24).view(8, 3, 1, 1))).float()
+    saturated = damage(x, torch.Generator().manual_seed(0), ("saturated",))
+    # Every image is a contrast boost of itself (x2.5 to x5, clipped): same signs, at least 2.5x farther from 0.
+    assert torch.equal(torch.sign(saturated), torch.sign(x))
+    assert (saturated.abs() >= torch.minimum(2.5 * x.abs(), torch.ones(())) - 1e-6).all()
+    # The default draws the three kinds from the same random stream as before the option existed.
+    assert torch.equal(damage(x, torch.Generator().manual_seed(0)),
+                       damage(x, torch.Generator().manual_seed(0), DAMAGE_KINDS))
+    with pytest.raises(ValueError, match="damage kinds"):
+        damage(x, torch.Generator().manual_seed(0), ("blur",))
+    a, b = torch.randn(32, 16), torch.randn(32, 16)
+    assert consistency_loss(a, a) == 0
+    assert consistency_loss(a, b) > 1  # unrelated features: as far apart as the spread of the batch, or farther
+    assert torch.isclose(consistency_loss(3 * a, 3 * b), consistency_loss(a, b))  # shrinking does not help
+
+
+@pytest.mark.parametrize("field,value,message", [
+    ("damage", ("glare",), "--damage takes"), ("damage", (), "--damage takes"),
+    ("blur_share", 1.5, "--blur-share"), ("consistency", -1.0, "--consistency"),
+])
+def test_featurenet_recipe_refuses_bad_settings(field, value, message):
+    from training.metrics.train_featurenet import FeatureNetTrainConfig
+
+    with pytest.raises(LatentExplorerError, match=message):
+        FeatureNetTrainConfig(**{field: value}).validate()
+    if field == "consistency":  # the pull compares an augmented image with its original: without augmentations
+        with pytest.raises(LatentExplorerError, match="needs augmentations"):
+            FeatureNetTrainConfig(consistency=1.0, augment=False).validate()
+
+
 # ---------------------------------------------------------------------------------------------- nearest images
 
 

@@ -29,6 +29,12 @@ def add_parser(sub) -> None:
                         "augmentations (the older recipe)")
     parser.add_argument("--no-artifacts", action="store_true", help="do not teach the features to tell saturated, "
                         "noise-drowned or black images from real ones (the older recipe)")
+    parser.add_argument("--damage", default="saturated,noise,dark", help="comma-separated damage the features "
+                        "learn to tell from real images: saturated, noise, dark (default all three)")
+    parser.add_argument("--consistency", type=float, default=0.0, help="weight of a loss that keeps an augmented "
+                        "image's features on its original's (default 0: off)")
+    parser.add_argument("--blur-share", type=float, default=0.6, help="largest share of a 3x3 blur mixed into a "
+                        "training image (0 to 1, default 0.6); thin-stroke data such as Fashion-MNIST needs 1.0")
     parser.add_argument("--out", default=None, help="bundle folder (default checkpoints/<dataset>/featurenet)")
     add_overwrite(parser, "a bundle (such as the shipped feature network)")
 
@@ -53,7 +59,9 @@ def run(args: argparse.Namespace) -> None:
     check_folder(out, overwrite=args.overwrite)  # before minutes of training, not after
     train_config = FeatureNetTrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
                                          device=args.device, harmless=not args.no_harmless,
-                                         artifacts=not args.no_artifacts)
+                                         artifacts=not args.no_artifacts, blur_share=args.blur_share,
+                                         consistency=args.consistency,
+                                         damage=tuple(k.strip() for k in args.damage.split(",") if k.strip()))
     train_config.validate()
     real = load_real(args.data, image_size=args.image_size, num_images=args.num_images, seed=args.data_seed,
                      data_root=args.data_root, n_test=args.heldout, progress=True)

@@ -22,6 +22,14 @@ PURPOSE = ("attribute classifier whose penultimate layer is the feature space of
            "distance and precision/recall (our stand-in for Inception, which we cannot download)")
 
 
+MAX_NOISE = 0.15  # std of the added pixel noise, pixels in [-1, 1]
+MAX_SHIFT = 2  # pixels
+JPEG_QUALITY = (40, 95)
+MAX_JITTER = 0.15
+ARTIFACT_SHARE = 0.25
+DAMAGE_KINDS = ("saturated", "noise", "dark")
+
+
 @dataclass
 class FeatureNetTrainConfig:
     steps: int = 1200  # the shipped toyfaces network: loss flat after ~600 steps, 100% held-out accuracy
@@ -40,6 +48,16 @@ class FeatureNetTrainConfig:
     # black) and a throw-away head learns to tell it from the rest on the features: the feature space must keep
     # that difference, so a collapsed, saturated batch no longer lands among real images.
     artifacts: bool = True
+    # Which damage the artifact head learns to see. On 32 px grey garments, learning "noise" and "dark" made the
+    # features flinch at mild noise, blur and brightness too; "saturated" alone is what a collapsed batch looks like.
+    damage: tuple[str, ...] = DAMAGE_KINDS
+    # Largest share of the 3x3 blur mixed into an image (uniform in [0, blur_share]). 0.6 stays just short of the
+    # study's mild Gaussian blur (sigma 0.7, about a 0.6 share); Fashion-MNIST's thin strokes need the whole range
+    # (1.0) for a blurred garment to keep its place among real ones.
+    blur_share: float = 0.6
+    # Weight of a loss pulling each augmented image's features onto its clean original's (0: off). The augmentations
+    # alone teach the labels to ignore the corruptions, not the features: these are what the metrics compare.
+    consistency: float = 0.0
 
     def validate(self) -> None:
         if self.steps < 1:
@@ -50,6 +68,15 @@ class FeatureNetTrainConfig:
             )
         if not 0 < self.lr < 1:
             raise LatentExplorerError(f"--lr must be between 0 and 1, got {self.lr}")
+        unknown = set(self.damage) - set(DAMAGE_KINDS)
+        if not self.damage or unknown:
+            raise LatentExplorerError(f"--damage takes one or more of {', '.join(DAMAGE_KINDS)} (got "
+                                      f"{', '.join(self.damage) or 'none'})")
+        if self.consistency < 0 or (self.consistency and not self.augment):
+            raise LatentExplorerError(f"--consistency must be 0 or more and needs augmentations (got "
+                                      f"{self.consistency})")
+        if not 0 <= self.blur_share <= 1:
+            raise LatentExplorerError(f"--blur-share must be between 0 and 1, got {self.blur_share}")
 
 
 def config_for(dataset: ImageDataset, width: int = 32) -> FeatureNetConfig:
@@ -65,18 +92,12 @@ def config_for(dataset: ImageDataset, width: int = 32) -> FeatureNetConfig:
     return config
 
 
-MAX_NOISE = 0.15  # std of the added pixel noise, pixels in [-1, 1]
-MAX_SHIFT = 2  # pixels
-JPEG_QUALITY = (40, 95)
-MAX_JITTER = 0.15
-ARTIFACT_SHARE = 0.25
-
-
 @torch.no_grad()
-def augment(x: torch.Tensor, generator: torch.Generator, harmless: bool = False) -> torch.Tensor:
-    """Label-preserving corruptions: per image, Gaussian noise of a random strength, a random share of a 3x3
-    blur, and a shift of up to MAX_SHIFT pixels (edges replicated); with `harmless`, first colour jitter and,
-    on half the images, a JPEG round trip of random quality."""
+def augment(x: torch.Tensor, generator: torch.Generator, harmless: bool = False,
+            blur_share: float = 0.6) -> torch.Tensor:
+    """Label-preserving corruptions: per image, Gaussian noise of a random strength, a random share (up to
+    `blur_share`) of a 3x3 blur, and a shift of up to MAX_SHIFT pixels (edges replicated); with `harmless`, first
+    colour jitter and, on half the images, a JPEG round trip of random quality."""
     b = len(x)
     if harmless:
         x = degrade.colour_jitter(x, MAX_JITTER, generator)
@@ -86,7 +107,7 @@ def augment(x: torch.Tensor, generator: torch.Generator, harmless: bool = False)
             x = x.clone()
             x[saved] = degrade.jpeg(x[saved], qualities.tolist())
     blur = F.avg_pool2d(F.pad(x, (1, 1, 1, 1), mode="replicate"), 3, stride=1)
-    share = torch.rand(b, 1, 1, 1, generator=generator) * 0.6
+    share = torch.rand(b, 1, 1, 1, generator=generator) * blur_share
     x = x + share * (blur - x)
     x = x + torch.rand(b, 1, 1, 1, generator=generator) * MAX_NOISE * torch.randn(x.shape, generator=generator)
     padded = F.pad(x, (MAX_SHIFT,) * 4, mode="replicate")
@@ -97,15 +118,29 @@ def augment(x: torch.Tensor, generator: torch.Generator, harmless: bool = False)
 
 
 @torch.no_grad()
-def damage(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """Damage no viewer would call harmless, one kind per image: saturation (contrast x2.5-5, clipped), heavy
-    noise (std 0.35-0.7), or near black (a tenth of the light or less)."""
-    kind = torch.randint(0, 3, (len(x), 1, 1, 1), generator=generator)
+def damage(x: torch.Tensor, generator: torch.Generator, kinds: tuple[str, ...] = DAMAGE_KINDS) -> torch.Tensor:
+    """Damage no viewer would call harmless, one of `kinds` per image: saturated (contrast x2.5-5, clipped),
+    noise (heavy: std 0.35-0.7), or dark (a tenth of the light or less)."""
+    if not kinds or not set(kinds) <= set(DAMAGE_KINDS):
+        raise ValueError(f"damage kinds must be among {DAMAGE_KINDS}, got {kinds}")
+    kind = torch.randint(0, len(kinds), (len(x), 1, 1, 1), generator=generator)
     strength = torch.rand(len(x), 1, 1, 1, generator=generator)
-    saturated = (x * (2.5 + 2.5 * strength)).clamp(-1, 1)
-    noisy = degrade.gaussian_noise(x, 0.35 + 0.35 * strength, generator)
-    dark = (x + 1) * 0.1 * strength - 1
-    return torch.where(kind == 0, saturated, torch.where(kind == 1, noisy, dark))
+    out = x
+    for i, name in enumerate(kinds):
+        if name == "saturated":
+            damaged = (x * (2.5 + 2.5 * strength)).clamp(-1, 1)
+        elif name == "noise":
+            damaged = degrade.gaussian_noise(x, 0.35 + 0.35 * strength, generator)
+        else:
+            damaged = (x + 1) * 0.1 * strength - 1
+        out = torch.where(kind == i, damaged, out)
+    return out
+
+
+def consistency_loss(degraded: torch.Tensor, clean: torch.Tensor) -> torch.Tensor:
+    """Mean squared distance between each image's features with and without its harmless corruption, over the
+    features' variance across the batch: a scale-free pull (shrinking every feature cannot satisfy it)."""
+    return F.mse_loss(degraded, clean) / clean.var(dim=0).mean().clamp_min(1e-8)
 
 
 @torch.no_grad()
@@ -163,19 +198,22 @@ def train_featurenet(train: ImageDataset, heldout: ImageDataset, model_config: F
             order, cursor = rng.permutation(len(train)), 0
         index = np.sort(order[cursor:cursor + train_config.batch_size])
         cursor += train_config.batch_size
-        x, y = train.batch(index)
-        if train_config.augment:
-            x = augment(x, aug_rng, harmless=train_config.harmless)
+        clean, y = train.batch(index)
+        x = augment(clean, aug_rng, harmless=train_config.harmless,
+                    blur_share=train_config.blur_share) if train_config.augment else clean
         for group in opt.param_groups:
             group["lr"] = train_config.lr * 0.5 * (1 + math.cos(math.pi * (step - 1) / train_config.steps))
+        parts = [x] + ([clean] if train_config.consistency else [])
         if train_config.artifacts:
-            damaged = damage(x[:max(1, int(len(x) * ARTIFACT_SHARE))], aug_rng)
-            features = net.features(torch.cat([x, damaged]).to(device))
-            loss = net.loss([head(features[:len(x)]) for head in net.heads], y.to(device))
-            is_damaged = torch.cat([torch.zeros(len(x)), torch.ones(len(damaged))]).to(device)
-            loss = loss + F.binary_cross_entropy_with_logits(artifact_head(features).squeeze(1), is_damaged)
-        else:
-            loss = net.loss(net(x.to(device)), y.to(device))
+            parts.append(damage(x[:max(1, int(len(x) * ARTIFACT_SHARE))], aug_rng, tuple(train_config.damage)))
+        features = net.features(torch.cat(parts).to(device))
+        n = len(x)
+        loss = net.loss([head(features[:n]) for head in net.heads], y.to(device))
+        if train_config.consistency:
+            loss = loss + train_config.consistency * consistency_loss(features[:n], features[n:2 * n])
+        if train_config.artifacts:
+            is_damaged = torch.cat([torch.zeros(len(features) - len(parts[-1])), torch.ones(len(parts[-1]))])
+            loss = loss + F.binary_cross_entropy_with_logits(artifact_head(features).squeeze(1), is_damaged.to(device))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
