@@ -7,7 +7,9 @@ import shutil
 
 import pytest
 
-from explorer.tools.loadtest import Server, Session, run_loadtest
+from explorer.tools.app_server import Server
+from explorer.tools.loadtest import run_loadtest
+from explorer.tools.stream_session import Session
 
 
 @pytest.fixture(scope="module")

@@ -207,7 +207,7 @@ def memory() -> None:
 
 def cold_start(timeout: float = 120) -> None:
     """Process start of `streamlit run explorer/app.py` until a browser shows the first page's sample grid."""
-    from explorer.tools.loadtest import HOST, free_port
+    from explorer.tools.app_server import HOST, free_port
 
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     chromedriver = shutil.which("chromedriver")

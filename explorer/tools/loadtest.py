@@ -15,8 +15,8 @@ session was served by more than one replica. Like a browser, a session first loa
 the cookies it is given (a proxy's sticky-session cookie); the proxy's X-Upstream header, on every response,
 says which replica answered.
 
-The messages are built with the classes in `streamlit.proto` (the wire format); nothing else from Streamlit
-runs in this process, and no browser is needed.
+A session is `explorer.tools.stream_session.Session` (the wire format, no browser needed) and the server
+`explorer.tools.app_server.Server`; this module is the classroom: what students do, for how long, and the figures.
 """
 
 from __future__ import annotations
@@ -28,30 +28,13 @@ import json
 import math
 import os
 import random
-import socket
-import subprocess
 import sys
-import tempfile
-import threading
 import time
-import urllib.parse
-import urllib.request
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
-from streamlit.proto.Alert_pb2 import Alert
-from streamlit.proto.BackMsg_pb2 import BackMsg
-from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
-from streamlit.proto.WidgetStates_pb2 import WidgetState
-from websockets.asyncio.client import connect
+from explorer.tools.app_server import LOAD_LOG_LINE, MemorySampler, Server, ServerError, one_model, rss_bytes
+from explorer.tools.stream_session import RunResult, Session
 
-from explorer.logic.sample import FIRST_BLOCK_NOTE
-
-REPO_ROOT = Path(__file__).resolve().parent.parent.parent
-APP = REPO_ROOT / "explorer" / "app.py"
-HOST = "127.0.0.1"  # the load test never leaves this machine
-LOAD_LOG_LINE = "loaded model bundle"  # written by explorer.core.bundles on every real model load
 # The sampling page's sliders and the values a student might drag them to (their full ranges; std > 0).
 SLIDERS = {
     "mean": [x / 2 for x in range(-40, 41)],
@@ -60,232 +43,6 @@ SLIDERS = {
 }
 # The sampling page's preset buttons, in the order a teacher walks the class through them.
 PRESET_KEYS = ["preset_N(0,1)", "preset_N(-10,1)", "preset_U(0,1)", "preset_U(-1,1)"]
-UPSTREAM_HEADER = "X-Upstream"  # added by the shipped nginx config: the replica that answered
-
-
-class ServerError(RuntimeError):
-    """The server did not start, or died during the run."""
-
-
-def wait_until_healthy(url: str, process: subprocess.Popen, timeout: float, exited: Callable[[], str]) -> bool:
-    """Poll url/_stcore/health until it answers ok (True) or `timeout` seconds pass (False); a process that ends
-    first raises ServerError(exited())."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise ServerError(exited())
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=5) as answer:
-                if answer.read().strip() == b"ok":
-                    return True
-        except OSError:
-            time.sleep(0.3)
-    return False
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind((HOST, 0))
-        return probe.getsockname()[1]
-
-
-def rss_bytes(pid: int) -> int:
-    """Resident memory of a process and all its descendants (psutil when installed, else /proc)."""
-    try:
-        import psutil
-
-        process = psutil.Process(pid)
-        return sum(p.memory_info().rss for p in [process, *process.children(recursive=True)])
-    except ImportError:
-        pass
-    except Exception:  # the process is gone
-        return 0
-    total, todo = 0, [pid]
-    while todo:
-        current = todo.pop()
-        try:
-            status = Path(f"/proc/{current}/status").read_text()
-            total += next(int(line.split()[1]) * 1024 for line in status.splitlines() if line.startswith("VmRSS:"))
-            for task in Path(f"/proc/{current}/task").iterdir():
-                todo += [int(c) for c in (task / "children").read_text().split()]
-        except (OSError, StopIteration, ValueError):
-            continue
-    return total
-
-
-@dataclass
-class Server:
-    """`streamlit run explorer/app.py`, headless, on 127.0.0.1:<port>, logging to a file."""
-
-    port: int
-    process: subprocess.Popen
-    log: Path
-
-    @staticmethod
-    def start(checkpoints: str | None = None, timeout: float = 600, threads: int | None = None) -> Server:
-        port = free_port()
-        env = dict(os.environ)
-        if checkpoints:
-            env["LATENT_EXPLORER_CHECKPOINTS"] = str(Path(checkpoints).resolve())
-        if threads:  # torch's threads in the server (default: torch's own choice, one per core)
-            env["OMP_NUM_THREADS"] = str(threads)
-        handle, name = tempfile.mkstemp(prefix="latent-explorer-server-", suffix=".log")
-        os.close(handle)
-        log = Path(name)
-        command = [sys.executable, "-m", "streamlit", "run", str(APP), "--server.address", HOST,
-                   "--server.port", str(port), "--server.headless", "true", "--server.fileWatcherType", "none",
-                   "--server.runOnSave", "false", "--browser.gatherUsageStats", "false"]
-        with log.open("wb") as out:
-            process = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
-        server = Server(port, process, log)
-        def exited() -> str:
-            return f"the server exited with code {process.returncode}:\n{server.log_text()[-2000:]}"
-
-        if wait_until_healthy(server.url, process, timeout, exited):
-            return server
-        server.stop()
-        raise ServerError(f"the server did not answer /_stcore/health within {timeout:.0f} s")
-
-    @property
-    def url(self) -> str:
-        return f"http://{HOST}:{self.port}"
-
-    def log_text(self) -> str:
-        return self.log.read_text(errors="replace")
-
-    def model_loads(self) -> list[str]:
-        return [line for line in self.log_text().splitlines() if LOAD_LOG_LINE in line]
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=20)
-        self.log.unlink(missing_ok=True)
-
-
-@dataclass
-class RunResult:
-    """What one script run sent back to a session."""
-
-    seconds: float
-    status: str
-    exceptions: list[str] = field(default_factory=list)
-    page_errors: list[str] = field(default_factory=list)
-    images: list[str] = field(default_factory=list)
-    first_block_only: bool = False  # the sampling page answered with its busy-server first block
-
-
-class Session:
-    """One browser tab: a websocket, the widget values it has set, and the page it is on."""
-
-    def __init__(self, server_url: str, timeout: float = 180):
-        self.ws_url = server_url.replace("http://", "ws://") + "/_stcore/stream"
-        self.server_url = server_url
-        self.timeout = timeout
-        self.widget_ids: dict[str, str] = {}  # user key -> widget id, read from the page's elements
-        self.states: dict[str, WidgetState] = {}  # widget id -> the value this tab holds
-        self.page_hash = ""
-        self.cookies: dict[str, str] = {}
-        self._one_shot: set[str] = set()  # buttons pressed for the next run only
-        self.upstreams: set[str] = set()  # the replicas (X-Upstream) that answered this session, through a proxy
-        self._ws = None
-
-    async def __aenter__(self) -> Session:
-        # A browser loads the page first: through a proxy, that answer sets the sticky-session cookie.
-        await asyncio.to_thread(self._fetch, "/", False)
-        # The browser offers the "streamlit" subprotocol; max_size=None because a page's plotly chart is large.
-        self._ws = await connect(self.ws_url, subprotocols=["streamlit"], max_size=None, open_timeout=self.timeout,
-                                 additional_headers=self._headers())
-        self._note_upstream(self._ws.response.headers.get(UPSTREAM_HEADER))
-        return self
-
-    def _headers(self) -> dict[str, str]:
-        return {"Cookie": "; ".join(f"{k}={v}" for k, v in self.cookies.items())} if self.cookies else {}
-
-    def _note_upstream(self, value: str | None) -> None:
-        if value:
-            self.upstreams.add(value)
-
-    async def __aexit__(self, *exc) -> None:
-        await self._ws.close()
-
-    def click(self, key: str) -> None:
-        """Press a button by its key, for the next rerun only."""
-        self.set_value(key, trigger_value=True)
-        self._one_shot.add(self.widget_ids[key])
-
-    def set_value(self, key: str, **value) -> None:
-        """Set a widget by its key: set_value("mean", double_array_value=[3.0]), ("seed", int_value=7)."""
-        widget_id = self.widget_ids[key]
-        state = WidgetState(id=widget_id)
-        for name, v in value.items():
-            target = getattr(state, name)
-            if hasattr(target, "data"):
-                target.data.extend(v)
-            else:
-                setattr(state, name, v)
-        self.states[widget_id] = state
-
-    async def rerun(self) -> RunResult:
-        """Send this tab's widget values, read the run's messages to the end, fetch its images."""
-        message = BackMsg()
-        message.rerun_script.query_string = ""
-        message.rerun_script.page_script_hash = self.page_hash
-        message.rerun_script.widget_states.widgets.extend(self.states.values())
-        for widget_id in self._one_shot:  # a button is pressed for one run, as in the browser
-            self.states.pop(widget_id, None)
-        self._one_shot = set()
-        start = time.perf_counter()
-        await self._ws.send(message.SerializeToString())
-        result = RunResult(0.0, "timeout")
-        deadline = time.monotonic() + self.timeout
-        while True:
-            try:
-                data = await asyncio.wait_for(self._ws.recv(), max(0.1, deadline - time.monotonic()))
-            except asyncio.TimeoutError:
-                raise TimeoutError(f"no end of the script run within {self.timeout:.0f} s") from None
-            forward = ForwardMsg()
-            forward.ParseFromString(data)
-            kind = forward.WhichOneof("type")
-            if kind == "navigation" and forward.navigation.page_script_hash:
-                self.page_hash = forward.navigation.page_script_hash
-            elif kind == "delta" and forward.delta.WhichOneof("type") == "new_element":
-                self._read_element(forward.delta.new_element, result)
-            elif kind == "script_finished":
-                result.status = ForwardMsg.ScriptFinishedStatus.Name(forward.script_finished)
-                break
-        await asyncio.gather(*(asyncio.to_thread(self._fetch, url) for url in result.images))
-        result.seconds = time.perf_counter() - start
-        return result
-
-    def _read_element(self, element, result: RunResult) -> None:
-        kind = element.WhichOneof("type")
-        body = getattr(element, kind)
-        widget_id = getattr(body, "id", "")
-        if widget_id.startswith("$$ID-"):
-            self.widget_ids[widget_id.split("-", 2)[2]] = widget_id
-        if kind == "exception":
-            result.exceptions.append(f"{body.type}: {body.message}"[:300])
-        elif kind == "alert" and body.format == Alert.ERROR:
-            result.page_errors.append(body.body[:300])
-        elif kind == "alert" and body.body.startswith(FIRST_BLOCK_NOTE):
-            result.first_block_only = True
-        elif kind == "imgs":
-            result.images += [img.url for img in body.imgs if img.url.startswith("/")]
-
-    def _fetch(self, path: str, media: bool = True) -> None:
-        request = urllib.request.Request(self.server_url + path, headers=self._headers())
-        with urllib.request.urlopen(request, timeout=self.timeout) as answer:
-            self._note_upstream(answer.headers.get(UPSTREAM_HEADER))
-            for header in answer.headers.get_all("Set-Cookie") or []:
-                name, _, rest = header.partition("=")
-                self.cookies[name.strip()] = urllib.parse.unquote(rest.split(";", 1)[0])
-            if answer.status != 200 or (media and not answer.read()):
-                raise OSError(f"GET {path}: status {answer.status}")
 
 
 @dataclass
@@ -358,37 +115,6 @@ def percentile(values: list[float], q: float) -> float | None:
         return None
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, max(0, math.ceil(q / 100 * len(ordered)) - 1))]
-
-
-class MemorySampler(threading.Thread):
-    """The summed resident memory of the servers, every `every` seconds."""
-
-    def __init__(self, pids: list[int], every: float = 0.5):
-        super().__init__(daemon=True)
-        self.pids, self.every, self.samples = pids, every, []
-        self._stop_event = threading.Event()
-
-    def run(self) -> None:
-        while not self._stop_event.is_set():
-            self.samples.append(sum(rss_bytes(pid) for pid in self.pids))
-            self._stop_event.wait(self.every)
-
-    def stop(self) -> list[int]:
-        self._stop_event.set()
-        self.join()
-        return self.samples
-
-
-@contextlib.contextmanager
-def one_model(bundle: str):
-    """A checkpoints folder holding only this bundle (a link to it), so the app opens on it."""
-    source = Path(bundle).resolve()
-    if not (source / "config.json").is_file():
-        raise ServerError(f"{bundle}: not a bundle folder (no config.json)")
-    with tempfile.TemporaryDirectory(prefix="latent-explorer-one-model-") as folder:
-        (Path(folder) / source.parent.name).mkdir()
-        (Path(folder) / source.parent.name / source.name).symlink_to(source, target_is_directory=True)
-        yield folder
 
 
 def run_loadtest(sessions: int = 30, seconds: float = 60, checkpoints: str | None = None, think: float = 1.0,

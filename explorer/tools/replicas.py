@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from explorer.tools.loadtest import HOST, Server, ServerError, free_port, wait_until_healthy
+from explorer.tools.app_server import HOST, Server, ServerError, free_port, wait_until_healthy
 
 CONFIG = Path(__file__).resolve().parent / "serving" / "nginx-latent-explorer.conf"
 
