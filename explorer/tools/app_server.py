@@ -72,6 +72,17 @@ def rss_bytes(pid: int) -> int:
     return total
 
 
+def stop_process(process: subprocess.Popen, grace: float = 20) -> None:
+    """Ask a process to end (SIGTERM), and kill it after `grace` seconds if it has not."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=grace)
+
+
 @dataclass
 class Server:
     """`streamlit run explorer/app.py`, headless, on 127.0.0.1:<port>, logging to a file."""
@@ -97,6 +108,7 @@ class Server:
         with log.open("wb") as out:
             process = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
         server = Server(port, process, log)
+
         def exited() -> str:
             return f"the server exited with code {process.returncode}:\n{server.log_text()[-2000:]}"
 
@@ -116,13 +128,7 @@ class Server:
         return [line for line in self.log_text().splitlines() if LOAD_LOG_LINE in line]
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=20)
+        stop_process(self.process)
         self.log.unlink(missing_ok=True)
 
 

@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from explorer.tools.app_server import HOST, Server, ServerError, free_port, wait_until_healthy
+from explorer.tools.app_server import HOST, Server, ServerError, free_port, stop_process, wait_until_healthy
 
 CONFIG = Path(__file__).resolve().parent / "serving" / "nginx-latent-explorer.conf"
 
@@ -81,13 +81,7 @@ class Proxy:
         return f"http://{HOST}:{self.port}"
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=20)
+        stop_process(self.process)
         shutil.rmtree(self.prefix, ignore_errors=True)
 
 
