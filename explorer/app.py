@@ -16,6 +16,9 @@ from explorer.core.page import say_when_queued  # noqa: E402
 
 limit_malloc_arenas()  # once per process would do; repeating it on each run costs nothing
 
+# The tab's icon stays an emoji: Streamlit draws it as an inline SVG, where a Material icon favicon is fetched from
+# fonts.gstatic.com. The navigation uses Material icons: their font ships with Streamlit, where emoji need the
+# machine's emoji font (a lab PC without one shows empty boxes).
 st.set_page_config(page_title="Latent Explorer", page_icon="🧭", layout="wide")
 # Sample grids travel at their native size; the browser enlarges them with nearest neighbour.
 st.html(PIXELATED_CSS)
@@ -23,19 +26,19 @@ st.html(PIXELATED_CSS)
 say_when_queued()
 
 PAGES = [
-    st.Page("views/sample.py", title="Sample the latent space", icon="🎲", default=True),
-    st.Page("views/sweep.py", title="Mean sweep", icon="📉"),
-    st.Page("views/conditions.py", title="Ask for attributes", icon="🎭"),
-    st.Page("views/codes.py", title="InfoGAN codes", icon="🎛️"),
-    st.Page("views/directions.py", title="Attribute directions", icon="↗️"),
-    st.Page("views/vae_map.py", title="VAE latent map", icon="🗺️"),
-    st.Page("views/compare.py", title="VAE vs GAN", icon="⚖️"),
-    st.Page("views/interpolate.py", title="Interpolation", icon="🌐"),
-    st.Page("views/replay.py", title="Training replay", icon="⏱️"),
-    st.Page("views/train_live.py", title="Train live", icon="🔴"),
-    st.Page("views/experiments.py", title="Experiments", icon="🧪"),
-    st.Page("views/upload.py", title="Bring your own generator", icon="📤"),
-    st.Page("views/your_photo.py", title="Your photo in the latent space", icon="🤳"),
+    st.Page("views/sample.py", title="Sample the latent space", icon=":material/casino:", default=True),
+    st.Page("views/sweep.py", title="Mean sweep", icon=":material/trending_down:"),
+    st.Page("views/conditions.py", title="Ask for attributes", icon=":material/theater_comedy:"),
+    st.Page("views/codes.py", title="InfoGAN codes", icon=":material/tune:"),
+    st.Page("views/directions.py", title="Attribute directions", icon=":material/north_east:"),
+    st.Page("views/vae_map.py", title="VAE latent map", icon=":material/map:"),
+    st.Page("views/compare.py", title="VAE vs GAN", icon=":material/balance:"),
+    st.Page("views/interpolate.py", title="Interpolation", icon=":material/linear_scale:"),
+    st.Page("views/replay.py", title="Training replay", icon=":material/history:"),
+    st.Page("views/train_live.py", title="Train live", icon=":material/radio_button_checked:"),
+    st.Page("views/experiments.py", title="Experiments", icon=":material/science:"),
+    st.Page("views/upload.py", title="Bring your own generator", icon=":material/upload:"),
+    st.Page("views/your_photo.py", title="Your photo in the latent space", icon=":material/add_a_photo:"),
 ]
 
 st.navigation(PAGES).run()

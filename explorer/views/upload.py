@@ -75,7 +75,7 @@ if uploaded is not None:
         first_look = torch_worker.run(sampling.sample, bundle, bundle.prior, 16, 0)
         st.subheader(f"A first look: 16 samples from {bundle.prior.label}")
         st.image(grid_jpeg(first_look.images, nrow=8), output_format="JPEG", width="stretch")
-        st.page_link("views/sample.py", label="Explore it on the sampling page", icon="🎲")
+        st.page_link("views/sample.py", label="Explore it on the sampling page", icon=":material/casino:")
         st.caption("An imported generator has no training history or snapshots, so the training replay shows only "
                    "its samples.")
 
