@@ -38,3 +38,8 @@ def add_overwrite(parser: argparse.ArgumentParser, what: str) -> None:
     parser.add_argument("--overwrite", action="store_true",
                         help=f"replace {what} already at --out (only the files our commands write are removed; "
                              "anything else in the folder stays)")
+
+
+def names_list(text: str) -> list[str]:
+    """A comma-separated list of names, blanks dropped: "Smiling, Male," -> ["Smiling", "Male"]."""
+    return [v.strip() for v in text.split(",") if v.strip()]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from training.cli.arguments import add_overwrite, at_least, seeds
+from training.cli.arguments import add_overwrite, at_least, names_list, seeds
 
 # registry.TRAINABLE, written out so that `--help` need not import torch (tests/test_registry.py keeps them equal).
 TRAINABLE_FAMILIES = ("dcgan", "vae", "cgan", "infogan")
@@ -18,10 +18,6 @@ def _steps_list(text: str) -> tuple[int, ...]:
     if steps is None or (steps and steps[0] < 0):
         raise argparse.ArgumentTypeError(f"expected comma-separated step numbers (0 or more), got {text!r}")
     return steps
-
-
-def _names_list(text: str) -> list[str]:
-    return [v.strip() for v in text.split(",") if v.strip()]
 
 
 def _comma_ints(text: str) -> list[int]:
@@ -63,7 +59,7 @@ def add_parser(sub) -> None:
                       help="dataset (default toyfaces); the README's Datasets section describes each")
     data.add_argument("--data-root", default=None, metavar="PATH",
                       help="folder of a real dataset (fashion-mnist: default /usr/share/datasets/fashion-mnist)")
-    data.add_argument("--attributes", type=_names_list, default=None, metavar="A,B,...",
+    data.add_argument("--attributes", type=names_list, default=None, metavar="A,B,...",
                       help="label columns to keep, e.g. Smiling,Eyeglasses,Male (default: all)")
     data.add_argument("--face-margin", type=float, default=None, metavar="F",
                       help="trim this fraction of the shorter side from each edge before resizing (LFW: 0.25)")
@@ -125,7 +121,7 @@ def add_parser(sub) -> None:
     model.add_argument("--kl-weight", type=float, default=1e-4, metavar="W",
                        help="vae: loss = reconstruction + W x KL (the VAE lab compares 1e-4 and 1e-5)")
     model.add_argument("--recon-loss", choices=["mse", "bce"], default="mse", help="vae: reconstruction loss")
-    model.add_argument("--conditions", type=_names_list, default=None, metavar="A,B,...",
+    model.add_argument("--conditions", type=names_list, default=None, metavar="A,B,...",
                        help="cgan: attributes to condition on (default: all the dataset's)")
     model.add_argument("--info-categorical", type=_comma_ints, default=[10], metavar="K,...",
                        help="infogan: number of values of each categorical code ('' for none; default 10)")

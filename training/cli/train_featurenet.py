@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from training.cli.arguments import add_overwrite, at_least, seeds
+from training.cli.arguments import add_overwrite, at_least, names_list, seeds
 
 
 def add_parser(sub) -> None:
@@ -29,8 +29,9 @@ def add_parser(sub) -> None:
                         "augmentations (the older recipe)")
     parser.add_argument("--no-artifacts", action="store_true", help="do not teach the features to tell saturated, "
                         "noise-drowned or black images from real ones (the older recipe)")
-    parser.add_argument("--damage", default="saturated,noise,dark", help="comma-separated damage the features "
-                        "learn to tell from real images: saturated, noise, dark (default all three)")
+    parser.add_argument("--damage", type=names_list, default="saturated,noise,dark", metavar="KIND,...",
+                        help="damage the features learn to tell from real images: saturated, noise, dark "
+                        "(default all three)")
     parser.add_argument("--consistency", type=float, default=0.0, help="weight of a loss that keeps an augmented "
                         "image's features on its original's (default 0: off)")
     parser.add_argument("--blur-share", type=float, default=0.6, help="largest share of a 3x3 blur mixed into a "
@@ -61,7 +62,7 @@ def run(args: argparse.Namespace) -> None:
                                          device=args.device, harmless=not args.no_harmless,
                                          artifacts=not args.no_artifacts, blur_share=args.blur_share,
                                          consistency=args.consistency,
-                                         damage=tuple(k.strip() for k in args.damage.split(",") if k.strip()))
+                                         damage=tuple(args.damage))
     train_config.validate()
     real = load_real(args.data, image_size=args.image_size, num_images=args.num_images, seed=args.data_seed,
                      data_root=args.data_root, n_test=args.heldout, progress=True)

@@ -203,17 +203,20 @@ def train_featurenet(train: ImageDataset, heldout: ImageDataset, model_config: F
                     blur_share=train_config.blur_share) if train_config.augment else clean
         for group in opt.param_groups:
             group["lr"] = train_config.lr * 0.5 * (1 + math.cos(math.pi * (step - 1) / train_config.steps))
-        parts = [x] + ([clean] if train_config.consistency else [])
+        # One forward pass over the augmented batch, its clean originals (for the pull), and damaged copies (for the
+        # artifact head), each part only when its loss is on.
+        parts = [x, clean] if train_config.consistency else [x]
         if train_config.artifacts:
-            parts.append(damage(x[:max(1, int(len(x) * ARTIFACT_SHARE))], aug_rng, tuple(train_config.damage)))
+            damaged = damage(x[:max(1, int(len(x) * ARTIFACT_SHARE))], aug_rng, tuple(train_config.damage))
+            parts.append(damaged)
         features = net.features(torch.cat(parts).to(device))
         n = len(x)
         loss = net.loss([head(features[:n]) for head in net.heads], y.to(device))
         if train_config.consistency:
             loss = loss + train_config.consistency * consistency_loss(features[:n], features[n:2 * n])
         if train_config.artifacts:
-            is_damaged = torch.cat([torch.zeros(len(features) - len(parts[-1])), torch.ones(len(parts[-1]))])
-            loss = loss + F.binary_cross_entropy_with_logits(artifact_head(features).squeeze(1), is_damaged.to(device))
+            is_damaged = torch.cat([torch.zeros(len(features) - len(damaged)), torch.ones(len(damaged))]).to(device)
+            loss = loss + F.binary_cross_entropy_with_logits(artifact_head(features).squeeze(1), is_damaged)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
