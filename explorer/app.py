@@ -25,20 +25,32 @@ st.html(PIXELATED_CSS)
 # A page whose pictures wait behind other sessions' requests says so where they will appear.
 say_when_queued()
 
-PAGES = [
-    st.Page("views/sample.py", title="Sample the latent space", icon=":material/casino:", default=True),
-    st.Page("views/sweep.py", title="Mean sweep", icon=":material/trending_down:"),
-    st.Page("views/conditions.py", title="Ask for attributes", icon=":material/theater_comedy:"),
-    st.Page("views/codes.py", title="InfoGAN codes", icon=":material/tune:"),
-    st.Page("views/directions.py", title="Attribute directions", icon=":material/north_east:"),
-    st.Page("views/vae_map.py", title="VAE latent map", icon=":material/map:"),
-    st.Page("views/compare.py", title="VAE vs GAN", icon=":material/balance:"),
-    st.Page("views/interpolate.py", title="Interpolation", icon=":material/linear_scale:"),
-    st.Page("views/replay.py", title="Training replay", icon=":material/history:"),
-    st.Page("views/train_live.py", title="Train live", icon=":material/radio_button_checked:"),
-    st.Page("views/experiments.py", title="Experiments", icon=":material/science:"),
-    st.Page("views/upload.py", title="Bring your own generator", icon=":material/upload:"),
-    st.Page("views/your_photo.py", title="Your photo in the latent space", icon=":material/add_a_photo:"),
-]
+# Sections follow the lesson path; expanded=True keeps every page in view (collapsed, Streamlit hides all but ten
+# behind "View more", and the pages a class reaches last were the hidden ones).
+SECTIONS = {
+    "The central lesson": [
+        st.Page("views/sample.py", title="Sample the latent space", icon=":material/casino:", default=True),
+        st.Page("views/sweep.py", title="Mean sweep", icon=":material/trending_down:"),
+        st.Page("views/interpolate.py", title="Interpolation", icon=":material/linear_scale:"),
+    ],
+    "Attributes": [
+        st.Page("views/conditions.py", title="Ask for attributes", icon=":material/theater_comedy:"),
+        st.Page("views/codes.py", title="InfoGAN codes", icon=":material/tune:"),
+        st.Page("views/directions.py", title="Attribute directions", icon=":material/north_east:"),
+    ],
+    "VAE and GAN": [
+        st.Page("views/vae_map.py", title="VAE latent map", icon=":material/map:"),
+        st.Page("views/compare.py", title="VAE vs GAN", icon=":material/balance:"),
+    ],
+    "Training": [
+        st.Page("views/replay.py", title="Training replay", icon=":material/history:"),
+        st.Page("views/train_live.py", title="Train live", icon=":material/radio_button_checked:"),
+        st.Page("views/experiments.py", title="Experiments", icon=":material/science:"),
+    ],
+    "Bring your own": [
+        st.Page("views/upload.py", title="Bring your own generator", icon=":material/upload:"),
+        st.Page("views/your_photo.py", title="Your photo in the latent space", icon=":material/add_a_photo:"),
+    ],
+}
 
-st.navigation(PAGES).run()
+st.navigation(SECTIONS, expanded=True).run()

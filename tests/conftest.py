@@ -24,6 +24,10 @@ def _no_data_roots(monkeypatch):
     for name in list(os.environ):
         if name == "LATENT_EXPLORER_DATA_ROOT" or (name.startswith("LATENT_EXPLORER_") and name.endswith("_ROOT")):
             monkeypatch.delenv(name)
+    # Nor a folder an earlier test's page read a dataset from (the server remembers it for later visitors).
+    from explorer.logic import real_images
+
+    monkeypatch.setattr(real_images, "_READ_FROM", {})
 
 
 @pytest.fixture(scope="session")

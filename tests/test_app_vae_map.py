@@ -1,5 +1,7 @@
 """Drive the VAE latent map headless: PCA with a distribution overlay, t-SNE, a chosen code, reconstructions."""
 
+from pathlib import Path
+
 import pytest
 from latent_bundles import copy_root, metric, metric_labels, open_page, shared_root, shipped, use_checkpoints
 
@@ -136,3 +138,22 @@ def test_originals_read_from_the_dataset_when_the_bundle_ships_codes_only(root, 
     assert "ships codes and labels only" in texts(at) and "local copy" in texts(at)
     assert 'sidebar box "Folder of your datasets"' in texts(at) and "LATENT_EXPLORER_ANIME_ROOT" in texts(at)
     assert np.isfinite(float(metric(at, "held-out codes' distance (mean / 99%)").split(" / ")[0]))
+
+
+CELEBA_VAE = Path(__file__).resolve().parent.parent / "checkpoints" / "celeba" / "vae"
+
+
+@pytest.mark.skipif(not (CELEBA_VAE / "latents.npz").exists(), reason="the shipped CelebA VAE is not there")
+def test_the_celeba_map_opens_coloured_by_an_attribute_a_class_can_see():
+    """CelebA's first attribute is 5_o_Clock_Shadow; the map opens coloured by Male, which splits it visibly."""
+    from explorer.core import bundles
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(str(CELEBA_VAE.parent.parent.parent / "explorer" / "app.py"), default_timeout=180)
+    at.run()
+    at.switch_page("views/vae_map.py").run()
+    name = next(n for n, p in bundles.available().items() if Path(p).resolve() == CELEBA_VAE.resolve())
+    at.sidebar.selectbox(key="bundle_select").set_value(name).run()
+    assert not at.exception, at.exception
+    assert at.selectbox(key="map_colour").value == "Male"
+    assert "neighbours with the same Male" in metric_labels(at)

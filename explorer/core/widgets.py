@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import streamlit as st
 
-from explorer.logic.real_images import DATA_ROOT_LABEL
+from explorer.logic.real_images import DATA_ROOT_LABEL, remembered_data_root
 from training.data.location import DATA_ROOT_VARIABLE, PROCEDURAL_DATASETS
 from training.errors import LatentExplorerError
 from training.latent import PRESETS, LatentDistribution
@@ -88,7 +88,8 @@ def data_root_setting(dataset: str | None) -> str | None:
     if dataset in (*PROCEDURAL_DATASETS, "imported", None):
         return None
     state = st.session_state
-    state[DATA_ROOT_KEY] = state.get(DATA_ROOT_KEPT, "")
+    # What this visitor typed, else the folder this server last read the dataset from (kept across reloads).
+    state[DATA_ROOT_KEY] = state.get(DATA_ROOT_KEPT) or remembered_data_root(dataset) or ""
     typed = st.sidebar.text_input(
         DATA_ROOT_LABEL, key=DATA_ROOT_KEY, on_change=_keep_data_root,
         placeholder="e.g. /data (holding celeba64/, anime64/ ...)",

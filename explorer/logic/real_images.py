@@ -14,6 +14,15 @@ APP_ASK = ('the {name} images are not shipped with the app: type the folder that
            f'sidebar box "{DATA_ROOT_LABEL}"')
 # Fields of an older bundle's dataset description that load_dataset takes (newer bundles record `load_args`).
 _LOOSE_FIELDS = ("num_images", "seed", "attributes", "face_margin", "split")
+# The folder each real dataset was last read from on this server (dataset name -> folder as typed), so that a
+# reload, or another visitor, finds the dataset again without typing the folder a second time. Only a folder
+# that has just given the dataset's images is kept, so a wrong path typed by a visitor never replaces it.
+_READ_FROM: dict[str, str] = {}
+
+
+def remembered_data_root(name: str | None) -> str | None:
+    """The folder this server last read the named dataset from, or None."""
+    return _READ_FROM.get(str(name)) if name else None
 
 
 def real_images(dataset: dict, n: int, local_path: str | None = None,
@@ -40,7 +49,8 @@ def real_images(dataset: dict, n: int, local_path: str | None = None,
                                   "images to compare with")
     from training.data.location import load_arguments
 
-    args = load_arguments({**source, "name": name}, local_path, APP_ASK)
+    typed = local_path.strip() if isinstance(local_path, str) and local_path.strip() else None
+    args = load_arguments({**source, "name": name}, typed or remembered_data_root(name), APP_ASK)
     if "load_args" not in source:  # older bundles: the loose fields of the description
         args.update({k: source[k] for k in _LOOSE_FIELDS if source.get(k) is not None})
     data = load_recorded(args, size)
@@ -51,6 +61,8 @@ def real_images(dataset: dict, n: int, local_path: str | None = None,
         raise LatentExplorerError(f"the {name} copy at {args.get('path')} has {len(data)} images, fewer than the "
                                   f"training set (position {int(index.max())} is missing): it is not the same dataset")
     real, _ = data.batch(index)
+    if typed is not None:
+        _READ_FROM[str(name)] = typed
     return real
 
 

@@ -34,6 +34,9 @@ from training.latent import PRESETS
 OVERLAY_CODES = 200
 NO_COLOUR = "(one colour)"
 NO_OVERLAY = "none"
+# The first of these a dataset labels colours the map when the page opens (else its first attribute): attributes a
+# class sees at a glance in the faces (CelebA's first attribute, 5_o_Clock_Shadow, teaches little).
+TEACHING_COLOURS = ("Male", "Smiling")
 DEFAULTS = {"map_projection": "PCA", "map_perplexity": 30, "map_points": MAX_TSNE_POINTS, "map_overlay": "N(-10,1)",
             "map_point": 0, "map_recon_n": 16, "map_sample_seed": 0}
 
@@ -102,14 +105,20 @@ def map_controls(held) -> MapControls:
         c1, c2, c3 = st.columns(3)
         projection = c1.radio("projection", ["PCA", "t-SNE"], horizontal=True, key="map_projection")
         if state.get("map_colour") not in [NO_COLOUR] + names:
-            state["map_colour"] = names[0] if names else NO_COLOUR
+            state["map_colour"] = next((n for n in TEACHING_COLOURS if n in names), names[0] if names else NO_COLOUR)
         colour = c1.selectbox("colour by", [NO_COLOUR] + names, key="map_colour")
         perplexity, points, overlay_name = 0.0, 0, NO_OVERLAY  # each projection draws only its own controls
         if projection == "t-SNE":
             perplexity = c2.slider("perplexity (how many neighbours each point keeps close)", 2, 50, step=1,
                                    key="map_perplexity")
-            points = c2.slider("codes in the t-SNE map", 100, 5000, step=100, key="map_points",
-                               help="t-SNE costs grow fast with the number of points; 2000 takes about half a minute")
+            most = len(held)
+            if most > 100:
+                state["map_points"] = int(min(max(100, state["map_points"]), most))
+                points = c2.slider("codes in the t-SNE map", 100, most, step=100 if most % 100 == 0 else 1,
+                                   key="map_points", help=f"at most the {most} codes this bundle ships; t-SNE costs "
+                                   "grow fast with the number of points (2000 take about half a minute)")
+            else:
+                points = most
         else:
             overlay_name = c2.selectbox("overlay codes from", [NO_OVERLAY] + list(PRESETS), key="map_overlay")
         state["map_point"] = int(min(max(0, state["map_point"]), len(held) - 1))
