@@ -37,6 +37,7 @@ SECTIONS = {
         st.Page("views/conditions.py", title="Ask for attributes", icon=":material/theater_comedy:"),
         st.Page("views/codes.py", title="InfoGAN codes", icon=":material/tune:"),
         st.Page("views/directions.py", title="Attribute directions", icon=":material/north_east:"),
+        st.Page("views/arithmetic.py", title="Face arithmetic", icon=":material/calculate:"),
     ],
     "VAE and GAN": [
         st.Page("views/vae_map.py", title="VAE latent map", icon=":material/map:"),

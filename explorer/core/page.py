@@ -14,7 +14,7 @@ from training.errors import LatentExplorerError
 # A wait for the torch worker this long is still mentioned where the picture appears once it has arrived.
 QUEUE_NOTE_AFTER = 2.0
 # Pages that feed the generator codes z alone (no condition, no extra codes).
-Z_ONLY_PAGES = ("sweep", "interpolate", "photo")
+Z_ONLY_PAGES = ("sweep", "interpolate", "arithmetic", "photo")
 # What a page needs, for the sentence that says why it does not apply: (what the model lacks, so ... and;
 # what to pick; the --model that trains one).
 NEEDS = {

@@ -41,7 +41,7 @@ class Capabilities:
     has_encoder: images can be encoded to codes (x -> (mu, logvar)); generates: it has a generator at all;
     loop: the training loop that trains it ("gan", "vae" or None when it is not trained by `train`);
     pages: the explorer pages that apply to it (ids: sample, sweep, conditions, codes, directions, vae_map,
-    compare, interpolate, replay; sweep and interpolate feed z alone).
+    compare, interpolate, arithmetic, replay; sweep, interpolate and arithmetic feed z alone).
     """
 
     generates: bool
@@ -59,7 +59,7 @@ class Capabilities:
 
 
 _GENERATOR_PAGES = frozenset({"sample", "compare", "replay"})
-_Z_ONLY_PAGES = frozenset({"sweep", "interpolate", "directions", "photo"})  # the generator takes a code z alone
+_Z_ONLY_PAGES = frozenset({"sweep", "interpolate", "directions", "arithmetic", "photo"})  # the generator takes a code z alone
 CAPABILITIES = {
     "dcgan": Capabilities(generates=True, loop="gan", pages=_GENERATOR_PAGES | _Z_ONLY_PAGES),
     "vae": Capabilities(generates=True, has_encoder=True, loop="vae",
