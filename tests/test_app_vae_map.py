@@ -1,7 +1,9 @@
 """Drive the VAE latent map headless: PCA with a distribution overlay, t-SNE, a chosen code, reconstructions."""
 
+import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from latent_bundles import copy_root, metric, metric_labels, open_page, shared_root, shipped, use_checkpoints
 
@@ -157,3 +159,25 @@ def test_the_celeba_map_opens_coloured_by_an_attribute_a_class_can_see():
     assert not at.exception, at.exception
     assert at.selectbox(key="map_colour").value == "Male"
     assert "neighbours with the same Male" in metric_labels(at)
+
+
+def test_the_map_in_three_dimensions_still_decodes_a_clicked_code(tiny):
+    from explorer.logic.vae_map import pca_map, tsne_map
+
+    at = open_page("vae_map", "vae")
+    at.radio(key="map_dims").set_value("3-D").run()
+    assert not at.exception, at.exception
+    assert "three PCA axes hold" in texts(at)
+
+    spec = json.loads(at.get("plotly_chart")[0].proto.spec)
+    assert {trace["type"] for trace in spec["data"]} == {"scatter3d"}
+    assert any("customdata" in t for t in spec["data"])  # the held-out codes carry their index for a click
+    at.number_input(key="map_point").set_value(3).run()  # what a click sets (select_point)
+    assert not at.exception and "Code 3" in [h.value for h in at.subheader]
+    at.radio(key="map_projection").set_value("t-SNE").run()
+    assert not at.exception, at.exception
+    spec = json.loads(at.get("plotly_chart")[0].proto.spec)
+    assert {trace["type"] for trace in spec["data"]} == {"scatter3d"}
+    codes = np.random.default_rng(0).normal(size=(30, 8))
+    assert pca_map(codes, 3).xy.shape == (30, 3) and pca_map(codes).xy.shape == (30, 2)
+    assert tsne_map(codes, perplexity=5, dims=3, max_iter=250)[0].shape == (30, 3)

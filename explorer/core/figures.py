@@ -9,10 +9,32 @@ import numpy as np
 import plotly.graph_objects as go
 import torch
 
+from explorer.logic.curves import DRAWN_POINTS, minmax_downsample
 from explorer.logic.diagnostics import NormReference, nonfinite_rows
 
 # Blow 64x64 samples up so the back of the classroom sees them; nearest keeps pixels honest.
 DISPLAY_SCALE = 3
+
+# Chart text read from the back of a classroom at 150% zoom: nothing under 16 px. Streamlit's chart theme draws
+# ticks at 12 px unless a figure says otherwise, so every figure says so (readable, below).
+TEXT_PX = 16
+AXIS_TITLE_PX = 18
+TITLE_PX = 20
+# Legends sit under the plot, in the figure's bottom margin: above it they ran into the titles of the panels.
+LEGEND_BELOW = dict(orientation="h", xref="container", x=0.01, xanchor="left", yref="container", y=0.01,
+                    yanchor="bottom")
+LEGEND_ROOM_PX = 90  # bottom margin for the x axis's title and one or two rows of legend
+
+
+def readable(fig: go.Figure) -> go.Figure:
+    """Every text of the figure at least TEXT_PX (ticks, axis titles, legend, hover labels, annotations such as
+    panel titles): the one place the charts' text sizes are set."""
+    fig.update_layout(font_size=TEXT_PX, title_font_size=TITLE_PX, legend_font_size=TEXT_PX,
+                      hoverlabel_font_size=TEXT_PX)
+    fig.update_xaxes(tickfont_size=TEXT_PX, title_font_size=AXIS_TITLE_PX)
+    fig.update_yaxes(tickfont_size=TEXT_PX, title_font_size=AXIS_TITLE_PX)
+    fig.for_each_annotation(lambda note: note.update(font_size=max(note.font.size or 0, TEXT_PX)))
+    return fig
 
 
 def image_grid(images: torch.Tensor, nrow: int = 8, scale: int = DISPLAY_SCALE, padding: int = 2) -> np.ndarray:
@@ -118,12 +140,14 @@ def norm_histogram(norms: np.ndarray, prior_norms: np.ndarray, reference: NormRe
 
 @functools.lru_cache(maxsize=64)
 def _norm_layout(prior_mean: float) -> go.Layout:
-    return go.Layout(barmode="overlay", xaxis_title="code norm ||z||", yaxis_title="density", height=320,
-                     margin=dict(l=10, r=10, t=30, b=10), legend=dict(orientation="h", y=1.15),
-                     shapes=[dict(type="line", xref="x", yref="paper", x0=prior_mean, x1=prior_mean, y0=0, y1=1,
-                                  line=dict(dash="dash", color="#444"))],
-                     annotations=[dict(x=prior_mean, xref="x", y=1, yref="paper", showarrow=False, xanchor="right",
-                                       yanchor="top", text=f"prior mean {prior_mean:.1f}")])
+    layout = go.Layout(barmode="overlay", xaxis_title="code norm ||z||", yaxis_title="density", height=360,
+                       margin=dict(l=10, r=10, t=40, b=LEGEND_ROOM_PX), legend=LEGEND_BELOW,
+                       shapes=[dict(type="line", xref="x", yref="paper", x0=prior_mean, x1=prior_mean, y0=0, y1=1,
+                                    line=dict(dash="dash", color="#444"))],
+                       # Above the plot, where no bar can hide it.
+                       annotations=[dict(x=prior_mean, xref="x", y=1, yref="paper", showarrow=False,
+                                         xanchor="center", yanchor="bottom", text=f"prior mean {prior_mean:.1f}")])
+    return readable(go.Figure(layout=layout)).layout
 
 
 def upscale(array: np.ndarray, scale: int = DISPLAY_SCALE) -> np.ndarray:
@@ -131,6 +155,17 @@ def upscale(array: np.ndarray, scale: int = DISPLAY_SCALE) -> np.ndarray:
     if scale <= 1:
         return array
     return array.repeat(scale, axis=0).repeat(scale, axis=1)
+
+
+def grid_corner(grid: np.ndarray, faces: int, per_row: int = 8, padding: int = 2) -> np.ndarray:
+    """The top-left `faces` x `faces` images of a saved grid of `per_row` images a row, laid out as make_grid does
+    (a border before every image, one after the last); the whole grid when it is not laid out that way."""
+    height, width = grid.shape[:2]
+    tile, rest = divmod(width - padding, per_row)
+    side = faces * tile + padding
+    if rest or tile <= padding or faces >= per_row or side > height:
+        return grid
+    return grid[:side, :side]
 
 
 def labelled_rows(labels: list[str], rows: list[torch.Tensor], scale: int = DISPLAY_SCALE, padding: int = 2,
@@ -184,8 +219,8 @@ def sweep_figure(means: np.ndarray, columns: dict[str, np.ndarray], varied: tupl
             fig.add_vrect(x0=varied[0] - 0.25, x1=varied[1] + 0.25, fillcolor="#2ecc71", opacity=0.12,
                           line_width=0, row=i, col=1)
     fig.update_xaxes(title_text="mean m of z ~ N(m, std)", row=len(panels), col=1)
-    fig.update_layout(height=170 * len(panels) + 60, margin=dict(l=10, r=10, t=40, b=10), font=dict(size=15))
-    return fig
+    fig.update_layout(height=180 * len(panels) + 80, margin=dict(l=10, r=10, t=40, b=10))
+    return readable(fig)
 
 
 def path_norms_figure(t: np.ndarray, linear: np.ndarray, spherical: np.ndarray, reference: NormReference,
@@ -199,18 +234,32 @@ def path_norms_figure(t: np.ndarray, linear: np.ndarray, spherical: np.ndarray, 
     fig.add_scatter(x=t, y=spherical, name="spherical (slerp)", line=dict(color="#2e86ab", width=4))
     low = min(float(linear.min()), reference.mean - 3 * reference.std)
     high = max(float(max(linear.max(), spherical.max())), reference.mean + 3 * reference.std)
-    fig.update_layout(xaxis_title="position along the path t", yaxis_title="code norm ||z||", height=360,
-                      yaxis_range=[0.9 * low, 1.05 * high], margin=dict(l=10, r=10, t=30, b=10),
-                      legend=dict(orientation="h", y=1.12), font=dict(size=15))
-    return fig
+    fig.update_layout(xaxis_title="position along the path t", yaxis_title="code norm ||z||", height=400,
+                      yaxis_range=[0.9 * low, 1.05 * high], margin=dict(l=10, r=10, t=30, b=LEGEND_ROOM_PX),
+                      legend=LEGEND_BELOW)
+    return readable(fig)
 
 
-def loss_figure(steps: np.ndarray, curves: dict[str, np.ndarray], labels: dict[str, str],
+# Curves one loss chart draws: every curve our training loops record (13 names) fits; a history holding thousands
+# of curves would otherwise make a chart of hundreds of megabytes out of a file the reader accepts.
+MAX_CURVES = 16
+NAME_CHARACTERS = 60  # a curve's name in the legend (a history's keys are whatever the file says)
+
+
+def shortened(text: str, limit: int = NAME_CHARACTERS) -> str:
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
+def loss_figure(curves: dict[str, tuple[np.ndarray, np.ndarray]], labels: dict[str, str],
                 marker_step: int | None = None, equilibrium: dict[str, float] | None = None,
                 probability_keys: tuple[str, ...] = ("d_real", "d_fake")) -> go.Figure:
-    """Training curves: losses on top, D's outputs (probabilities) below when present; a line at the viewed step."""
+    """Training curves, each given as (steps, values): losses on top, D's outputs (probabilities) below when present;
+    a line at the viewed step and one at each curve's equilibrium value. A curve longer than DRAWN_POINTS is cut
+    down (lowest and highest point per stretch of steps), and at most MAX_CURVES curves are drawn (the first ones),
+    so the chart stays small whatever the history holds."""
     from plotly.subplots import make_subplots
 
+    curves = dict(list(curves.items())[:MAX_CURVES])
     colours = {"loss_g": "#e4572e", "loss_d": "#2e86ab", "d_real": "#1e8449", "d_fake": "#6c3483",
                "recon": "#e4572e", "kl": "#2e86ab", "loss": "#7f8c8d"}
     probabilities = [k for k in curves if k in probability_keys]
@@ -218,23 +267,54 @@ def loss_figure(steps: np.ndarray, curves: dict[str, np.ndarray], labels: dict[s
     rows = 2 if probabilities and losses else 1
     titles = (["losses", "discriminator outputs (probability)"] if rows == 2
               else ["discriminator outputs (probability)" if probabilities else "losses"])
-    fig = make_subplots(rows=rows, cols=1, shared_xaxes=True, vertical_spacing=0.08, subplot_titles=titles)
+    fig = make_subplots(rows=rows, cols=1, shared_xaxes=True, vertical_spacing=0.1, subplot_titles=titles)
+
+    def row_of(key: str) -> int:
+        return 2 if rows == 2 and key in probabilities else 1
+
     for key in losses + probabilities:
-        row = 2 if rows == 2 and key in probabilities else 1
-        fig.add_scatter(x=steps, y=curves[key], name=labels.get(key, key), mode="lines",
-                        line=dict(color=colours.get(key), width=2), row=row, col=1)
+        steps, values = minmax_downsample(*curves[key], DRAWN_POINTS)
+        fig.add_scatter(x=steps, y=values, name=shortened(labels.get(key, key)), mode="lines",
+                        line=dict(color=colours.get(key), width=2), row=row_of(key), col=1)
+    # Two equilibrium lines can lie close together (D's 1.39 and G's 0.69 on a loss axis reaching 10): their labels
+    # go to opposite ends of the panel, so they never overlap whatever the axis range.
+    ends = ("top right", "bottom left")
+    labelled_in_row: dict[int, int] = {}
     for key, value in (equilibrium or {}).items():
         if key in curves:
-            row = 2 if rows == 2 and key in probabilities else 1
+            row = row_of(key)
+            place = ends[labelled_in_row.get(row, 0) % len(ends)]
+            labelled_in_row[row] = labelled_in_row.get(row, 0) + 1
             fig.add_hline(y=value, line_dash="dot", line_color=colours.get(key, "#999"), row=row, col=1,
-                          annotation_text=f"equilibrium {value:.2f}", annotation_position="bottom right")
+                          annotation_text=f"{shortened(labels.get(key, key))} equilibrium {value:.2f}",
+                          annotation_position=place, annotation_font_color=colours.get(key, "#555"))
     if marker_step is not None:
         for row in range(1, rows + 1):
             fig.add_vline(x=marker_step, line_dash="dash", line_color="#444", row=row, col=1)
     fig.update_xaxes(title_text="training step", row=rows, col=1)
-    fig.update_layout(height=300 * rows + 60, margin=dict(l=10, r=10, t=40, b=10), font=dict(size=15),
-                      legend=dict(orientation="h", y=1.08))
-    return fig
+    fig.update_layout(height=300 * rows + 120, margin=dict(l=10, r=10, t=40, b=LEGEND_ROOM_PX), legend=LEGEND_BELOW)
+    return readable(fig)
+
+
+# One colour per run of an experiment group; the baseline (first) is black.
+RUN_COLOURS = ("#222222", "#e4572e", "#2e86ab", "#1e8449", "#6c3483", "#f1c40f", "#d35400", "#16a085")
+
+
+def overlay_figure(curves: dict[str, tuple[np.ndarray, np.ndarray]], title: str,
+                   marker_step: int | None = None) -> go.Figure:
+    """One training curve of several runs, overlaid: run label -> (steps, values), the first drawn thicker. Long
+    curves are cut down as in loss_figure."""
+    fig = go.Figure()
+    for i, (name, (steps, values)) in enumerate(curves.items()):
+        steps, values = minmax_downsample(steps, values, DRAWN_POINTS)
+        fig.add_scatter(x=steps, y=values, name=name, mode="lines",
+                        line=dict(color=RUN_COLOURS[i % len(RUN_COLOURS)], width=3 if i == 0 else 2))
+    if marker_step is not None:
+        fig.add_vline(x=marker_step, line_dash="dash", line_color="#444")
+    legend_px = 28 * len(curves)  # run labels are long: one a row, under the plot
+    fig.update_layout(height=440 + legend_px, margin=dict(l=10, r=10, t=50, b=80 + legend_px),
+                      title=title, xaxis_title="training step", legend=LEGEND_BELOW)
+    return readable(fig)
 
 
 # A qualitative palette readable on a projector; the overlay is always black crosses.
@@ -254,8 +334,20 @@ def latent_scatter(xy: np.ndarray, groups: np.ndarray, index: np.ndarray, title:
                    order: tuple[str, ...] | None = None) -> go.Figure:
     """Codes as points coloured by group (one legend entry per value, in `order` when given); each point carries
     its code index as customdata, so a selection event says which code was picked. Optional overlay of other
-    codes (crosses) and a ring around the selected code."""
+    codes (crosses) and a ring around the selected code. Three columns in xy (and axis titles) draw it in 3-D,
+    which a click selects from too."""
     fig = go.Figure()
+    three_d = xy.shape[1] == 3
+
+    def points(where: np.ndarray, **trace) -> None:
+        p = np.asarray(where)
+        if three_d:
+            marker = dict(trace.pop("marker"))
+            marker["size"] = max(3, int(marker.get("size", 7) * 0.6))  # 3-D markers draw larger
+            fig.add_scatter3d(x=p[:, 0], y=p[:, 1], z=p[:, 2], marker=marker, **trace)
+        else:
+            fig.add_scatter(x=p[:, 0], y=p[:, 1], **trace)
+
     groups = np.asarray(groups).astype(str)
     present = set(groups.tolist())
     values = [v for v in (order or ()) if v in present] + sorted(present - set(order or ()))
@@ -263,21 +355,24 @@ def latent_scatter(xy: np.ndarray, groups: np.ndarray, index: np.ndarray, title:
     for k, value in enumerate(values):
         mask = groups == value
         colour = NAMED_COLOURS[value.lower()] if named else MAP_COLOURS[k % len(MAP_COLOURS)]
-        fig.add_scatter(x=xy[mask, 0], y=xy[mask, 1], mode="markers", name=value,
-                        marker=dict(size=7, color=colour, opacity=0.75),
-                        customdata=np.asarray(index)[mask],
-                        hovertemplate="code %{customdata}<extra>" + value + "</extra>")
+        points(xy[mask], mode="markers", name=value, marker=dict(size=7, color=colour, opacity=0.75),
+               customdata=np.asarray(index)[mask], hovertemplate="code %{customdata}<extra>" + value + "</extra>")
     if overlay is not None and len(overlay):
-        fig.add_scatter(x=overlay[:, 0], y=overlay[:, 1], mode="markers", name=overlay_label or "overlay",
-                        marker=dict(size=9, symbol="x", color="#111"), hoverinfo="skip")
+        points(overlay, mode="markers", name=overlay_label or "overlay", marker=dict(size=9, symbol="x", color="#111"),
+               hoverinfo="skip")
     if selected is not None:
         where = np.flatnonzero(np.asarray(index) == selected)
         if len(where):
-            p = xy[where[0]]
-            fig.add_scatter(x=[p[0]], y=[p[1]], mode="markers", name=f"code {selected}", hoverinfo="skip",
-                            marker=dict(size=20, symbol="circle-open", color="#111", line=dict(width=3)))
-    fig.update_layout(title=title, xaxis_title=axis_titles[0], yaxis_title=axis_titles[1], height=520,
-                      margin=dict(l=10, r=10, t=50, b=10), font=dict(size=15), legend=dict(itemsizing="constant"))
+            points(xy[where[:1]], mode="markers", name=f"code {selected}", hoverinfo="skip",
+                   marker=dict(size=20, symbol="circle-open", color="#111", line=dict(width=3)))
+    fig.update_layout(title=title, height=520, margin=dict(l=10, r=10, t=50, b=10),
+                      legend=dict(itemsizing="constant"))
+    if three_d:
+        fig.update_layout(scene=dict(xaxis_title=axis_titles[0], yaxis_title=axis_titles[1],
+                                     zaxis_title=axis_titles[2] if len(axis_titles) > 2 else "3"))
+    else:
+        fig.update_layout(xaxis_title=axis_titles[0], yaxis_title=axis_titles[1])
+    readable(fig)
     # No clickmode / dragmode here: st.plotly_chart(on_select=...) sets click-to-select itself, and only when the
     # layout leaves them unset.
     return fig
@@ -299,6 +394,5 @@ def walk_figure(ts: list[float], recognised: list[float], norms: list[float], la
     fig.update_yaxes(title_text="share recognised", tickformat=".0%", range=[0, 1.05], secondary_y=False)
     fig.update_yaxes(title_text="code norm", secondary_y=True)
     fig.update_xaxes(title_text="position t along the direction (in gaps between the groups)")
-    fig.update_layout(height=340, margin=dict(l=10, r=10, t=30, b=10), font=dict(size=15),
-                      legend=dict(orientation="h", y=1.15))
-    return fig
+    fig.update_layout(height=400, margin=dict(l=10, r=10, t=30, b=LEGEND_ROOM_PX), legend=LEGEND_BELOW)
+    return readable(fig)

@@ -40,28 +40,28 @@ def colour_labels(held: HeldOutCodes, attribute: str | None) -> np.ndarray:
 @dataclass(frozen=True)
 class PCAMap:
     mean: np.ndarray  # (d,)
-    components: np.ndarray  # (2, d), unit rows
-    explained: np.ndarray  # (2,) share of the codes' variance along each component
-    xy: np.ndarray  # (N, 2) the fitted codes' positions
+    components: np.ndarray  # (dims, d), unit rows
+    explained: np.ndarray  # (dims,) share of the codes' variance along each component
+    xy: np.ndarray  # (N, dims) the fitted codes' positions
 
     def project(self, z: np.ndarray | torch.Tensor) -> np.ndarray:
         return (np.asarray(z, dtype=np.float64) - self.mean) @ self.components.T
 
 
-def pca_map(codes: np.ndarray) -> PCAMap:
-    """The two principal components of the codes, signs fixed (largest loading positive) so the map is the
-    same on every run."""
+def pca_map(codes: np.ndarray, dims: int = 2) -> PCAMap:
+    """The first `dims` (2 or 3) principal components of the codes, signs fixed (largest loading positive) so the
+    map is the same on every run."""
     x = np.asarray(codes, dtype=np.float64)
     mean = x.mean(axis=0)
     _, s, vt = np.linalg.svd(x - mean, full_matrices=False)
-    components = vt[:2].copy()
-    if components.shape[0] < 2:  # one-dimensional codes: the second axis is all zeros
-        components = np.vstack([components, np.zeros_like(components[:1])])
+    components = vt[:dims].copy()
+    if components.shape[0] < dims:  # codes of fewer dimensions than the map: the missing axes are all zeros
+        components = np.vstack([components, np.zeros((dims - components.shape[0], x.shape[1]))])
     for row in components:
         if row[np.argmax(np.abs(row))] < 0:
             row *= -1
     total = float((s ** 2).sum())
-    explained = np.array([(s[i] ** 2) / total if i < len(s) and total > 0 else 0.0 for i in range(2)])
+    explained = np.array([(s[i] ** 2) / total if i < len(s) and total > 0 else 0.0 for i in range(dims)])
     return PCAMap(mean, components, explained, (x - mean) @ components.T)
 
 
@@ -78,16 +78,16 @@ def usable_perplexity(perplexity: float, n: int) -> float:
 
 
 def tsne_map(codes: np.ndarray, perplexity: float = 30.0, seed: int = 0, max_points: int = MAX_TSNE_POINTS,
-             max_iter: int = TSNE_ITERATIONS) -> tuple[np.ndarray, np.ndarray, float]:
-    """t-SNE of at most max_points codes: (positions (M, 2), indices of the codes used (M,), perplexity used).
-    Deterministic for a seed (PCA initialisation, fixed random_state)."""
+             max_iter: int = TSNE_ITERATIONS, dims: int = 2) -> tuple[np.ndarray, np.ndarray, float]:
+    """t-SNE of at most max_points codes in `dims` (2 or 3) dimensions: (positions (M, dims), indices of the codes
+    used (M,), perplexity used). Deterministic for a seed (PCA initialisation, fixed random_state)."""
     from sklearn.manifold import TSNE
 
     index = subsample(len(codes), max_points, seed)
     if len(index) < 4:
         raise LatentExplorerError(f"t-SNE needs at least 4 codes, got {len(index)}")
     used = usable_perplexity(perplexity, len(index))
-    xy = TSNE(n_components=2, perplexity=used, init="pca", learning_rate="auto", random_state=seed,
+    xy = TSNE(n_components=dims, perplexity=used, init="pca", learning_rate="auto", random_state=seed,
               max_iter=max_iter).fit_transform(np.asarray(codes, dtype=np.float64)[index])
     return xy.astype(np.float64), index, used
 
@@ -234,8 +234,10 @@ def explain_map(projection: str, attribute: str | None, agreement: float, chance
                 n: int, dataset: str | None = None) -> str:
     parts = []
     if explained is not None:
-        parts.append(f"The two PCA axes hold {explained.sum():.0%} of the variance of the {n} codes "
-                     f"({explained[0]:.0%} and {explained[1]:.0%}); the rest is spread over the other directions.")
+        shares = [f"{e:.0%}" for e in explained]
+        parts.append(f"The {['', 'one', 'two', 'three'][len(shares)]} PCA axes hold {explained.sum():.0%} of the "
+                     f"variance of the {n} codes ({', '.join(shares[:-1])} and {shares[-1]}); the rest is spread "
+                     "over the other directions.")
     else:
         parts.append(f"t-SNE places the {n} codes so that neighbours in the latent space stay neighbours on the "
                      "page; distances between far-apart groups mean little.")

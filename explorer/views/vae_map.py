@@ -37,7 +37,7 @@ NO_OVERLAY = "none"
 # The first of these a dataset labels colours the map when the page opens (else its first attribute): attributes a
 # class sees at a glance in the faces (CelebA's first attribute, 5_o_Clock_Shadow, teaches little).
 TEACHING_COLOURS = ("Male", "Smiling")
-DEFAULTS = {"map_projection": "PCA", "map_perplexity": 30, "map_points": MAX_TSNE_POINTS, "map_overlay": "N(-10,1)",
+DEFAULTS = {"map_projection": "PCA", "map_dims": "2-D", "map_perplexity": 30, "map_points": MAX_TSNE_POINTS, "map_overlay": "N(-10,1)",
             "map_point": 0, "map_recon_n": 16, "map_sample_seed": 0}
 
 
@@ -48,13 +48,14 @@ def cached_codes(bundle: BundleKey, latents_mtime: float):
 
 
 @st.cache_data(max_entries=8)
-def cached_pca(bundle: BundleKey, latents_mtime: float, _codes: np.ndarray):
-    return pca_map(_codes)
+def cached_pca(bundle: BundleKey, latents_mtime: float, _codes: np.ndarray, dims: int = 2):
+    return pca_map(_codes, dims)
 
 
 @st.cache_data(max_entries=16, show_spinner="Running t-SNE (once per perplexity; recolouring is instant)…")
-def cached_tsne(bundle: BundleKey, latents_mtime: float, perplexity: float, max_points: int, _codes: np.ndarray):
-    return tsne_map(_codes, perplexity=perplexity, max_points=max_points)
+def cached_tsne(bundle: BundleKey, latents_mtime: float, perplexity: float, max_points: int, _codes: np.ndarray,
+                dims: int = 2):
+    return tsne_map(_codes, perplexity=perplexity, max_points=max_points, dims=dims)
 
 
 @st.cache_resource(max_entries=8, show_spinner="Reading the original images from the dataset…")
@@ -91,6 +92,7 @@ def select_point() -> None:
 @dataclass(frozen=True)
 class MapControls:
     projection: str  # "PCA" or "t-SNE"
+    dims: int  # 2 or 3
     attribute: str | None  # colour by (None: one colour)
     overlay: str  # a preset's name or NO_OVERLAY (PCA only)
     perplexity: float  # t-SNE only (0 with PCA)
@@ -103,7 +105,11 @@ def map_controls(held) -> MapControls:
     state = st.session_state
     with st.container(border=True):
         c1, c2, c3 = st.columns(3)
-        projection = c1.radio("projection", ["PCA", "t-SNE"], horizontal=True, key="map_projection")
+        projection = c1.radio("projection", ["PCA", "t-SNE"], horizontal=True, key="map_projection",
+                              help="UMAP is not offered: it needs numba and llvmlite (about 210 MB), and its first "
+                                   "map of 2000 codes took over a minute on a 2-core server.")
+        dims = c1.radio("dimensions", ["2-D", "3-D"], horizontal=True, key="map_dims",
+                        help="3-D: drag to turn the map, scroll to zoom; a click still picks a code")
         if state.get("map_colour") not in [NO_COLOUR] + names:
             state["map_colour"] = next((n for n in TEACHING_COLOURS if n in names), names[0] if names else NO_COLOUR)
         colour = c1.selectbox("colour by", [NO_COLOUR] + names, key="map_colour")
@@ -124,7 +130,7 @@ def map_controls(held) -> MapControls:
         state["map_point"] = int(min(max(0, state["map_point"]), len(held) - 1))
         point = c3.number_input(f"code to decode (0..{len(held) - 1}; or click a point)", min_value=0,
                                 max_value=len(held) - 1, step=1, key="map_point")
-    return MapControls(projection, None if colour == NO_COLOUR else colour, overlay_name, float(perplexity),
+    return MapControls(projection, 3 if dims == "3-D" else 2, None if colour == NO_COLOUR else colour, overlay_name, float(perplexity),
                        int(points), int(point))
 
 
@@ -156,24 +162,25 @@ def the_map(bundle, held, data_root: str | None) -> None:
     chosen = map_controls(held)
     attribute = chosen.attribute
     groups_all = colour_labels(held, attribute)
-    pca = cached_pca(key, latents_mtime, held.codes)
+    pca = cached_pca(key, latents_mtime, held.codes, chosen.dims)
     shifted = None
     if chosen.projection == "PCA":
         xy, index = pca.xy, np.arange(n_codes)
-        axes = (f"PC 1 ({pca.explained[0]:.0%} of the variance)", f"PC 2 ({pca.explained[1]:.0%})")
+        axes = (f"PC 1 ({pca.explained[0]:.0%} of the variance)",
+                *(f"PC {i + 1} ({pca.explained[i]:.0%})" for i in range(1, chosen.dims)))
         if chosen.overlay != NO_OVERLAY:
             shifted = overlay(held.codes, pca, PRESETS[chosen.overlay], OVERLAY_CODES)
         explained = pca.explained
     else:
-        xy, index, used = cached_tsne(key, latents_mtime, chosen.perplexity, chosen.points, held.codes)
-        axes = ("t-SNE 1", "t-SNE 2")
+        xy, index, used = cached_tsne(key, latents_mtime, chosen.perplexity, chosen.points, held.codes, chosen.dims)
+        axes = tuple(f"t-SNE {i + 1}" for i in range(chosen.dims))
         explained = None
         if used != chosen.perplexity:
             st.caption(f"Perplexity {chosen.perplexity:g} is too large for {len(index)} codes; using {used:.3g}.")
     groups = groups_all[index]
     chart, side = st.columns([3, 2])
     with chart:
-        title = f"{chosen.projection} of {len(index)} encoded held-out images" + (
+        title = ("3-D " if chosen.dims == 3 else "") + f"{chosen.projection} of {len(index)} encoded held-out images" + (
             f", coloured by {attribute}" if attribute else "")
         order = next(a.values for a in held.attributes if a.name == attribute) if attribute else None
         st.plotly_chart(latent_scatter(xy, groups, index, title, axes, shifted.xy if shifted else None,
