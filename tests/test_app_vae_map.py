@@ -148,8 +148,9 @@ CELEBA_VAE = Path(__file__).resolve().parent.parent / "checkpoints" / "celeba" /
 @pytest.mark.skipif(not (CELEBA_VAE / "latents.npz").exists(), reason="the shipped CelebA VAE is not there")
 def test_the_celeba_map_opens_coloured_by_an_attribute_a_class_can_see():
     """CelebA's first attribute is 5_o_Clock_Shadow; the map opens coloured by Male, which splits it visibly."""
-    from explorer.core import bundles
     from streamlit.testing.v1 import AppTest
+
+    from explorer.core import bundles
 
     at = AppTest.from_file(str(CELEBA_VAE.parent.parent.parent / "explorer" / "app.py"), default_timeout=180)
     at.run()

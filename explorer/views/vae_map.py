@@ -37,7 +37,8 @@ NO_OVERLAY = "none"
 # The first of these a dataset labels colours the map when the page opens (else its first attribute): attributes a
 # class sees at a glance in the faces (CelebA's first attribute, 5_o_Clock_Shadow, teaches little).
 TEACHING_COLOURS = ("Male", "Smiling")
-DEFAULTS = {"map_projection": "PCA", "map_dims": "2-D", "map_perplexity": 30, "map_points": MAX_TSNE_POINTS, "map_overlay": "N(-10,1)",
+DEFAULTS = {"map_projection": "PCA", "map_dims": "2-D", "map_perplexity": 30, "map_points": MAX_TSNE_POINTS,
+            "map_overlay": "N(-10,1)",
             "map_point": 0, "map_recon_n": 16, "map_sample_seed": 0}
 
 
@@ -130,7 +131,8 @@ def map_controls(held) -> MapControls:
         state["map_point"] = int(min(max(0, state["map_point"]), len(held) - 1))
         point = c3.number_input(f"code to decode (0..{len(held) - 1}; or click a point)", min_value=0,
                                 max_value=len(held) - 1, step=1, key="map_point")
-    return MapControls(projection, 3 if dims == "3-D" else 2, None if colour == NO_COLOUR else colour, overlay_name, float(perplexity),
+    return MapControls(projection, 3 if dims == "3-D" else 2, None if colour == NO_COLOUR else colour, overlay_name,
+                       float(perplexity),
                        int(points), int(point))
 
 
@@ -180,8 +182,9 @@ def the_map(bundle, held, data_root: str | None) -> None:
     groups = groups_all[index]
     chart, side = st.columns([3, 2])
     with chart:
-        title = ("3-D " if chosen.dims == 3 else "") + f"{chosen.projection} of {len(index)} encoded held-out images" + (
-            f", coloured by {attribute}" if attribute else "")
+        shape = "3-D " if chosen.dims == 3 else ""
+        colouring = f", coloured by {attribute}" if attribute else ""
+        title = f"{shape}{chosen.projection} of {len(index)} encoded held-out images{colouring}"
         order = next(a.values for a in held.attributes if a.name == attribute) if attribute else None
         st.plotly_chart(latent_scatter(xy, groups, index, title, axes, shifted.xy if shifted else None,
                                        shifted.label if shifted else None, chosen.point, order),
