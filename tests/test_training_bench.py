@@ -30,7 +30,10 @@ def test_bench_prints_every_figure_as_json(capsys):
         assert line["unit"] == "images/s" and line["rounds"] == 2 and len(line["per_round"]) == 2
         assert math.isfinite(line["value"]) and line["value"] > 0 and line["what"]
         assert line["precision"] == ("bf16" if way.endswith("fast") else "fp32")
-    ratios = {line["name"]: line["value"] for line in lines if line["figure"] == "ratio"}
+        assert line["spread"] >= 0
+    ratio_lines = [line for line in lines if line["figure"] == "ratio"]
+    assert all(len(line["per_round"]) == 2 and line["spread"] >= 0 for line in ratio_lines)
+    ratios = {line["name"]: line["value"] for line in ratio_lines}
     assert sorted(ratios) == sorted(["a_fp32/b", "a_fast/b", "a_fp32/c_fp32", "a_fast/c_fast"])
     assert all(math.isfinite(v) and v > 0 for v in ratios.values())
     assert scratch_folders() == before  # the JPEGs and runs written for the bench are removed
@@ -58,3 +61,32 @@ def test_bench_on_an_anime_folder(tiny_faces, tmp_path, capsys):
     assert {line["data"] for line in lines if line["figure"] == "train_images_per_s"} == {"anime"}
     assert len([line for line in lines if line["figure"] == "ratio"]) == 4
     assert sorted(p.name for p in (tmp_path / "images").iterdir())[:2] == ["0.jpg", "1.jpg"]  # the data untouched
+
+
+class _WarmingWay:
+    """A way whose steps start slow (kernel creation) and settle at 5 ms; `settle=False` never settles."""
+
+    def __init__(self, settle: bool = True):
+        self.steps, self.settle = 0, settle
+
+    def step(self) -> int:
+        import time
+
+        self.steps += 1
+        time.sleep(0.005 + (0.2 / self.steps ** 2 if self.settle else 0.05 * (self.steps % 2)))
+        return 8
+
+
+def test_warm_up_runs_until_two_chunks_agree():
+    args = bench.parse_args([*TINY, "--steps-per-round", "2", "--warmup-steps", "0", "--steady", "0.3"])
+    way = _WarmingWay()
+    chunks = bench.warm_up("slow-start", way, args)
+    assert len(chunks) >= 3 and bench.steady(chunks, 0.3) and chunks[0] < chunks[-1] / 3
+    assert not bench.steady(chunks[:2], 0.3)  # the old fixed warm-up would have timed these
+    never = bench.warm_up("busy", _WarmingWay(settle=False), bench.parse_args([*TINY, "--max-warmup-chunks", "3"]))
+    assert len(never) == 3
+
+
+def test_spread_and_steadiness():
+    assert bench.steady([100.0, 95.0], 0.1) and not bench.steady([100.0, 80.0], 0.1) and not bench.steady([1.0], 0.1)
+    assert bench.relative_spread([90.0, 100.0, 110.0]) == 0.2

@@ -7,9 +7,12 @@
     decode the JPEGs again every epoch, the same G and D, Adam(2e-4, betas (0.5, 0.999)), BCE, fp32;
 (c) the step of (a) on a few batches already in memory: what the arithmetic alone allows (c_fp32, c_fast).
 
-The ways take turns, round after round (a_fp32, a_fast, b, c_fp32, c_fast, a_fp32, ...), so a machine that gets
-busier or quieter during the run slows every way alike; each figure is the median over the rounds. Figures go
-to stdout as one JSON line each, progress to stderr. Nothing is downloaded; the toyfaces JPEGs the reference loop
+Every way is warmed up before anything is timed: its first steps create oneDNN kernels and fill allocator caches
+(the first rounds once ran 10x slower than the later ones), so it runs until two timed chunks in a row agree
+within --steady. Then the ways take turns, round after round (a_fp32, a_fast, b, c_fp32, c_fast, a_fp32, ...), so
+a machine that gets busier or quieter during the run slows every way alike; each figure is the median over the
+rounds with its spread, and each ratio is the median of the per-round ratios (two ways timed next to each other).
+Figures go to stdout as one JSON line each, progress to stderr. Nothing is downloaded; the toyfaces JPEGs the reference loop
 decodes are written to a temporary folder that is removed at the end.
 """
 
@@ -64,7 +67,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="toyfaces: how many faces (enough that decoding JPEGs is real work every epoch)")
     parser.add_argument("--rounds", type=int, default=5, help="each way is timed once per round")
     parser.add_argument("--steps-per-round", type=int, default=10, help="training steps timed per way and round")
-    parser.add_argument("--warmup-steps", type=int, default=2, help="untimed steps of each way before round 1")
+    parser.add_argument("--warmup-steps", type=int, default=3, help="untimed steps of each way before round 1, at "
+                        "least; then more until it is steady")
+    parser.add_argument("--steady", type=float, default=0.1, metavar="F",
+                        help="warm-up ends when two timed chunks of a way agree within this share (default 0.1)")
+    parser.add_argument("--max-warmup-chunks", type=int, default=10, metavar="N",
+                        help="give up waiting for a steady way after this many chunks (and say so)")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--g-width", type=int, default=32, help="generator width (the shipped recipe's 32)")
     parser.add_argument("--d-width", type=int, default=32, help="discriminator width (the shipped recipe's 32)")
@@ -75,8 +83,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     for name in ("rounds", "steps_per_round", "batch_size", "num_images"):
         if getattr(args, name) < 1:
             raise LatentExplorerError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
-    if args.warmup_steps < 0 or args.workers < 0:
-        raise LatentExplorerError("--warmup-steps and --workers cannot be negative")
+    if args.warmup_steps < 0 or args.workers < 0 or args.max_warmup_chunks < 0:
+        raise LatentExplorerError("--warmup-steps, --max-warmup-chunks and --workers cannot be negative")
+    if not 0 < args.steady < 1:
+        raise LatentExplorerError(f"--steady must be between 0 and 1, got {args.steady}")
     if args.threads is not None and args.threads < 1:
         raise LatentExplorerError(f"--threads must be at least 1, got {args.threads}")
     return args
@@ -150,7 +160,8 @@ class Trainer:
     """(a) and (c): our trainer's step. preload=True swaps its batches for a few of them held in memory."""
 
     def __init__(self, dataset: ImageDataset, args: argparse.Namespace, out: Path, preload: bool, **options):
-        total = args.warmup_steps + args.rounds * args.steps_per_round + 1
+        warm = args.warmup_steps + args.max_warmup_chunks * max(1, args.steps_per_round // 2)
+        total = warm + args.rounds * args.steps_per_round + 1
         config = TrainConfig(steps=total, batch_size=args.batch_size, snapshot_steps=(), checkpoint_every=total,
                              device=args.device, **options)
         model = dcgan.DCGANConfig(latent_dim=LATENT_DIM, image_size=IMAGE_SIZE, channels=dataset.channels,
@@ -233,8 +244,27 @@ def images_per_second(way: Trainer | TutorialLoop, steps: int) -> float:
     return images / (time.perf_counter() - start)
 
 
+def steady(rates: list[float], tolerance: float) -> bool:
+    """The last two timings agree within `tolerance` of the larger."""
+    return len(rates) >= 2 and abs(rates[-1] - rates[-2]) <= tolerance * max(rates[-1], rates[-2])
+
+
+def warm_up(name: str, way: Trainer | TutorialLoop, args: argparse.Namespace) -> list[float]:
+    """The untimed warm-up steps, then chunks of half a round's steps until two agree within --steady (at most
+    --max-warmup-chunks); returns the chunks' images/s."""
+    for _ in range(args.warmup_steps):
+        way.step()
+    chunks: list[float] = []
+    chunk = max(1, args.steps_per_round // 2)
+    while len(chunks) < args.max_warmup_chunks and not steady(chunks, args.steady):
+        chunks.append(images_per_second(way, chunk))
+    info(f"{name} warmed up: " + ", ".join(f"{r:.1f}" for r in chunks) + " images/s"
+         + ("" if steady(chunks, args.steady) or not chunks else " (not steady: the machine is busy)"))
+    return chunks
+
+
 def measure(args: argparse.Namespace, scratch: Path, device: torch.device) -> dict[str, list[float]]:
-    """Every way's images/s in each round, after its warm-up steps."""
+    """Every way's images/s in each round, after it warmed up."""
     dataset, jpeg_root = load_data(args, scratch)
     info(f"{args.data}: {len(dataset)} images; building the five ways")
     ways = {
@@ -245,9 +275,8 @@ def measure(args: argparse.Namespace, scratch: Path, device: torch.device) -> di
         "c_fast": Trainer(dataset, args, scratch / "c_fast", preload=True, **FAST),
     }
     try:
-        for way in ways.values():
-            for _ in range(args.warmup_steps):
-                way.step()
+        for name, way in ways.items():
+            warm_up(name, way, args)
         rates: dict[str, list[float]] = {name: [] for name in ways}
         for round_number in range(1, args.rounds + 1):
             for name, way in ways.items():
@@ -267,12 +296,20 @@ def figure_lines(rates: dict[str, list[float]], args: argparse.Namespace) -> lis
         lines.append({"figure": "train_images_per_s", "way": name, "value": round(statistics.median(rates[name]), 1),
                       "unit": "images/s", "rounds": len(rates[name]), "steps_per_round": args.steps_per_round,
                       "batch_size": args.batch_size, "per_round": [round(r, 1) for r in rates[name]],
+                      "spread": round(relative_spread(rates[name]), 3),
                       "precision": "bf16" if fast else "fp32", "channels_last": fast, "data": args.data,
                       "what": WHAT[name[0]]})
-    medians = {name: statistics.median(rates[name]) for name in WAYS}
     for top, bottom in RATIOS:
-        lines.append({"figure": "ratio", "name": f"{top}/{bottom}", "value": round(medians[top] / medians[bottom], 3)})
+        per_round = [t / b for t, b in zip(rates[top], rates[bottom])]
+        lines.append({"figure": "ratio", "name": f"{top}/{bottom}", "value": round(statistics.median(per_round), 3),
+                      "per_round": [round(r, 3) for r in per_round], "spread": round(relative_spread(per_round), 3)})
     return lines
+
+
+def relative_spread(values: list[float]) -> float:
+    """(max - min) / median: 0.1 means the rounds lie within 10% of the typical figure."""
+    middle = statistics.median(values)
+    return (max(values) - min(values)) / middle if middle else float("nan")
 
 
 def main(argv: list[str] | None = None) -> int:
