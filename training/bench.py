@@ -12,8 +12,8 @@ Every way is warmed up before anything is timed: its first steps create oneDNN k
 within --steady. Then the ways take turns, round after round (a_fp32, a_fast, b, c_fp32, c_fast, a_fp32, ...), so
 a machine that gets busier or quieter during the run slows every way alike; each figure is the median over the
 rounds with its spread, and each ratio is the median of the per-round ratios (two ways timed next to each other).
-Figures go to stdout as one JSON line each, progress to stderr. Nothing is downloaded; the toyfaces JPEGs the reference loop
-decodes are written to a temporary folder that is removed at the end.
+Figures go to stdout as one JSON line each, progress to stderr. Nothing is downloaded; the toyfaces JPEGs the
+reference loop decodes are written to a temporary folder that is removed at the end.
 """
 
 from __future__ import annotations
