@@ -7,11 +7,14 @@ instead of exiting), and the messages read like the training config's own ("--st
 from __future__ import annotations
 
 import argparse
+import re
 
 from training.errors import LatentExplorerError
 
 # Every random generator we seed takes it: numpy's refuses negative seeds, torch's overflows past 2**64.
 MAX_SEED = 2**32 - 1
+# The devices a run may train on, as torch spells them (torch.device also parses "meta", "xla", "opengl" ...).
+TRAINING_DEVICE = re.compile(r"(cpu|cuda|mps)(?::(0|[1-9][0-9]{0,3}))?")
 
 
 def _value(args: argparse.Namespace, flag: str):
@@ -32,6 +35,32 @@ def seeds(args: argparse.Namespace, *flags: str) -> None:
         value = _value(args, flag)
         if not 0 <= value <= MAX_SEED:
             raise LatentExplorerError(f"{flag} must be a whole number from 0 to {MAX_SEED} (got {value})")
+
+
+def device(args: argparse.Namespace, flag: str = "--device") -> None:
+    """Refuse, before any work, a device torch cannot train on here: a typo ("bogus", "CPU"), a negative index,
+    "meta" (tensors without data) or a GPU this machine does not have. Each failed later with a traceback. The
+    spelling is checked without importing torch, so a typo costs no torch start-up."""
+    name = str(_value(args, flag))
+    if name == "auto":
+        return
+    spelled = TRAINING_DEVICE.fullmatch(name)
+    if spelled is None:
+        raise LatentExplorerError(f"{flag} must be auto, cpu, cuda, cuda:N or mps (got {name[:60]!r})")
+    kind, index = spelled.group(1), spelled.group(2)
+    if kind == "cpu":
+        return
+    import torch
+
+    if kind == "mps" and not torch.backends.mps.is_available():
+        raise LatentExplorerError(f"{flag} mps was asked for but no Apple GPU is available; use {flag} cpu")
+    if kind == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise LatentExplorerError(f"{flag} {name} was asked for but no CUDA GPU is available; use {flag} cpu")
+        if index is not None and int(index) >= count:
+            raise LatentExplorerError(f"{flag} {name} names a GPU this machine does not have (it has {count}: "
+                                      f"cuda:0 to cuda:{count - 1})")
 
 
 def add_overwrite(parser: argparse.ArgumentParser, what: str) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from training.cli.arguments import add_overwrite, at_least, names_list, seeds
+from training.cli.arguments import add_overwrite, at_least, device, names_list, seeds
 
 # registry.TRAINABLE, written out so that `--help` need not import torch (tests/test_registry.py keeps them equal).
 TRAINABLE_FAMILIES = ("dcgan", "vae", "cgan", "infogan")
@@ -148,6 +148,7 @@ def run(args: argparse.Namespace) -> None:
 
     at_least(args, 1, "--threads", "--num-images", "--image-size")
     seeds(args, "--seed", "--data-seed")
+    device(args)
     if args.resume and args.overwrite:
         raise LatentExplorerError("--resume continues the run in --out and --overwrite replaces it: pass only one")
     if args.threads is not None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from training.cli.arguments import add_overwrite, at_least, names_list, seeds
+from training.cli.arguments import add_overwrite, at_least, device, names_list, seeds
 
 
 def add_parser(sub) -> None:
@@ -43,6 +43,7 @@ def add_parser(sub) -> None:
 def run(args: argparse.Namespace) -> None:
     at_least(args, 1, "--num-images", "--image-size", "--heldout", "--width", "--steps", "--batch-size", "--threads")
     seeds(args, "--seed", "--data-seed")
+    device(args)
     if args.threads is not None:
         import torch
 
