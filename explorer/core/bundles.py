@@ -26,7 +26,18 @@ CHECKPOINTS = bundle_paths.checkpoints_root()
 # The model a teacher sees first: the DCGAN lab's own model (the PyTorch tutorial's DCGAN on CelebA faces), where
 # the N(-10,1) / U(0,1) story is told; the procedural-faces DCGAN when a checkpoints folder lacks it.
 DEFAULT_BUNDLES = (CHECKPOINTS / "celeba" / "dcgan", CHECKPOINTS / "toyfaces" / "dcgan")
-DEFAULT_BUNDLE = next((b for b in DEFAULT_BUNDLES if (b / "config.json").is_file()), DEFAULT_BUNDLES[-1])
+
+
+def has_config(path: str | Path) -> bool:
+    """Whether the folder holds a config.json this process can see; a folder it may not enter (mode 644) holds
+    none, instead of Path.is_file() raising PermissionError through every page."""
+    try:
+        return (Path(path) / CONFIG_FILE).is_file()
+    except OSError:
+        return False
+
+
+DEFAULT_BUNDLE = next((b for b in DEFAULT_BUNDLES if has_config(b)), DEFAULT_BUNDLES[-1])
 SELECTED_KEY = "bundle_path"
 # Bundles this browser session imported (display name -> folder): only this session sees them.
 SESSION_KEY = "session_bundles"
@@ -108,7 +119,7 @@ def featurenet_bundle(bundle: Bundle) -> Bundle | None:
     """The feature network of the bundle's dataset (checkpoints/<dataset>/featurenet), loaded once per process;
     None when there is none. An unreadable one raises LatentExplorerError."""
     path = bundle_paths.featurenet_path(str(bundle.config["dataset"].get("name") or ""), CHECKPOINTS)
-    if not (path / CONFIG_FILE).is_file():
+    if not has_config(path):
         return None
     found = load(path)
     return None if found.capabilities.generates else found
@@ -187,7 +198,7 @@ def session_bundles() -> dict[str, str]:
         extra = st.session_state.get(SESSION_KEY, {})
     except Exception:  # no Streamlit session (plain Python): nothing was imported
         return {}
-    return {name: path for name, path in extra.items() if (Path(path) / "config.json").exists()}
+    return {name: path for name, path in extra.items() if has_config(path)}
 
 
 def add_session_bundle(name: str, path: str | Path, select: bool = True) -> str:
@@ -213,7 +224,9 @@ def live_runs() -> dict[str, str]:
     for folder in runs_folders():
         for path in listed_bundles(folder):
             with contextlib.suppress(LatentExplorerError):
-                found[read_config(path).get("name") or path.name] = str(path)
+                name = read_config(path).get("name") or path.name
+                # Two runs with one name (saved in the same second) must both stay selectable: name the folder too.
+                found[name if name not in found else f"{name} ({path.name})"] = str(path)
     return found
 
 
@@ -263,7 +276,7 @@ def sidebar_picker() -> Bundle | None:
     index = next((i for i, n in enumerate(names) if options[n] == current), None)
     if current is None:
         index = next((i for i, n in enumerate(names) if Path(options[n]) == DEFAULT_BUNDLE), None)
-    if index is None and current is not None and not (Path(current) / "config.json").exists():
+    if index is None and current is not None and not has_config(current):
         # The model on screen was deleted or moved while the app ran: say so instead of silently switching.
         st.warning(f"The model you had open (`{current}`) is gone: it was deleted or moved while the app was "
                    f"running. Showing **{names[0]}** instead; pick another in the sidebar.")
@@ -271,7 +284,11 @@ def sidebar_picker() -> Bundle | None:
     name = st.sidebar.selectbox("Model", names, index=index, key="bundle_select")
     st.session_state[SELECTED_KEY] = options[name]
     try:
-        return load(options[name])
+        bundle = load(options[name])
     except LatentExplorerError as exc:
         st.error(f"Cannot open this model: {exc}")
         return None
+    problem = bundle.snapshot_problem()
+    if problem:  # the rest of the bundle works: say what was left out, once, where the model is chosen
+        st.sidebar.warning(problem)
+    return bundle

@@ -20,7 +20,7 @@ from explorer.logic.train_live import (
 )
 from training.errors import LatentExplorerError
 from training.live import protocol
-from training.live.manager import manager, runs_folder_setting
+from training.live.manager import NAME_LENGTH, manager, runs_folder
 from training.live.settings import ACTIVATIONS, CHANGEABLE, D_RATIOS, FAMILIES, LiveSettings, fashion_mnist_missing
 from training.models import registry
 
@@ -32,12 +32,12 @@ CLASS_WEIGHTS = [0.0, 0.5, 1.0, 2.0, 5.0, 10.0]
 KL_WEIGHTS = [1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0]
 ACTIVE = ("loading", "running", "paused", "saving")  # states in which the fixed settings cannot change
 TICKING = ("loading", "running", "saving")  # states in which the panel refreshes itself
-KEEP_TEMPORARY, KEEP_FOLDER = "only in this browser tab, until the server stops", "in a runs folder on the server"
+KEEP_TEMPORARY, KEEP_FOLDER = "only in this browser tab, until the server stops", "in the server's runs folder"
 DEFAULTS = {"live_dataset": "toyfaces", "live_family": "dcgan", "live_image_size": 32, "live_latent_dim": 100,
             "live_g_activation": "relu", "live_width": 32, "live_batch_size": 64, "live_num_images": 4096,
             "live_seed": 0, "live_lr_g": 2e-4, "live_lr_d": 2e-4, "live_d_ratio": "1", "live_label_smoothing": 0.0,
             "live_label_flip": 0.0, "live_class_weight": 1.0, "live_noise": "N(0,1)", "live_kl_weight": 1e-4,
-            "live_keep": KEEP_TEMPORARY, "live_runs_folder": str(runs_folder_setting() or "runs/live")}
+            "live_keep": KEEP_TEMPORARY, "live_run_name": ""}
 
 for key, value in DEFAULTS.items():
     st.session_state.setdefault(key, value)
@@ -88,8 +88,9 @@ def knob_values(settings: LiveSettings) -> dict:
 def start() -> None:
     state.pop("live_saved", None)
     try:
-        folder = state["live_runs_folder"] if state["live_keep"] == KEEP_FOLDER else None
-        runs.submit(owner, chosen_settings(), session_alive(), runs_folder=folder)
+        # The server's own folder: a visitor chooses whether to keep the run and its name, never where it goes.
+        folder = runs_folder() if state["live_keep"] == KEEP_FOLDER else None
+        runs.submit(owner, chosen_settings(), session_alive(), runs_folder=folder, name=state["live_run_name"])
         state["live_error"] = ""
     except LatentExplorerError as exc:
         state["live_error"] = str(exc)
@@ -157,8 +158,10 @@ def run_settings(disabled: bool) -> None:
     st.radio("Keep the finished run", [KEEP_TEMPORARY, KEEP_FOLDER], key="live_keep", horizontal=True,
              disabled=disabled)
     if state["live_keep"] == KEEP_FOLDER:
-        st.text_input("Runs folder on the server", key="live_runs_folder", disabled=disabled,
-                      help="Stopped runs are saved here as model bundles that every page lists, for every visitor.")
+        st.text_input("Name of the run (optional)", key="live_run_name", max_chars=NAME_LENGTH, disabled=disabled,
+                      help="Stopped runs are saved on the server as model bundles that every page lists, for every "
+                           "visitor, as “live · your name · the time”. Letters, digits, spaces and - . , ( ) ' "
+                           "are kept.")
 
 
 def knobs(disabled: bool) -> None:

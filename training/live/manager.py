@@ -8,7 +8,8 @@ Settings (environment variables of the server):
   LATENT_EXPLORER_LIVE_THREADS    torch threads of each run (default 1, so sliders in other tabs stay quick)
   LATENT_EXPLORER_LIVE_MINUTES    a run's time limit; it is then saved and ends (default 15)
   LATENT_EXPLORER_LIVE_HEARTBEAT  seconds a run outlives its closed tab or a dead server (default 20)
-  LATENT_EXPLORER_RUNS            a runs folder on the server: the page offers it, and every page lists its bundles
+  LATENT_EXPLORER_RUNS            the server's runs folder (default runs/live in the repository): the page saves
+                                  kept runs there, each in a folder the server names, and every page lists them
 """
 
 from __future__ import annotations
@@ -37,6 +38,8 @@ LIMIT_VARIABLE, THREADS_VARIABLE, MINUTES_VARIABLE, HEARTBEAT_VARIABLE, RUNS_VAR
     "LATENT_EXPLORER_LIVE_RUNS", "LATENT_EXPLORER_LIVE_THREADS", "LATENT_EXPLORER_LIVE_MINUTES",
     "LATENT_EXPLORER_LIVE_HEARTBEAT", "LATENT_EXPLORER_RUNS")
 DEFAULTS = {LIMIT_VARIABLE: 1, THREADS_VARIABLE: 1, MINUTES_VARIABLE: 15, HEARTBEAT_VARIABLE: 20}
+DEFAULT_RUNS_FOLDER = REPO_ROOT / "runs" / "live"
+NAME_LENGTH = 40  # characters of a run's display name a visitor may choose
 TICK = 0.25  # seconds between the watchdog's rounds
 BEAT_EVERY = 1.0  # seconds between heartbeats of a watched run
 STOP_WAIT = 120.0  # seconds a stop may take to save (a VAE also encodes its held-out images)
@@ -62,6 +65,19 @@ def runs_folder_setting() -> Path | None:
     return Path(text).expanduser() if text else None
 
 
+def runs_folder() -> Path:
+    """Where the page saves the runs a visitor keeps: the server's setting, never a path a visitor typed (a
+    visitor's path let anyone make the server write, and walk on every page, any folder it may reach)."""
+    return runs_folder_setting() or DEFAULT_RUNS_FOLDER
+
+
+def display_name(text: str) -> str:
+    """A visitor's name for a run, kept to letters, digits, spaces and plain punctuation (no Markdown, no
+    control characters, no path) and NAME_LENGTH characters; "" when nothing is left."""
+    kept = "".join(c if c.isalnum() or c in " -.,()'" else " " for c in str(text)[:10 * NAME_LENGTH])
+    return " ".join(kept.split())[:NAME_LENGTH].strip()
+
+
 @dataclass
 class LiveRun:
     """One run a session asked for: queued (process None), training, or ended (exit_code set)."""
@@ -72,6 +88,7 @@ class LiveRun:
     out: Path
     keep: bool  # saved into a runs folder: an abandoned run is saved too
     alive: Callable[[], bool]
+    label: str = ""  # the display name's middle part: the visitor's name for the run, or its settings' title
     process: subprocess.Popen | None = None
     seq: int = 0
     exit_code: int | None = None
@@ -82,6 +99,12 @@ class LiveRun:
     @property
     def ended(self) -> bool:
         return self.exit_code is not None
+
+    @property
+    def name(self) -> str:
+        """Its bundle's display name, "live · <the visitor's name, or the settings' title> · <time>": the prefix
+        keeps a visitor from naming a run like a shipped model, which every sidebar would then open instead."""
+        return f"live · {self.label} · {self.out.name.rsplit('-', 1)[-1]}"
 
 
 def _slug(text: str) -> str:
@@ -114,9 +137,11 @@ class LiveRuns:
     # -- asking for runs ------------------------------------------------------------------------------------
 
     def submit(self, owner: str, settings: LiveSettings, alive: Callable[[], bool],
-               runs_folder: str | Path | None = None, wait: float = 5.0) -> LiveRun:
+               runs_folder: str | Path | None = None, wait: float = 5.0, name: str = "") -> LiveRun:
         """Queue a run for `owner` (one at a time each); it starts as soon as a slot is free. Saved into
-        `runs_folder` when given, else into this server's temporary folder (gone when the server stops)."""
+        `runs_folder` when given (a folder the server chose: runs_folder(), a benchmark's --out; never a
+        visitor's text), else into this server's temporary folder (gone when the server stops). Either way the
+        server names the run's own folder; `name`, cleaned by display_name, goes into its display name only."""
         settings.validate()
         self.forget(owner)  # a run that has ended, or is just ending by itself, makes way
         with self.lock:
@@ -126,10 +151,11 @@ class LiveRuns:
             self.runs.pop(owner, None)
             self.counter += 1
             stamp = time.strftime("%H%M%S")
-            name = f"{_slug(settings.title())}-{stamp}"
+            folder_name = f"{_slug(settings.title())}-{stamp}"
             keep = runs_folder is not None and str(runs_folder).strip() != ""
             parent = Path(str(runs_folder).strip()).expanduser() if keep else self.root / "bundles"
-            run = LiveRun(owner, settings, self.root / "runs" / f"{self.counter:04d}", parent / name, keep, alive)
+            run = LiveRun(owner, settings, self.root / "runs" / f"{self.counter:04d}", parent / folder_name, keep,
+                          alive, display_name(name) or settings.title())
             self.runs[owner] = run
             self.queue.append(owner)
             self.changed.notify_all()
@@ -279,7 +305,7 @@ class LiveRuns:
         protocol.write_request(run.folder, {
             "settings": run.settings.to_json(), "out": str(run.out), "keep_if_abandoned": run.keep,
             "parent_pid": os.getpid(), "heartbeat_timeout": self.heartbeat_timeout, "time_limit": self.time_limit,
-            "threads": self.threads, "name": f"live · {run.settings.title()} · {run.out.name.rsplit('-', 1)[-1]}",
+            "threads": self.threads, "name": run.name,
         })
         run.last_beat = time.time()
         threads = str(self.threads)
