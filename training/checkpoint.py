@@ -37,6 +37,10 @@ SNAPSHOT_DIR = "snapshots"
 TRAINING_STATE_FILE = "training_state.safetensors"
 TRAINING_STATE_KEY = "training_state"  # the safetensors metadata entry holding the state's JSON part
 MAX_LATENTS_BYTES = latents_file.MAX_LATENTS_BYTES
+# An experiment run's record in config.json (training.experiments writes it) and the type of each field.
+EXPERIMENT_KEY = "experiment"
+EXPERIMENT_FIELDS = {"group": str, "run": str, "label": str, "baseline": str, "title": str, "question": str,
+                     "size_note": str, "changed": list, "score_on_baseline_data": bool, "stopped": dict}
 
 
 @dataclass
@@ -104,24 +108,48 @@ class Bundle:
         return tuple(Attribute.from_json(a) for a in self.config["dataset"].get("attributes", []))
 
     def snapshot_paths(self) -> dict[int, Path]:
-        """Fixed-noise grids saved during training, by step."""
+        """Fixed-noise grids saved during training, by step: the bundle's own files only (snapshot_problem says
+        what was left out)."""
+        return self._snapshots()[0]
+
+    def snapshot_problem(self) -> str | None:
+        """One sentence on the snapshots left out because they are symbolic links, or None when none was."""
+        refused = self._snapshots()[1]
+        if not refused:
+            return None
+        shown = ", ".join(refused[:3]) + (f" and {len(refused) - 3} more" if len(refused) > 3 else "")
+        return (f"{self.path / SNAPSHOT_DIR}: {len(refused)} snapshot{'s' if len(refused) > 1 else ''} left out "
+                f"({_shorten(shown, 200)}): a snapshot must be a file inside the bundle, not a symbolic link")
+
+    def _snapshots(self) -> tuple[dict[int, Path], list[str]]:
+        """(step -> PNG, names refused). A symbolic link is refused, the snapshots folder's own included: every
+        visitor sees a bundle's snapshots, so a link would show them any picture the server may read."""
         folder = self.path / SNAPSHOT_DIR
-        found = {}
+        found, refused = {}, []
         try:
-            pngs = list(folder.glob("step_*.png")) if folder.is_dir() else []
+            if folder.is_symlink():
+                return {}, [f"{SNAPSHOT_DIR}/ itself"]
+            if not folder.is_dir():
+                return {}, []
+            with os.scandir(folder) as listing:
+                entries = [e for e in listing if e.name.startswith("step_") and e.name.endswith(".png")]
         except OSError:  # a snapshots folder this process may not read: no snapshots, the rest still works
-            return {}
-        for png in pngs:
+            return {}, []
+        for entry in entries:
             try:
-                found[int(png.stem.split("_")[1])] = png
+                step = int(entry.name[:-len(".png")].split("_")[1])
             except (IndexError, ValueError):
                 continue
-        return dict(sorted(found.items()))
+            if _entry_is(entry, "link"):
+                refused.append(entry.name)
+            elif _entry_is(entry, "file"):
+                found[step] = folder / entry.name
+        return dict(sorted(found.items())), sorted(refused)
 
     def latents(self) -> dict[str, np.ndarray] | None:
         """Encoded held-out codes and labels (VAE bundles), loaded without pickle and checked (latents_file)."""
         file = self.path / LATENTS_FILE
-        if not file.exists() and not file.is_symlink():
+        if not _present(file):
             return None
         source = self.config["dataset"].get("source") or {}
         num_images = source.get("num_images") if isinstance(source.get("num_images"), int) else None
@@ -170,7 +198,7 @@ def load_training_state(path: str | Path) -> tuple[dict[str, torch.Tensor], dict
     from safetensors import safe_open
 
     file = Path(path) / TRAINING_STATE_FILE
-    if not file.exists() and not file.is_symlink():
+    if not _present(file):
         return None
     regular_file_size(file, "training state")
     try:
@@ -191,7 +219,7 @@ def load_training_state(path: str | Path) -> tuple[dict[str, torch.Tensor], dict
 def update_metrics(path: str | Path, key: str, value: Any) -> None:
     """Set one entry of metrics.json, keeping the others (several evaluations write to the same file)."""
     file = Path(path) / METRICS_FILE
-    metrics = _read_json(file, "metrics") if file.exists() else {}
+    metrics = _read_json(file, "metrics") if _may_exist(file) else {}
     if not isinstance(metrics, dict):
         raise LatentExplorerError(f"{file}: expected a JSON object, got {type(metrics).__name__}")
     metrics[key] = value
@@ -203,8 +231,23 @@ def _shorten(text: str, limit: int = 300) -> str:
     return text if len(text) <= limit else f"{text[:limit]}… ({len(text)} characters)"
 
 
+def _may_exist(file: Path) -> bool:
+    """Path.exists(), except that a name this process may not even look up (its folder has mode 644: listable, not
+    enterable) counts as there, so that the reader says why it cannot read it instead of Path.exists() raising
+    PermissionError through every page."""
+    try:
+        return file.exists()
+    except OSError:
+        return True
+
+
+def _present(file: Path) -> bool:
+    """Whether something, a dangling link included, may be at `file` (the reader then says what is wrong)."""
+    return _may_exist(file) or file.is_symlink()
+
+
 def _read_json(file: Path, what: str) -> Any:
-    if not file.exists() and not file.is_symlink():
+    if not _present(file):
         raise LatentExplorerError(f"{file}: missing {what}; is this a Latent Explorer bundle folder?")
     return read_json(file, what)
 
@@ -217,8 +260,11 @@ def read_config(path: str | Path) -> dict:
             raise LatentExplorerError(f"{path}: no such bundle folder")
         if not path.is_dir():
             raise LatentExplorerError(f"{path}: a bundle is a folder holding {CONFIG_FILE} and {WEIGHTS_FILE}")
+        # A folder this process may list but not enter (mode 644) lists its config.json, then fails here.
+        (path / CONFIG_FILE).exists()
     except OSError as exc:  # e.g. a link into a folder this process may not enter
-        raise LatentExplorerError(f"{path}: cannot open the bundle folder ({exc.strerror or exc})") from None
+        raise LatentExplorerError(f"{path}: cannot open the bundle folder ({exc.strerror or exc}); fix its "
+                                  "permissions") from None
     file = path / CONFIG_FILE
     config = _read_json(file, "model config")
     if not isinstance(config, dict):
@@ -245,12 +291,15 @@ def read_config(path: str | Path) -> dict:
         raise LatentExplorerError(f"{file}: 'dataset.name' is missing or not a str")
     # Optional entries the pages read: a wrong type would break them far from here, so refuse it here.
     for where, key, kind in ((config, "name", str), (config, "training", dict), (config, "step", int),
-                             (config["dataset"], "source", dict), (config["dataset"], "image_size", int),
-                             (config["dataset"], "attributes", list)):
+                             (config, "networks_shipped", list), (config["dataset"], "source", dict),
+                             (config["dataset"], "image_size", int), (config["dataset"], "attributes", list)):
         value = where.get(key)
         if value is not None and (not isinstance(value, kind) or isinstance(value, bool)):
             label = key if where is config else f"dataset.{key}"
             raise LatentExplorerError(f"{file}: '{label}' must be a {kind.__name__}, not {type(value).__name__}")
+    if not all(isinstance(name, str) for name in config.get("networks_shipped") or []):
+        raise LatentExplorerError(f"{file}: 'networks_shipped' must be a list of network names")
+    _check_experiment(file, config.get(EXPERIMENT_KEY))
     try:
         attributes = [Attribute.from_json(a) for a in config["dataset"].get("attributes", [])]
         if config.get("prior") is not None:
@@ -259,6 +308,25 @@ def read_config(path: str | Path) -> dict:
         raise LatentExplorerError(f"{file}: unreadable dataset attributes or prior ({_shorten(str(exc))})") from None
     del attributes
     return config
+
+
+def _check_experiment(file: Path, experiment: Any) -> None:
+    """The experiment record (training.experiments writes it; the Experiments page reads every field) or None."""
+    if experiment is None:
+        return
+    if not isinstance(experiment, dict):
+        raise LatentExplorerError(f"{file}: '{EXPERIMENT_KEY}' must be an object, not {type(experiment).__name__}")
+    for key, kind in EXPERIMENT_FIELDS.items():
+        value = experiment.get(key)
+        if value is not None and (not isinstance(value, kind) or isinstance(value, bool) != (kind is bool)):
+            raise LatentExplorerError(f"{file}: '{EXPERIMENT_KEY}.{key}' must be a {kind.__name__}, "
+                                      f"not {type(value).__name__}")
+    changed, stopped = experiment.get("changed"), experiment.get("stopped")
+    if changed is not None and not all(isinstance(v, str) for v in changed):
+        raise LatentExplorerError(f"{file}: '{EXPERIMENT_KEY}.changed' must be a list of option strings")
+    if stopped is not None and (not isinstance(stopped.get("step"), int) or isinstance(stopped.get("step"), bool)
+                                or not isinstance(stopped.get("message", ""), str)):
+        raise LatentExplorerError(f"{file}: '{EXPERIMENT_KEY}.stopped' must hold a whole 'step' and a 'message'")
 
 
 def _load_weights(file: Path) -> dict[str, torch.Tensor]:
@@ -331,19 +399,22 @@ def load_bundle(path: str | Path, with_training_networks: bool = False) -> Bundl
         net.load_state_dict(states[net_name])
         net.eval()
     history_file = path / HISTORY_FILE
-    history = _read_json(history_file, "training history") if history_file.exists() else {}
+    history = _read_json(history_file, "training history") if _may_exist(history_file) else {}
     if not isinstance(history, dict) or not all(
             isinstance(v, list) and all(x is None or isinstance(x, (int, float)) for x in v) for v in history.values()):
         raise LatentExplorerError(f"{history_file}: expected a JSON object of number lists (one per curve)")
     metrics_file = path / METRICS_FILE
-    metrics = _read_json(metrics_file, "metrics") if metrics_file.exists() else {}
+    metrics = _read_json(metrics_file, "metrics") if _may_exist(metrics_file) else {}
     if not isinstance(metrics, dict):
         raise LatentExplorerError(f"{metrics_file}: expected a JSON object, got {type(metrics).__name__}")
     return Bundle(path=path, config=config, networks=networks, history=history, metrics=metrics)
 
 
 def _entry_is(entry: os.DirEntry, kind: str) -> bool:
+    """Whether a listed entry is a "file", "dir" or "link"; False when it cannot even be looked at."""
     try:
+        if kind == "link":
+            return entry.is_symlink()
         return entry.is_file() if kind == "file" else entry.is_dir()
     except OSError:
         return False

@@ -1,9 +1,10 @@
 """What a command may do to an existing --out: no command overwrites or deletes a file it did not write itself.
 
 A command writes into a folder that already holds something only when it holds a Latent Explorer bundle (or the
-files of a run killed before its first save) and the user said so: --resume continues the run, --overwrite
-replaces the bundle. Replacing removes the bundle's own files, by name, never anything a user keeps beside them
-(notes, drafts, a config.json of their own), so a wrong --out costs one error message, never a file.
+snapshots and temporaries of a run killed before its first save) and the user said so: --resume continues the
+run, --overwrite replaces the bundle. Our file names without our config.json are not taken as ours. Replacing
+removes the bundle's own files, by name, never anything a user keeps beside them (notes, drafts, a config.json of
+their own), so a wrong --out costs one error message, never a file.
 """
 
 from __future__ import annotations
@@ -73,14 +74,21 @@ def check_folder(out: str | Path, resume: bool = False, overwrite: bool = False,
     where the command has it) or to replace (--overwrite); then prove it can be created and written, leaving
     nothing behind (a file in the way, a read-only disk). A missing or empty folder is always fine."""
     out = Path(out)
-    if out.is_dir() and any(out.iterdir()):
-        _check_contents(out, resume or overwrite, can_resume)
+    try:
+        if out.is_dir() and any(out.iterdir()):
+            _check_contents(out, resume or overwrite, can_resume)
+    except OSError as exc:  # a folder this process may list but not enter (mode 644)
+        raise _unreadable(out, exc) from None
     check_output_folder(out, keep=False)
 
 
 def _check_contents(out: Path, asked: bool, can_resume: bool) -> None:
     own, other = _contents(out)
     has_config = out / checkpoint.CONFIG_FILE in own  # a link or a folder by that name is the user's
+    if not has_config:
+        # Without our config.json a weights.safetensors or history.json is only a name anyone may use (a model of
+        # the user's own): a run killed before its first save leaves nothing but snapshots and hidden temporaries.
+        other = sorted({*other, *(f.name for f in own if f.parent == out and not is_own_temporary(f.name))})
     label = _bundle_label(out) if has_config else "an unfinished run (nothing saved yet)"
     if label is None:  # a config.json that is not a bundle's is the user's, like any other file
         other = sorted({checkpoint.CONFIG_FILE, *other})
@@ -113,12 +121,21 @@ def remove_own_files(out: str | Path, keep: tuple[str, ...] = ()) -> list[Path]:
 def check_file(out: str | Path, overwrite: bool = False, suffix: str = ".png") -> None:
     """Refuse an --out file that is a folder, has another suffix, or exists when --overwrite was not given."""
     out = Path(out)
-    if out.is_dir():
-        raise LatentExplorerError(f"--out {out} is a folder; name the file to write, e.g. {out / ('grid' + suffix)}")
-    if out.suffix.lower() != suffix:
-        raise LatentExplorerError(f"--out must name a {suffix} file (got {out})")
-    if (out.exists() or out.is_symlink()) and not overwrite:
-        raise LatentExplorerError(f"{out} already exists; pass --overwrite to replace it, or choose another --out")
+    try:
+        if out.is_dir():
+            raise LatentExplorerError(f"--out {out} is a folder; name the file to write, e.g. "
+                                      f"{out / ('grid' + suffix)}")
+        if out.suffix.lower() != suffix:
+            raise LatentExplorerError(f"--out must name a {suffix} file (got {out})")
+        if (out.exists() or out.is_symlink()) and not overwrite:
+            raise LatentExplorerError(f"{out} already exists; pass --overwrite to replace it, or choose another --out")
+    except OSError as exc:
+        raise _unreadable(out.parent, exc) from None
+
+
+def _unreadable(folder: Path, exc: OSError) -> LatentExplorerError:
+    return LatentExplorerError(f"cannot look inside the output folder {folder}: {exc.strerror or exc}; fix its "
+                               "permissions or choose another --out")
 
 
 def os_error(exc: OSError, target: str | Path, other: str = "choose another --out") -> LatentExplorerError:
@@ -131,8 +148,8 @@ def check_output_folder(out: Path, keep: bool = True) -> None:
     """Create `out` and prove a file can be written in it, before any time is spent on data or training.
     With keep=False the folders this check created are removed again, so a run that then fails on its data
     leaves nothing behind."""
-    created = [p for p in (out, *out.parents) if not p.exists()]
     try:
+        created = [p for p in (out, *out.parents) if not p.exists()]
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise LatentExplorerError(

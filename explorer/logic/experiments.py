@@ -101,6 +101,18 @@ def find_groups(root: str | Path) -> dict[str, list[ExperimentRun]]:
         known.index(kv[0]) if kv[0] in known else len(known), kv[0]))}
 
 
+def refused_runs(root: str | Path) -> dict[str, str]:
+    """Folder -> the one sentence saying why, for every bundle under root whose config cannot be read (an
+    experiment record of the wrong shape, say): find_groups leaves them out, the page says so."""
+    refused = {}
+    for path in find_bundles(root):
+        try:
+            read_config(path)
+        except LatentExplorerError as exc:
+            refused[str(path)] = str(exc)
+    return refused
+
+
 def group_title(runs: list[ExperimentRun]) -> str:
     return str(runs[0].experiment.get("title") or runs[0].experiment.get("group"))
 

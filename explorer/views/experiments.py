@@ -21,6 +21,7 @@ from explorer.logic.experiments import (
     nearest_snapshot,
     numbers,
     overlay,
+    refused_runs,
     verdict,
 )
 from explorer.logic.infogan_codes import code_findings
@@ -58,6 +59,11 @@ def _groups(root: str, signature: tuple) -> dict[str, list[ExperimentRun]]:
     return find_groups(root)
 
 
+@st.cache_data(max_entries=4, show_spinner=False)
+def _refused(root: str, signature: tuple) -> dict[str, str]:
+    return refused_runs(root)
+
+
 @st.cache_data(max_entries=64, show_spinner=False)
 def _snapshot(path: str, mtime: float):
     return read_image_rgb(path, "snapshot grid")
@@ -80,7 +86,10 @@ st.write("The labs changed one thing at a time, trained, and compared grids, los
          "runs are trained and shipped: pick a question and compare every run with its baseline, without training "
          "anything.")
 
-groups = _groups(str(EXPERIMENTS), _signature())
+signature = _signature()
+groups = _groups(str(EXPERIMENTS), signature)
+for problem in _refused(str(EXPERIMENTS), signature).values():
+    st.warning(f"Not shown: {problem}")
 if not groups:
     st.info(f"No experiment runs under `{EXPERIMENTS}`. Train a group with `python -m training.experiments GROUP` "
             "(see the README's Experiments section).")
@@ -179,7 +188,7 @@ for run in runs if registry.capabilities(runs[0].config.get("family", "")).info_
     bundle = bundles.load(run.path)
     net_path = featurenet_path(bundle.config["dataset"]["name"])
     try:
-        if not (net_path / CONFIG_FILE).exists():
+        if not bundles.has_config(net_path):
             raise LatentExplorerError(f"no feature network at {net_path} to name the classes")
         rows = _findings(str(run.path), (run.path / CONFIG_FILE).stat().st_mtime, str(net_path),
                          (net_path / CONFIG_FILE).stat().st_mtime)

@@ -22,3 +22,6 @@ def run(args: argparse.Namespace) -> None:
     print(f"{bundle.path}: {bundle.family} on {bundle.config['dataset']['name']}, latent dim {bundle.latent_dim}, "
           f"prior {bundle.prior.label}, trained {bundle.config.get('step', '?')} steps, "
           f"{len(steps)} history rows, snapshots at {list(bundle.snapshot_paths())}")
+    problem = bundle.snapshot_problem()
+    if problem:
+        print(f"note: {problem}")
