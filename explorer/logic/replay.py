@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from explorer.logic.curves import DRAWN_POINTS, downsample_curves
 from training.checkpoint import METRICS_FILE, read_config
 from training.errors import LatentExplorerError
 from training.untrusted import read_json
@@ -189,14 +190,40 @@ def explain_vae_losses(s: VAEStory) -> str:
     return " ".join(parts)
 
 
+@dataclass(frozen=True)
+class HistoryCurves:
+    """A history's curves as float arrays against its steps, converted from the JSON lists once: a long history
+    took seconds to convert, and the page asked for the conversion several times a rerun."""
+
+    steps: np.ndarray
+    curves: dict[str, np.ndarray]
+
+    @staticmethod
+    def of(history: dict) -> HistoryCurves:
+        curves = series(history)
+        steps = np.asarray(history["step"], dtype=float) if curves else np.zeros(0)
+        return HistoryCurves(steps, curves)
+
+    def value_at(self, key: str, step: int, window: int = 1) -> float | None:
+        """The curve's value at the row nearest to `step`, averaged over the `window` rows up to it (the
+        trailing average `smooth` draws); None before the first row."""
+        values = self.curves.get(key)
+        if values is None or self.steps.size == 0 or step < self.steps[0]:
+            return None
+        i = int(np.argmin(np.abs(self.steps - step)))
+        return float(np.mean(values[max(0, i + 1 - max(window, 1)):i + 1]))
+
+    def drawn(self, window: int = 1, max_points: int = DRAWN_POINTS, first: int | None = None
+              ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """The curves (the `first` ones, or all) smoothed over `window` steps, then cut to at most `max_points`
+        points each for the chart."""
+        chosen = list(self.curves)[:first]
+        return downsample_curves(self.steps, {k: smooth(self.curves[k], window) for k in chosen}, max_points)
+
+
 def value_at(history: dict, key: str, step: int, window: int = 1) -> float | None:
     """A curve's (smoothed) value at the history row nearest to `step`; None before the first row."""
-    steps = np.asarray(history.get("step") or [], dtype=float)
-    curves = series(history)
-    if key not in curves or steps.size == 0 or step < steps[0]:
-        return None
-    i = int(np.argmin(np.abs(steps - step)))
-    return float(smooth(curves[key], window)[i])
+    return HistoryCurves.of(history).value_at(key, step, window)
 
 
 # Training options that describe bookkeeping, not the experiment.

@@ -3,14 +3,14 @@ and the words for its state. Pure functions (no Streamlit), so every verdict is 
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
 import plotly.graph_objects as go
 import torch
 
-from explorer.core.figures import loss_figure
+from explorer.core.figures import TEXT_PX, loss_figure
+from explorer.logic.curves import downsample_curves
 from explorer.logic.diagnostics import image_diversity
 from explorer.logic.replay import (
     EQUILIBRIUM_LOSS_D,
@@ -32,7 +32,6 @@ WARMUP = 100  # steps before diversity is judged: the untrained generator draws 
 COLLAPSED, REDUCED = 0.25, 0.8
 # D "winning": it calls almost every fake fake and almost every real image real.
 D_WINNING_FAKE, D_WINNING_REAL = 0.05, 0.9
-MAX_POINTS = 1500  # curve points drawn; longer histories are thinned after smoothing
 KNOB_LABELS = {"lr_g": "lr G", "lr_d": "lr D", "d_ratio": "D updates per G update",
                "label_smoothing": "label smoothing", "label_flip": "label flipping",
                "class_weight": "classification weight", "noise": "training noise", "kl_weight": "KL weight"}
@@ -132,15 +131,15 @@ def curves_figure(history: dict, changes: list[dict], family: str, window: int =
     if not curves:
         return None
     steps = np.asarray(history["step"], dtype=float)
-    every = max(1, math.ceil(len(steps) / MAX_POINTS))
-    shown = {k: smooth(v, window)[::every] for k, v in curves.items()}
+    # Smoothed at full length, then cut to a few thousand points per curve (lowest and highest per stretch).
+    shown = downsample_curves(steps, {k: smooth(v, window) for k, v in curves.items()})
     equilibrium = {} if registry.trains_as_vae(family) else {"loss_d": EQUILIBRIUM_LOSS_D, "loss_g": EQUILIBRIUM_LOSS_G,
                                               "d_real": 0.5}
-    fig = loss_figure(steps[::every], shown, SERIES_LABELS, equilibrium=equilibrium, probability_keys=PROBABILITY_KEYS)
+    fig = loss_figure(shown, SERIES_LABELS, equilibrium=equilibrium, probability_keys=PROBABILITY_KEYS)
     for change in changes:
         fig.add_vline(x=change["step"], line_dash="dash", line_color="#c0392b", row="all", col=1)
         fig.add_annotation(x=change["step"], y=1, yref="paper", text=describe_change(change, family),
-                           showarrow=False, xanchor="left", yanchor="bottom", font=dict(size=12, color="#c0392b"))
+                           showarrow=False, xanchor="left", yanchor="bottom", font=dict(size=TEXT_PX, color="#c0392b"))
     return fig
 
 

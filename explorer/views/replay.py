@@ -5,7 +5,7 @@ import pandas as pd
 import streamlit as st
 
 from explorer.core import bundles, torch_worker
-from explorer.core.figures import grid_jpeg, loss_figure, upscale
+from explorer.core.figures import MAX_CURVES, grid_jpeg, loss_figure, upscale
 from explorer.core.page import preamble
 from explorer.core.widgets import data_root_setting
 from explorer.logic.real_images import real_images
@@ -14,16 +14,16 @@ from explorer.logic.replay import (
     EQUILIBRIUM_LOSS_G,
     PROBABILITY_KEYS,
     SERIES_LABELS,
+    HistoryCurves,
+    LossStory,
+    VAEStory,
     differing_options,
     experiment_table,
     explain_losses,
     explain_vae_losses,
     loss_story,
     run_status,
-    series,
-    smooth,
     vae_story,
-    value_at,
 )
 from training import sampling
 from training.errors import LatentExplorerError
@@ -43,6 +43,24 @@ def snapshot_array(path: str, mtime: float) -> np.ndarray:
     return read_image_rgb(path, "snapshot grid")
 
 
+# A history can hold millions of steps (the reader accepts 32 MB): its arrays and its story are made once per
+# version of the bundle (the key the bundle itself is cached on) and shared by every session; the chart gets a few
+# thousand points per curve, made once per smoothing window.
+@st.cache_resource(max_entries=4, show_spinner="Reading the training history…")
+def history_curves(bundle_key: tuple, _history: dict) -> HistoryCurves:
+    return HistoryCurves.of(_history)
+
+
+@st.cache_resource(max_entries=4, show_spinner=False)
+def history_story(bundle_key: tuple, _history: dict) -> LossStory | VAEStory | None:
+    return loss_story(_history) or vae_story(_history)
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def drawn_curves(bundle_key: tuple, window: int, _curves: HistoryCurves) -> dict:
+    return _curves.drawn(window, first=MAX_CURVES)
+
+
 def smoothing_window() -> int:
     """The loss section's smoothing (1: none); the numbers at a snapshot, drawn above its controls, use it too."""
     return int(st.session_state["replay_window"]) if st.session_state["replay_smooth"] else 1
@@ -53,6 +71,9 @@ bundle = preamble("Training replay",
                   "like a classifier's: they score a two-player game in which both players keep getting better.",
                   "replay", DEFAULTS, caption=None)
 history, snapshots = bundle.history, bundle.snapshot_paths()
+bundle_key = bundles.key_of(bundle)
+version = (bundle_key.path, bundle_key.mtime)  # what the bundle is cached on: a retrained bundle is a new version
+curves = history_curves(version, history)
 imported = bundle.config["dataset"].get("name") == "imported"
 status = run_status(bundle.config)
 if status.startswith("stopped"):
@@ -82,9 +103,9 @@ if snapshots:
         st.subheader(f"At step {viewed_step}")
         window = smoothing_window()
         shown = False
-        for key in list(series(history))[:6]:
+        for key in list(curves.curves)[:6]:
             label = SERIES_LABELS.get(key, key)
-            value = value_at(history, key, viewed_step, window)
+            value = curves.value_at(key, viewed_step, window)
             if value is not None:
                 st.metric(label, f"{value:.3f}")
                 shown = True
@@ -98,20 +119,19 @@ else:
 
 # --- losses --------------------------------------------------------------------------------------------------
 st.header("Loss curves")
-curves = series(history)
-if curves:
+if curves.curves:
     c1, c2 = st.columns([1, 3])
     smoothed = c1.checkbox("smooth the curves", key="replay_smooth")
     steps_window = c2.slider("smoothing window (steps)", 2, 500, step=1, key="replay_window", disabled=not smoothed)
     window = int(steps_window) if smoothed else 1
-    steps_axis = np.asarray(history["step"], dtype=float)
-    shown_curves = {k: smooth(v, window) for k, v in curves.items()}
-    st.plotly_chart(loss_figure(steps_axis, shown_curves, SERIES_LABELS, marker_step=viewed_step,
+    st.plotly_chart(loss_figure(drawn_curves(version, window, curves), SERIES_LABELS, marker_step=viewed_step,
                                 equilibrium={"loss_d": EQUILIBRIUM_LOSS_D, "loss_g": EQUILIBRIUM_LOSS_G,
                                              "d_real": 0.5}, probability_keys=PROBABILITY_KEYS),
                     key="replay_losses")
-    story = loss_story(history)
-    if story is not None:
+    if len(curves.curves) > MAX_CURVES:
+        st.caption(f"The chart draws the first {MAX_CURVES} of the {len(curves.curves)} curves in this history.")
+    story = history_story(version, history)
+    if isinstance(story, LossStory):
         pct = f"{story.fraction:.0%}"
         m1, m2, m3, m4 = st.columns(4)
         m1.metric(f"G loss, first {pct}", f"{story.g_first.mean:.2f} ± {story.g_first.std:.2f}")
@@ -121,8 +141,8 @@ if curves:
         m4.metric(f"D(G(z)) last {pct}", f"{story.fake_last.mean:.2f}",
                   delta=f"{story.fake_last.mean - story.fake_first.mean:+.2f} since the start", delta_color="off")
         st.info(explain_losses(story))
-    elif vae_story(history) is not None:
-        st.info(explain_vae_losses(vae_story(history)))
+    elif isinstance(story, VAEStory):
+        st.info(explain_vae_losses(story))
     else:
         st.info("Too few history rows to compare the start and the end of training.")
 else:
