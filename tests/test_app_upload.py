@@ -97,3 +97,13 @@ def test_upload_over_the_server_limit_is_refused_with_the_setting_named(app):
     finally:
         config.set_option("server.maxUploadSize", before)
     assert any("over this server's 1 MB limit" in e.value and "maxUploadSize" in e.value for e in app.error)
+
+
+def test_a_live_run_kept_for_the_tab_is_not_listed_as_imported(app, state_dict_bytes):
+    """Train live keeps a run for its tab as a session bundle too; the upload page lists only its own imports."""
+    live = Path(__file__).resolve().parent.parent / "checkpoints" / "toyfaces" / "dcgan"
+    app.session_state["session_bundles"] = {"live · my run · 12:00": str(live)}
+    app.run()
+    assert not app.exception and not app.dataframe  # nothing imported yet: no list
+    upload(app, "netG.pth", state_dict_bytes)
+    assert app.dataframe[0].value["model"].tolist() == ["imported · netG.pth"]

@@ -79,7 +79,9 @@ if uploaded is not None:
         st.caption("An imported generator has no training history or snapshots, so the training replay shows only "
                    "its samples.")
 
-mine = bundles.session_bundles()
+# Only what this page imported: a live run kept for this tab is a session bundle too, but it was trained here.
+uploaded_names = {r.name for r in st.session_state[RESULTS_KEY].values() if r.error is None}
+mine = {name: path for name, path in bundles.session_bundles().items() if name in uploaded_names}
 if mine:
     st.subheader("Imported in this session")
     st.dataframe([{"model": name, "folder": path} for name, path in mine.items()], hide_index=True,
