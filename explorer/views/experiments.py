@@ -90,7 +90,7 @@ for problem in _refused(str(EXPERIMENTS), signature).values():
     st.warning(f"Not shown: {problem}")
 if not groups:
     st.info(f"No experiment runs under `{EXPERIMENTS}`. Train a group with `python -m training.experiments GROUP` "
-            "(see the README's Experiments section).")
+            "(see Experiment groups in docs/teachers-guide.md).")
     st.stop()
 
 names = list(groups)

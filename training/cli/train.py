@@ -52,11 +52,11 @@ def add_parser(sub) -> None:
     train = sub.add_parser("train", help="train a model and write a bundle folder")
     train.add_argument("--model", choices=TRAINABLE_FAMILIES, default="dcgan",
                        help="dcgan (the tutorial's), vae, cgan (ACGAN-style, needs labels), infogan; "
-                            "the README's Models section describes each")
+                            "docs/training.md (Models) describes each")
     data = train.add_argument_group("data")
     # Not argparse choices: an unknown name is a LatentExplorerError from load_dataset (exit 2 with the list).
     data.add_argument("--data", default="toyfaces", metavar="{toyfaces,celeba,anime,fashion-mnist,folder}",
-                      help="dataset (default toyfaces); the README's Datasets section describes each")
+                      help="dataset (default toyfaces); docs/training.md (Datasets) describes each")
     data.add_argument("--data-root", default=None, metavar="PATH",
                       help="folder of a real dataset (fashion-mnist: default /usr/share/datasets/fashion-mnist)")
     data.add_argument("--attributes", type=names_list, default=None, metavar="A,B,...",
