@@ -28,6 +28,11 @@ def test_default_path_between_seeds_0_and_1(app):
     assert 6.0 < linear < 8.5 and spherical > 9.0
     assert metric(app, "shortest code, spherical").delta == "no dip"
     assert "%" in metric(app, "shortest code, linear").delta
+    # A dip is a loss (red, down); "no dip" is no change, so it has no arrow that could read as a gain.
+    linear_delta = metric(app, "shortest code, linear").proto
+    spherical_delta = metric(app, "shortest code, spherical").proto
+    assert (linear_delta.direction, linear_delta.color) == (linear_delta.DOWN, linear_delta.RED)
+    assert spherical_delta.direction == spherical_delta.NONE
     text = app.info[0].value
     assert f"shrinks to {linear:.1f}" in text and "standard deviations below the typical norm" in text
     assert len(app.get("image")) >= 1 and len(app.get("plotly_chart")) == 1

@@ -28,7 +28,7 @@ def metric(at, label_start: str) -> str:
 def test_default_is_standard_normal_and_healthy(app):
     assert not app.error
     assert "Healthy" in page_text(app)
-    assert abs(float(metric(app, "mean pairwise cosine"))) < 0.05
+    assert abs(float(metric(app, "cosine of codes"))) < 0.05
     assert len(app.get("image")) >= 1
 
 
@@ -37,15 +37,37 @@ def test_preset_n_minus_10_shows_collapse_in_numbers_and_words(app):
     assert not app.exception
     text = page_text(app)
     assert "Collapsed" in text and "nearly parallel" in text
-    assert abs(float(metric(app, "mean pairwise cosine")) - 0.99) < 0.01
-    assert float(metric(app, "mean code norm")) > 90
-    assert float(metric(app, "norm distance from prior").rstrip()) > 50
+    assert abs(float(metric(app, "cosine of codes")) - 0.99) < 0.01
+    assert float(metric(app, "code norm")) > 90
+    assert float(metric(app, "norm vs prior").removesuffix(" std")) > 50
+
+
+def test_the_active_preset_is_marked(app):
+    def marked() -> list[str]:
+        return [b.label for b in app.button if b.key.startswith("preset_") and b.proto.type == "primary"]
+
+    assert marked() == ["N(0,1)"]
+    app.button(key="preset_N(-10,1)").click().run()
+    assert marked() == ["N(-10,1)"]
+    app.slider(key="mean").set_value(-9.5).run()  # no preset any more
+    assert marked() == []
+    app.radio(key="kind").set_value("Uniform").run()
+    app.slider(key="low").set_value(-1.0).run()
+    app.slider(key="high").set_value(1.0).run()  # reached by hand: still the preset
+    assert marked() == ["U(-1,1)"]
+
+
+def test_metric_labels_fit_a_narrow_column_and_explain_themselves_in_help(app):
+    assert len(app.metric) >= 6
+    for m in app.metric:
+        assert len(m.label) <= 17, m.label  # longer labels were cut off at 150% zoom ("mean pairwise cosi…")
+        assert len(m.proto.help) > len(m.label), m.label
 
 
 def test_preset_uniform_shows_shared_direction(app):
     app.button(key="preset_U(0,1)").click().run()
     assert not app.exception
-    assert abs(float(metric(app, "mean pairwise cosine")) - 0.75) < 0.05
+    assert abs(float(metric(app, "cosine of codes")) - 0.75) < 0.05
     assert "common direction" in page_text(app)
 
 
@@ -53,7 +75,7 @@ def test_preset_symmetric_uniform_and_sample_count(app):
     app.button(key="preset_U(-1,1)").click().run()
     app.slider(key="n").set_value(128).run()
     assert not app.exception
-    assert abs(float(metric(app, "mean pairwise cosine"))) < 0.05
+    assert abs(float(metric(app, "cosine of codes"))) < 0.05
     assert "128 samples" in "\n".join(h.value for h in app.subheader)
 
 

@@ -32,6 +32,8 @@ def test_default_sweep_minus_10_to_10(app):
     assert cosine[-10] == pytest.approx(100 / 101, abs=0.01) and abs(cosine[0]) < 0.05
     assert dict(zip(rows["mean"], rows["diversity vs prior"]))[0] == pytest.approx(1.0)
     assert "0" in metric(app, "means with varied samples")
+    worst = next(m for m in app.metric if m.label == "least varied row").proto
+    assert worst.delta and worst.direction == worst.NONE  # a share of the prior's diversity, not a gain: no arrow
     # The trained model collapses somewhere on the way to -10, and the sentence says where, with numbers.
     collapse = metric(app, "collapse starts at mean")
     assert collapse != "no collapse"

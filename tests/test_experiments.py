@@ -190,6 +190,35 @@ def test_every_shipped_group_renders(group):
     assert len(at.markdown) + len(at.error) >= len(at.dataframe) > 0
 
 
+@pytest.mark.skipif("data-size" not in SHIPPED_GROUPS, reason="the shipped data-size group is not there")
+def test_grids_show_faces_enlarged_without_blur_and_all_of_them_on_request(monkeypatch):
+    import io
+
+    from PIL import Image
+    from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
+
+    sizes = []
+    original = MemoryMediaFileStorage.load_and_get_id
+
+    def record(storage, data, mimetype, kind, filename=None):
+        if isinstance(data, bytes):
+            sizes.append(Image.open(io.BytesIO(data)).size)
+        return original(storage, data, mimetype, kind, filename)
+
+    monkeypatch.setattr(MemoryMediaFileStorage, "load_and_get_id", record)
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.query_params["group"] = "data-size"
+    at.switch_page("views/experiments.py").run()
+    assert not at.exception, at.exception
+    # Two runs: each grid's top-left 4 x 4 faces of 32 px, 3 times enlarged here (96 px a face), two runs a row.
+    assert sizes[:2] == [((4 * 34 + 2) * 3, (4 * 34 + 2) * 3)] * 2
+    assert "The first 16 of its 64 faces." in " ".join(c.value for c in at.caption)
+    sizes.clear()
+    at.toggle(key="experiments_all_faces").set_value(True).run()
+    assert not at.exception, at.exception
+    assert sizes[:2] == [((8 * 34 + 2) * 3, (8 * 34 + 2) * 3)] * 2  # every face, one run a row
+
+
 def test_a_vae_group_shows_reconstructions_and_code_spread(tmp_path, monkeypatch):
     from latent_bundles import tiny_faces
 

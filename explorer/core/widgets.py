@@ -33,6 +33,19 @@ def _apply_preset(prefix: str, name: str) -> None:
         st.session_state[f"{prefix}low"], st.session_state[f"{prefix}high"] = dist.low, dist.high
 
 
+def active_preset(prefix: str) -> str | None:
+    """The preset the sliders show now (pressed, or reached by moving the sliders), or None."""
+    state = st.session_state
+    for name, dist in PRESETS.items():
+        if dist.kind == "normal" and state.get(f"{prefix}kind") == "Normal":
+            if (state.get(f"{prefix}mean"), state.get(f"{prefix}std")) == (dist.mean, dist.std):
+                return name
+        elif dist.kind == "uniform" and state.get(f"{prefix}kind") == "Uniform":
+            if (state.get(f"{prefix}low"), state.get(f"{prefix}high")) == (dist.low, dist.high):
+                return name
+    return None
+
+
 @dataclass(frozen=True)
 class LatentChoice:
     """What the distribution picker shows: the kind with its two sliders, the batch size and the seed."""
@@ -55,9 +68,10 @@ def distribution_controls(prefix: str, samples_label: str, samples: tuple[int, i
     seed, all keyed `<prefix>kind`, `<prefix>mean`, ... (call distribution_defaults first)."""
     cols = st.columns(len(PRESETS) + 1)
     cols[0].markdown("**Presets**")
+    active = active_preset(prefix)  # drawn filled, so the class sees which distribution is on
     for col, name in zip(cols[1:], PRESETS):
         col.button(name, on_click=_apply_preset, args=(prefix, name), use_container_width=True,
-                   key=f"{prefix}preset_{name}")
+                   key=f"{prefix}preset_{name}", type="primary" if name == active else "secondary")
     kind = st.radio("Distribution", ["Normal", "Uniform"], horizontal=True, key=f"{prefix}kind")
     left, right = st.columns(2)
     if kind == "Normal":

@@ -152,7 +152,8 @@ for col, role in zip(st.columns(2), ("VAE", "GAN")):
                   + (f". {note}" if note else ""))
     readable = real and math.isfinite(s.sharpness)
     col.metric("sharpness (variance of the Laplacian)", fmt(s.sharpness),
-               delta=f"{s.sharpness / real:.0%} of real images" if readable else None, delta_color="off")
+               delta=f"{s.sharpness / real:.0%} of real images" if readable else None, delta_color="off",
+               delta_arrow="off")
 if opened["GAN"].capabilities.conditional or opened["GAN"].capabilities.info_codes:
     st.caption(f"{gan_name} is a {gan.family}: its conditions / codes take their default values, a balanced "
                "cycle through all of them.")

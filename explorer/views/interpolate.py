@@ -82,10 +82,14 @@ with right:
     for col, label, value, dip in ((m1, "shortest code, linear", comparison.linear_min, comparison.linear_dip),
                                    (m2, "shortest code, spherical", comparison.spherical_min,
                                     comparison.spherical_dip)):
-        col.metric(label, f"{value:.2f}", delta=f"{-dip:.0%} vs the shorter end" if dip >= 0.005 else "no dip",
-                   delta_color="inverse" if dip >= 0.005 else "off")
+        # A dip takes the path off the prior's norms, a loss (red, down); "no dip" is no change at all (no arrow).
+        dipped = dip >= 0.005
+        # Short enough to fit the column at 150% zoom (the sentence below says against which end).
+        col.metric(label, f"{value:.2f}", delta=f"{-dip:.0%} vs the ends" if dipped else "no dip",
+                   delta_color="normal" if dipped else "off", delta_arrow="auto" if dipped else "off")
     m1.metric("angle between the ends", f"{comparison.angle_degrees:.0f}°")
-    m2.metric(f"typical {prior} norm", f"{reference.mean:.2f} ± {reference.std:.2f}")
+    m2.metric(f"typical {prior} norm", f"{reference.mean:.2f}", delta=f"± {reference.std:.2f}", delta_color="off",
+              delta_arrow="off", help=f"Mean ± standard deviation of the norms of {prior} codes.")
     st.info(explain_paths(comparison))
 
 with st.expander("How the two paths are built"):

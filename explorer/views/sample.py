@@ -64,20 +64,28 @@ with numbers:
     verdict_box = {"non-finite": st.error, "collapsed": st.error, "reduced diversity": st.warning,
                    "off-distribution": st.warning, "healthy": st.success}[d.verdict]
     verdict_box(f"**{d.verdict.capitalize()}.** {explain(d)}")
-    # "n/a" where a number cannot be computed: one sample has no pairs, NaN pixels have no diversity.
+    # "n/a" where a number cannot be computed: one sample has no pairs, NaN pixels have no diversity. Labels stay
+    # short enough to fit a narrow column at 150% zoom; what each number is goes in its help.
     a, b = st.columns(2)
-    a.metric("mean pairwise cosine of codes", shown(d.cosine, ".3f"),
-             help=f"{d.prior} codes: {shown(d.prior_cosine, '.3f')}")
-    b.metric("mean code norm", shown(d.norm_mean, ".1f"),
-             help=f"training prior: {d.prior_norm.mean:.1f} ± {d.prior_norm.std:.2f}")
-    a.metric("norm distance from prior (std devs)", shown(d.norm_zscore, "+.1f"))
-    b.metric("output diversity vs prior samples", shown(d.diversity_ratio, ".0%"))
+    a.metric("cosine of codes", shown(d.cosine, ".3f"),
+             help=f"Mean pairwise cosine similarity of the codes. {d.prior} codes: {shown(d.prior_cosine, '.3f')}.")
+    b.metric("code norm", shown(d.norm_mean, ".1f"),
+             help=f"Mean length ||z|| of the codes. Training prior: {d.prior_norm.mean:.1f} ± "
+                  f"{d.prior_norm.std:.2f}.")
+    a.metric("norm vs prior", shown(d.norm_zscore, "+.1f", " std"),
+             help="How far the mean code norm lies from the training prior's, in standard deviations of the "
+                  "prior's norms.")
+    b.metric("output diversity", shown(d.diversity_ratio, ".0%"),
+             help=f"How varied the images are, as a share of the variety of {d.prior} samples of this model.")
     a.metric("saturated pixels", shown(d.saturated, ".1%"),
-             help=f"{d.prior} samples: {shown(d.prior_saturated, '.1%')}")
+             help=f"Share of output values pinned at black or white. {d.prior} samples: "
+                  f"{shown(d.prior_saturated, '.1%')}.")
     if d.first_layer_shift is not None:
-        b.metric("first-layer shift (BatchNorm running std)", shown(d.first_layer_shift, ".1f"),
-                 help=f"{d.prior} codes: {shown(d.prior_first_layer_shift, '.1f')}")
-    a.metric("code spread vs prior", shown(d.code_spread_ratio, ".2f", "x"))
+        b.metric("first-layer shift", shown(d.first_layer_shift, ".1f"),
+                 help="Distance of the first layer's pre-activations from BatchNorm's running mean, in running "
+                      f"standard deviations. {d.prior} codes: {shown(d.prior_first_layer_shift, '.1f')}.")
+    a.metric("code spread", shown(d.code_spread_ratio, ".2f", "x"),
+             help=f"Mean pairwise distance between the codes, as a multiple of the same for {d.prior} codes.")
 
 # Built once per batch for every session (plotly validates what it is handed: a tenth of a cached rerun).
 st.plotly_chart(torch_worker.shared_here(norm_histogram, batch.code_norms, reference_norms, reference, dist.label,

@@ -86,7 +86,8 @@ top = headline(sweep)
 a, b, c = st.columns(3)
 a.metric("means with varied samples", top.varied)
 b.metric("collapse starts at mean", top.collapse)
-c.metric("least varied row", top.worst, delta=top.worst_delta, delta_color="off")
+# A share of the prior's diversity, not a change: no arrow, which would read as a gain.
+c.metric("least varied row", top.worst, delta=top.worst_delta, delta_color="off", delta_arrow="off")
 {"error": st.error, "warning": st.warning, "success": st.success}[top.tone](explain_sweep(sweep))
 st.dataframe(pd.DataFrame(sweep_table(sweep)), hide_index=True, key="sweep_table")
 with st.expander("How to read the sweep"):
