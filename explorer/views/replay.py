@@ -110,7 +110,8 @@ if snapshots:
                 st.metric(label, f"{value:.3f}")
                 shown = True
         if not shown:
-            st.caption("Step 0 is the untrained generator: its output is noise and no losses exist yet."
+            st.caption("Step 0 is the untrained generator: its random weights draw no faces yet, only near-flat grey "
+                       "tiles (or faint noise), and no losses exist yet."
                        if viewed_step == 0 else "No losses recorded for this step.")
         elif window > 1:
             st.caption(f"Losses averaged over the {window} steps up to this one.")
