@@ -90,3 +90,20 @@ def prior_batch_numbers(bundle: Bundle, prior_batch: Samples) -> PriorNumbers:
 
 def prior_norms(prior: LatentDistribution, dim: int, n: int = 4096, seed: int = 12345) -> np.ndarray:
     return sample_latents(prior, n, dim, seed=seed).double().norm(dim=1).numpy()
+
+
+def diagnostics_rows(model: str, distribution: str, seed: int, diagnostics) -> list[dict]:
+    """The sampling page's numbers as CSV rows (figure, value): every number of the diagnostics, its verdict, and
+    what they were computed for."""
+    import dataclasses
+
+    rows = [{"figure": "model", "value": model}, {"figure": "distribution", "value": distribution},
+            {"figure": "seed", "value": seed}, {"figure": "verdict", "value": diagnostics.verdict}]
+    for field in dataclasses.fields(diagnostics):
+        value = getattr(diagnostics, field.name)
+        if dataclasses.is_dataclass(value):  # the prior's norm reference: its mean and std
+            rows += [{"figure": f"{field.name}.{k}", "value": v} for k, v in dataclasses.asdict(value).items()
+                     if isinstance(v, (int, float))]
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            rows.append({"figure": field.name, "value": value})
+    return rows

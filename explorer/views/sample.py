@@ -3,11 +3,12 @@
 import streamlit as st
 
 from explorer.core import blocks, photo_hooks, torch_worker
+from explorer.core.downloads import file_stem, grid_downloads
 from explorer.core.figures import crossed_out_note, grid_jpeg, norm_histogram
 from explorer.core.page import preamble
 from explorer.core.widgets import chosen_distribution, distribution_controls, distribution_defaults
 from explorer.logic.diagnostics import explain, prior_norm_reference, shown
-from explorer.logic.sample import FIRST_BLOCK_NOTE, prior_norms, shown_count
+from explorer.logic.sample import FIRST_BLOCK_NOTE, diagnostics_rows, prior_norms, shown_count
 from training.latent import LatentDistribution
 
 ALL_ASKED_KEY = "sample_all_asked"  # the setting for which the student asked to see every sample while busy
@@ -59,6 +60,9 @@ with pictures:
     else:
         st.image(torch_worker.shared_here(grid_jpeg, batch.images), output_format="JPEG", width="stretch",
                  caption=note)
+        grid_downloads(batch.images, file_stem(bundle.path.parent.name, bundle.path.name, dist.label, f"seed{seed}",
+                                               f"{n}-samples"), "sample_download",
+                       numbers=diagnostics_rows(bundle.name, dist.label, seed, d))
 with numbers:
     st.subheader("Why they look like this")
     verdict_box = {"non-finite": st.error, "collapsed": st.error, "reduced diversity": st.warning,
