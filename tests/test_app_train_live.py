@@ -85,6 +85,28 @@ def test_start_watch_pause_change_resume_stop_and_open(runs):
     assert at.get("image")  # the sampling page draws the live run's samples
 
 
+def test_a_paused_run_draws_its_curves_once_per_version_of_its_history(runs, monkeypatch):
+    from explorer.logic import train_live
+
+    drawn = []
+    original = train_live.curves_figure
+    monkeypatch.setattr(train_live, "curves_figure", lambda *args, **kwargs: drawn.append(1) or original(*args,
+                                                                                                        **kwargs))
+    at = open_page()
+    for key, value in TINY.items():
+        at.select_slider(key=key).set_value(value)
+    at.button(key="live_start").click().run()
+    rerun_until(at, lambda a: int(metrics(a).get("step", 0)) >= 2 and a.get("plotly_chart"), "the first curves")
+    at.button(key="live_pause").click().run()
+    rerun_until(at, lambda a: metrics(a)["state"] == "paused", "the pause")
+    drawn.clear()
+    for _ in range(3):  # clicks on a paused run: its history file does not change
+        at.run()
+        assert not at.exception, at.exception
+    assert len(drawn) <= 1 and at.get("plotly_chart")
+    at.button(key="live_stop").click().run()
+
+
 def test_a_second_tab_waits_in_the_queue(runs):
     runs.submit("another tab", LiveSettings(width=8, batch_size=16, num_images=256, latent_dim=16),
                 alive=lambda: True)

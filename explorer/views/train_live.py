@@ -1,5 +1,6 @@
 """Page: train a small GAN or VAE live in front of the class: start, pause, one step, change a knob, resume, stop."""
 
+import json
 import uuid
 from pathlib import Path
 
@@ -230,6 +231,21 @@ def show_result(run, status: dict) -> None:
         st.switch_page("views/replay.py")
 
 
+def file_version(path: Path) -> tuple:
+    try:
+        info = path.stat()
+    except OSError:
+        return (str(path), None, None)
+    return (str(path), info.st_mtime_ns, info.st_size)
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def live_curves(version: tuple, changes: str, family: str, _history: dict):
+    """The curves, once per version of the run's history file (path, time, size): a paused or stopped run is drawn
+    again on every click, and its history can be long."""
+    return curves_figure(_history, json.loads(changes), family)
+
+
 def panel(current: str) -> None:
     """What the run shows now: state, speed, health, the fixed-noise grid and the curves."""
     if current_state() != current:
@@ -243,7 +259,9 @@ def panel(current: str) -> None:
     if not status:
         st.info("Starting the training process…")
         return
-    history = protocol.read_json_file(run.folder / protocol.HISTORY, "live history") or {}
+    history_file = run.folder / protocol.HISTORY
+    version = file_version(history_file)  # taken before reading: a newer file never hides under an older key
+    history = protocol.read_json_file(history_file, "live history") or {}
     samples = protocol.read_array(run.folder / protocol.SAMPLES)
     real = protocol.read_array(run.folder / protocol.REAL)
     family = LiveSettings.from_json(status.get("settings") or {}).family
@@ -263,7 +281,7 @@ def panel(current: str) -> None:
     picture, curves = st.columns([2, 3])
     picture.image(torch_worker.run(grid_jpeg, to_tensor(samples)), output_format="JPEG", width="stretch",
                   caption=f"the same {len(samples)} fixed codes after {step} steps")
-    figure = curves_figure(history, status.get("changes") or [], family)
+    figure = live_curves(version, json.dumps(status.get("changes") or []), family, history)
     if figure is not None:
         curves.plotly_chart(figure, key="live_curves")
     for change in status.get("changes") or []:
