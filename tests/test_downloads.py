@@ -53,8 +53,8 @@ def test_buttons_make_their_files_only_when_clicked(monkeypatch):
     assert [m[1] for m in made] == ["stem.png", "stem_x4.png", "stem.csv"] and calls == []
     assert made[1][2]() == b"png" and calls == [4] and made[2][2]() == "x\n1\n"
     picture = np.arange(2 * 3 * 3, dtype=np.uint8).reshape(2, 3, 3)
-    downloads.picture_downloads(picture, "pic", "p")
-    assert decoded(made[-1][2]()).shape == (8, 12, 3)
+    downloads.picture_downloads(lambda scale: picture.repeat(scale, 0).repeat(scale, 1), "pic", "p")
+    assert decoded(made[-2][2]()).shape == (2, 3, 3) and decoded(made[-1][2]()).shape == (8, 12, 3)
 
 
 @pytest.mark.parametrize("field", ["cosine", "verdict", "seed"])

@@ -75,9 +75,8 @@ def grid_downloads(images: torch.Tensor, stem: str, key: str, nrow: int = 8,
     _buttons(lambda: grid_png(images, nrow, 1), lambda: grid_png(images, nrow, ENLARGED), stem, key, numbers)
 
 
-def picture_downloads(picture: np.ndarray, stem: str, key: str,
+def picture_downloads(draw: Callable[[int], np.ndarray], stem: str, key: str,
                       numbers: Sequence[Mapping[str, object]] | Mapping[str, Sequence[object]] | None = None) -> None:
-    """The same buttons for a picture that is already composed (labelled rows, a saved snapshot): native size is
-    the picture as drawn, x4 enlarges it with nearest neighbour."""
-    _buttons(lambda: png_bytes(picture), lambda: png_bytes(picture.repeat(ENLARGED, 0).repeat(ENLARGED, 1)),
-             stem, key, numbers)
+    """The same buttons for a composed picture (labelled rows, a saved snapshot): `draw(scale)` makes it with its
+    images at `scale` x their native size (1 and ENLARGED)."""
+    _buttons(lambda: png_bytes(draw(1)), lambda: png_bytes(draw(ENLARGED)), stem, key, numbers)

@@ -4,6 +4,7 @@ import streamlit as st
 import torch
 
 from explorer.core import torch_worker
+from explorer.core.downloads import file_stem, picture_downloads
 from explorer.core.featurenets import featurenet_for, needs_featurenet_text
 from explorer.core.figures import labelled_rows
 from explorer.core.page import preamble, said_on_error
@@ -115,12 +116,19 @@ def arithmetic(bundle, net) -> None:
         st.number_input("seed of the noise", min_value=0, max_value=2**31 - 1, step=1, key="arith_noise_seed")
     rows = {"average of A": "A", "average of B": "B", "average of C": "C", "A - B + C": "result",
             "its 8 neighbours (mean)": "neighbours"}
-    st.dataframe(
-        {"code": list(rows),
-         f"P({analogy.change} = {analogy.change_to})": [f"{result.change_probability[k]:.0%}" for k in rows.values()],
-         f"P({analogy.keep} = {analogy.keep_to})": [f"{result.keep_probability[k]:.0%}" for k in rows.values()],
-         f"P({analogy.describe('D')})": [f"{result.expected_probability[k]:.0%}" for k in rows.values()]},
-        hide_index=True, width="stretch")
+    table = {"code": list(rows),
+             f"P({analogy.change} = {analogy.change_to})": [result.change_probability[k] for k in rows.values()],
+             f"P({analogy.keep} = {analogy.keep_to})": [result.keep_probability[k] for k in rows.values()],
+             f"P({analogy.describe('D')})": [result.expected_probability[k] for k in rows.values()]}
+    st.dataframe({name: column if name == "code" else [f"{p:.0%}" for p in column] for name, column in table.items()},
+                 hide_index=True, width="stretch")
+    labels = [f"A: {analogy.describe('A')}", f"B: {analogy.describe('B')}", f"C: {analogy.describe('C')}",
+              "averages, then A - B + C", "A - B + C and 8 neighbours"]
+    picture_downloads(lambda scale: labelled_rows(labels, [*(result.exemplar_images[w] for w in "ABC"),
+                                                           torch.cat([result.average_images, result.result_images[:1]]),
+                                                           result.result_images], scale=scale),
+                      file_stem(bundle.path.parent.name, bundle.path.name, "arithmetic", analogy.change,
+                                analogy.keep, *(f"draw{draws[w]}" for w in "ABC")), "arith_download", numbers=table)
     with st.spinner(f"Doing the arithmetic for {SUCCESS_DRAWS} random draws of exemplars…"):
         rate = torch_worker.shared(success_rate, bundle, net, pool, analogy)
     m1, m2, m3 = st.columns(3)

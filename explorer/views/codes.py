@@ -6,6 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from explorer.core import torch_worker
+from explorer.core.downloads import file_stem, grid_downloads, picture_downloads
 from explorer.core.figures import grid_jpeg, labelled_rows
 from explorer.core.page import preamble, said_on_error
 from explorer.logic.codes import CodeSetting, code_effects, code_grid
@@ -44,6 +45,8 @@ def turn_codes(bundle) -> None:
     chosen = controls(layout)
     grid = torch_worker.shared(code_grid, bundle, chosen.n, chosen.seed, chosen.setting)
     st.image(grid_jpeg(grid.images), output_format="JPEG", width="stretch", caption=chosen.setting.caption())
+    grid_downloads(grid.images, file_stem(bundle.path.parent.name, bundle.path.name, "codes", f"seed{chosen.seed}"),
+                   "codes_download")
     outside = chosen.setting.outside_training()
     if outside:
         st.warning(f"{', '.join(outside)} is outside [-1, 1], the range the model was trained on: it extrapolates.")
@@ -54,6 +57,9 @@ def turn_codes(bundle) -> None:
     st.image(labelled_rows(effects.sweep_labels, effects.sweep_columns), width="stretch",
              caption="each row is one value of the code; each column keeps its z")
     st.dataframe(pd.DataFrame(effects.effects), hide_index=True, key="attr_info_effects")
+    picture_downloads(lambda scale: labelled_rows(effects.sweep_labels, effects.sweep_columns, scale=scale),
+                      file_stem(bundle.path.parent.name, bundle.path.name, f"sweep-{swept}", f"seed{chosen.seed}"),
+                      "codes_sweep_download", numbers=effects.effects)
     st.info(effects.explain())
 
 

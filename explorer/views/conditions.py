@@ -6,6 +6,7 @@ from dataclasses import dataclass
 import streamlit as st
 
 from explorer.core import torch_worker
+from explorer.core.downloads import file_stem, grid_downloads, picture_downloads
 from explorer.core.featurenets import featurenet_for, needs_featurenet_text
 from explorer.core.figures import grid_jpeg, labelled_rows
 from explorer.core.page import preamble, said_on_error
@@ -83,6 +84,10 @@ def ask(bundle, net) -> None:
     picture, numbers = st.columns([3, 2])
     picture.image(grid_jpeg(images), output_format="JPEG", width="stretch",
                   caption="; ".join(f"{a.name} = {v}" for a, v in asked.items()) + f"; {n} fixed codes")
+    with picture:
+        grid_downloads(images, file_stem(bundle.path.parent.name, bundle.path.name,
+                                         *(f"{a.name}-{v}" for a, v in asked.items()), f"seed{grid.seed}"),
+                       "conditions_download")
     with numbers:
         st.subheader("Does the model deliver?")
         rates = torch_worker.shared(net.recognised, asked, images) if net is not None else {}
@@ -122,6 +127,10 @@ def pairs_section(bundle, net, grid: GridControls) -> None:
     st.image(labelled_rows([f"{name} = {first}", f"{name} = {second}"], [pairs.first_images, pairs.second_images]),
              width="stretch", caption="other attributes as set above: "
              + ", ".join(f"{k} = {v}" for k, v in grid.chosen.items() if k != name))
+    picture_downloads(lambda scale: labelled_rows([f"{name} = {first}", f"{name} = {second}"],
+                                                  [pairs.first_images, pairs.second_images], scale=scale),
+                      file_stem(bundle.path.parent.name, bundle.path.name, f"{name}-{first}-vs-{second}",
+                                f"seed{grid.seed + 1}"), "pairs_download")
     attribute = next(a for a in conditions if a.name == name)
     rate_first = rate_second = None
     if net is not None:

@@ -7,6 +7,7 @@ import streamlit as st
 
 from explorer.core import photo_hooks, torch_worker
 from explorer.core.bundles import BundleKey, key_of
+from explorer.core.downloads import file_stem, picture_downloads
 from explorer.core.featurenets import featurenet_at, featurenet_for, needs_featurenet_text
 from explorer.core.figures import labelled_rows, walk_figure
 from explorer.core.page import preamble, said_on_error
@@ -172,6 +173,13 @@ def directions(bundle, net) -> None:
                            [walked.images[t][:chosen.faces] for t in walked.positions]),
              width="stretch", caption=f"each column starts from one of the {walked.start_text} and walks along the "
              f"direction of {name} = {value}")
+    picture_downloads(lambda scale: labelled_rows([f"t = {t:+g}" for t in walked.positions],
+                                                  [walked.images[t][:chosen.faces] for t in walked.positions],
+                                                  scale=scale),
+                      file_stem(bundle.path.parent.name, bundle.path.name, f"{name}-{value}", chosen.method,
+                                f"seed{chosen.seed}"), "direction_download",
+                      numbers={"t": walked.fine, "recognised": [walked.recognised.get(t, "") for t in walked.fine],
+                               "code norm": [walked.norms[t] for t in walked.fine]})
     photo_hooks.walk_photos(bundle, direction, list(walked.positions), f"{name} = {value}")
     fine, recognised = walked.fine, walked.recognised
     left, right = st.columns([3, 2])

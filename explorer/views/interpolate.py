@@ -5,6 +5,7 @@ from dataclasses import dataclass
 import streamlit as st
 
 from explorer.core import photo_hooks, torch_worker
+from explorer.core.downloads import file_stem, picture_downloads
 from explorer.core.figures import crossed_out_note, labelled_rows, path_norms_figure
 from explorer.core.page import preamble
 from explorer.logic.diagnostics import nonfinite_images_sentence, prior_norm_reference
@@ -68,6 +69,12 @@ if broken:
 if broken < 2 * steps:
     st.image(labelled_rows(["linear", "spherical"], [walked.images["linear"], walked.images["spherical"]]),
              width="stretch", caption=crossed_out_note(broken, 2 * steps, "images"))
+    picture_downloads(lambda scale: labelled_rows(["linear", "spherical"],
+                                                  [walked.images["linear"], walked.images["spherical"]], scale=scale),
+                      file_stem(bundle.path.parent.name, bundle.path.name, "interpolation", f"seeds{start}-{end}",
+                                f"{steps}-steps"), "interp_download",
+                      numbers={"step": list(range(steps)), "linear code norm": list(walked.code_norms("linear")),
+                               "spherical code norm": list(walked.code_norms("spherical"))})
 norm_text = {m: "  ".join(f"{v:.1f}" for v in walked.code_norms(m)) for m in walked.paths}
 st.caption(f"Code norm of each image, left to right. Linear: {norm_text['linear']}. "
            f"Spherical: {norm_text['spherical']}.")

@@ -8,6 +8,7 @@ import streamlit as st
 
 from explorer.core import torch_worker
 from explorer.core.bundles import BundleKey, key_of
+from explorer.core.downloads import file_stem, grid_downloads, picture_downloads
 from explorer.core.figures import grid_jpeg, labelled_rows, latent_scatter
 from explorer.core.page import preamble
 from explorer.core.widgets import data_root_setting
@@ -224,6 +225,10 @@ def reconstructions(bundle, held, data_root: str | None) -> None:
     recon = torch_worker.run(reconstruct, bundle, shown)
     st.image(labelled_rows(["original", "reconstruction"], [recon.originals, recon.reconstructions]),
              width="stretch")
+    picture_downloads(lambda scale: labelled_rows(["original", "reconstruction"],
+                                                  [recon.originals, recon.reconstructions], scale=scale),
+                      file_stem(bundle.path.parent.name, bundle.path.name, "reconstructions", f"{k}-images"),
+                      "recon_download", numbers={"face": list(range(k)), "mse": [float(m) for m in recon.mse]})
     holdout = (bundle.metrics or {}).get("holdout_reconstruction") or {}
     m1, m2, m3 = st.columns(3)
     m1.metric(f"MSE of these {k} images (pixels in [-1, 1])", f"{recon.mean_mse:.4f}")
@@ -261,3 +266,5 @@ seed = st.number_input("seed", min_value=0, max_value=2**31 - 1, step=1, key="ma
 samples = torch_worker.run(sampling.sample, bundle, bundle.prior, 32, int(seed))
 st.image(grid_jpeg(samples.images), output_format="JPEG", width="stretch",
          caption=f"decoder(z) for z ~ {bundle.prior.label}")
+grid_downloads(samples.images, file_stem(bundle.path.parent.name, bundle.path.name, bundle.prior.label,
+                                         f"seed{int(seed)}", "32-samples"), "vae_samples_download")
