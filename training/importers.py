@@ -2,8 +2,9 @@
 
 Loading uses `torch.load(..., weights_only=True)` only, after pickle_scan has read the file's opcodes without
 running them: tensors and plain containers come back, no class is ever instantiated, no code in the file runs,
-and no file can nest objects deep enough to crash the unpickler. A file holding a whole pickled model is refused
-with the one line that re-saves it as a state dict.
+and no file can nest or repeat objects enough to crash or stall the unpickler. torch.load itself runs in a child
+process with a time and a memory limit (sandboxed_load), for the tricks the scan does not know. A file holding a
+whole pickled model is refused with the one line that re-saves it as a state dict.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import hashlib
 import math
 import pickle
 import re
+import reprlib
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -22,6 +24,7 @@ from training.errors import LatentExplorerError
 from training.latent import STANDARD_NORMAL
 from training.models.dcgan import IMAGE_SIZES, DCGANConfig, Generator, discriminator_body
 from training.pickle_scan import damaged_file, scan_torch_file
+from training.sandboxed_load import read_tensors
 from training.untrusted import regular_file_size
 
 RESAVE_HINT = 'in your notebook, run `torch.save(netG.state_dict(), "netG.pth")` and upload that file instead'
@@ -43,6 +46,14 @@ LEGACY_TORCH_MAGIC = b"\x8a\nl\xfc\x9cF\xf9 j\xa8P\x19"  # the number the legacy
 PLAIN_PICKLED_TENSOR = b"_load_from_bytes"
 SNIFF_BYTES = 1 << 20
 LFS_POINTER = b"version https://git-lfs.github.com/spec/"
+# Names and keys from a file go into messages cut short: a key can be megabytes of text or a tuple of millions.
+_SHORT_REPR = reprlib.Repr()
+_SHORT_REPR.maxlevel, _SHORT_REPR.maxtuple, _SHORT_REPR.maxstring, _SHORT_REPR.maxlong = 2, 4, 60, 40
+
+
+def _key_in_message(key: object) -> str:
+    """A file's key as a message shows it: whole when short, cut with ... when not, at a bounded cost."""
+    return key if isinstance(key, str) and len(key) <= 80 else _SHORT_REPR.repr(key)
 
 
 def _sniff(path: Path, label: str) -> None:
@@ -75,6 +86,12 @@ def load_state_dict(path: str | Path, label: str | None = None) -> dict[str, tor
     regular_file_size(path, "state dict (.pth)")
     _sniff(path, label)
     scan_torch_file(path, label)  # weights_only is no sandbox: a deeply nested pickle crashes the interpreter
+    return read_tensors(read_state_dict_unlimited, path, label)
+
+
+def read_state_dict_unlimited(path: str, label: str) -> dict[str, torch.Tensor]:
+    """torch.load and flatten, with no limit of time or memory: load_state_dict runs it in a limited child, after
+    the checks that refuse a file at once."""
     try:
         loaded = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
@@ -100,16 +117,16 @@ def _flatten(loaded: object, name: str) -> dict[str, torch.Tensor]:
     if wrapped:  # a training checkpoint: the state dicts sit next to "epoch", optimizer states, fixed noise ...
         key = next((key for key in wrapped if _has_first_layer(loaded[key])), wrapped[0])
         return _flatten(loaded[key], f"{name}[{key!r}]")
-    not_tensors = [str(k) for k, v in loaded.items() if not isinstance(v, torch.Tensor)]
+    not_tensors = [k for k, v in loaded.items() if not isinstance(v, torch.Tensor)]
     if not_tensors or not loaded:
-        listed = ", ".join(not_tensors[:5]) or "(nothing)"
+        listed = ", ".join(map(_key_in_message, not_tensors[:5])) or "(nothing)"
         raise LatentExplorerError(
             f"{name} is not a generator state dict: entries {listed} are not tensors; {RESAVE_HINT}"
         )
     state = {}
     for key, value in loaded.items():
         if not isinstance(key, str):
-            raise LatentExplorerError(f"{name}: parameter names must be strings, found {key!r}")
+            raise LatentExplorerError(f"{name}: parameter names must be strings, found {_key_in_message(key)}")
         state[_without_prefixes(key)] = value
     return state
 
@@ -184,7 +201,7 @@ def _fit(state: dict[str, torch.Tensor], image_size: int) -> DCGANConfig | _Misf
                 continue  # PyTorch < 0.4.1 saved no BatchNorm counters; they only matter for training
             problem = f"{key} is missing, which {netg} has"
         elif key not in expected:
-            problem = f"{key} is not a parameter of {netg}"
+            problem = f"{_key_in_message(key)} is not a parameter of {netg}"
         elif key == last and made != channels:
             problem = f"{key} makes {made}-channel images where {netg} makes 1 (grey) or 3 (colour)"
         elif tuple(state[key].shape) != expected[key]:
@@ -200,7 +217,7 @@ def infer_tutorial_config(state: dict[str, torch.Tensor], name: str = "the file"
     """Image size, nz, ngf and channels of the tutorial netG in `state`: the one config of our Generator whose
     parameter names and shapes are exactly the file's (32, 64 or 128 px, 1 or 3 channels)."""
     if "main.0.weight" not in state:
-        shown = ", ".join(list(state)[:4])
+        shown = ", ".join(map(_key_in_message, list(state)[:4]))
         raise LatentExplorerError(
             f"{name}: these are not the PyTorch DCGAN tutorial's generator parameters (expected names like "
             f"main.0.weight, main.1.running_mean ...; found {shown} ...)"
