@@ -59,7 +59,8 @@ class Capabilities:
 
 
 _GENERATOR_PAGES = frozenset({"sample", "compare", "replay"})
-_Z_ONLY_PAGES = frozenset({"sweep", "interpolate", "directions", "arithmetic", "photo"})  # the generator takes a code z alone
+# The generator takes a code z alone on these pages.
+_Z_ONLY_PAGES = frozenset({"sweep", "interpolate", "directions", "arithmetic", "photo"})
 CAPABILITIES = {
     "dcgan": Capabilities(generates=True, loop="gan", pages=_GENERATOR_PAGES | _Z_ONLY_PAGES),
     "vae": Capabilities(generates=True, has_encoder=True, loop="vae",
