@@ -73,6 +73,8 @@ def every_chart() -> dict:
         "paths": path_norms_figure(np.linspace(0, 1, 9), rng.random(9) + 9, rng.random(9) + 10,
                                    NormReference(10.0, 0.7), "N(0, 1)"),
         "map": latent_scatter(rng.random((20, 2)), np.array(["a", "b"] * 10), np.arange(20), "codes"),
+        "map in 3-D": latent_scatter(rng.random((20, 3)), np.array(["a", "b"] * 10), np.arange(20), "codes",
+                                     ("1", "2", "3")),
         "walk": walk_figure([0.0, 0.5, 1.0], [0.1, 0.5, 0.9], [10.0, 10.5, 11.0], "smiling", prior_norm=10.0),
     }
 
@@ -87,6 +89,10 @@ def text_sizes(fig) -> dict[str, float | None]:
             sizes[f"{name} ticks"] = layout[name].tickfont.size
             if layout[name].title.text:
                 sizes[f"{name} title"] = layout[name].title.font.size
+    for scene in fig.select_scenes():
+        for name in ("xaxis", "yaxis", "zaxis"):
+            sizes[f"3-D {name} ticks"] = scene[name].tickfont.size
+            sizes[f"3-D {name} title"] = scene[name].title.font.size
     for i, note in enumerate(layout.annotations):
         sizes[f"annotation {i} ({note.text})"] = note.font.size
     return sizes

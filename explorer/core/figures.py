@@ -33,6 +33,8 @@ def readable(fig: go.Figure) -> go.Figure:
                       hoverlabel_font_size=TEXT_PX)
     fig.update_xaxes(tickfont_size=TEXT_PX, title_font_size=AXIS_TITLE_PX)
     fig.update_yaxes(tickfont_size=TEXT_PX, title_font_size=AXIS_TITLE_PX)
+    axis = dict(tickfont_size=TEXT_PX, title_font_size=AXIS_TITLE_PX)
+    fig.update_scenes(xaxis=axis, yaxis=axis, zaxis=axis)  # a 3-D map's axes
     fig.for_each_annotation(lambda note: note.update(font_size=max(note.font.size or 0, TEXT_PX)))
     return fig
 
