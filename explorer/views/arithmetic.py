@@ -102,13 +102,12 @@ def arithmetic(bundle, net) -> None:
         return
     left, right = st.columns([3, 2])
     with left:
-        st.image(labelled_rows([f"A: {analogy.describe('A')}", f"B: {analogy.describe('B')}",
-                                f"C: {analogy.describe('C')}"],
-                               [result.exemplar_images[w] for w in "ABC"], font_size=16),
-                 width="stretch", caption=f"{EXEMPLARS} generated samples per concept, found by the feature network")
-        st.image(labelled_rows(["averages A, B, C  and  A - B + C"],
-                               [torch.cat([result.average_images, result.result_images[:1]])], font_size=16),
-                 width="stretch", caption="each average decoded, then the result of the arithmetic")
+        # Short row labels: the picture is shrunk to the column, and long ones became unreadable.
+        st.image(labelled_rows(["A", "B", "C"], [result.exemplar_images[w] for w in "ABC"]), width="stretch",
+                 caption=f"{EXEMPLARS} generated samples per concept, found by the feature network: "
+                         + "; ".join(f"{w}: {analogy.describe(w)}" for w in "ABC"))
+        st.image(labelled_rows(["="], [torch.cat([result.average_images, result.result_images[:1]])]),
+                 width="stretch", caption="the averages of A, B and C decoded, then A - B + C")
     with right:
         st.image(labelled_rows(["", "", ""], [result.result_images[i * 3:(i + 1) * 3] for i in range(3)]),
                  width="stretch", caption=f"the result (top left) and 8 codes around it, each coordinate moved by "
@@ -122,8 +121,7 @@ def arithmetic(bundle, net) -> None:
              f"P({analogy.describe('D')})": [result.expected_probability[k] for k in rows.values()]}
     st.dataframe({name: column if name == "code" else [f"{p:.0%}" for p in column] for name, column in table.items()},
                  hide_index=True, width="stretch")
-    labels = [f"A: {analogy.describe('A')}", f"B: {analogy.describe('B')}", f"C: {analogy.describe('C')}",
-              "averages, then A - B + C", "A - B + C and 8 neighbours"]
+    labels = ["A", "B", "C", "means, A-B+C", "A-B+C, noisy"]
     picture_downloads(lambda scale: labelled_rows(labels, [*(result.exemplar_images[w] for w in "ABC"),
                                                            torch.cat([result.average_images, result.result_images[:1]]),
                                                            result.result_images], scale=scale),
