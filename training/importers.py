@@ -265,16 +265,24 @@ def sha256_of(path: Path) -> str:
 
 
 def import_tutorial_dcgan(state_dict_path: str | Path, out_dir: str | Path, name: str | None = None,
-                          display_filename: str | None = None) -> Path:
+                          display_filename: str | None = None, trained_on: str | None = None,
+                          checkpoints: str | Path | None = None) -> Path:
     """Turn a netG.pth from the PyTorch DCGAN tutorial or pytorch/examples `dcgan` into a bundle at out_dir.
 
     The bundle has weights and config but no history, snapshots or metrics: nothing we could know.
-    `display_filename` names the file in messages when it was saved under a temporary name (uploads)."""
+    `display_filename` names the file in messages when it was saved under a temporary name (uploads).
+    `trained_on` names its dataset (training.trained_on.TRAINED_ON): the bundle then keeps the record the dataset's
+    shipped bundles under `checkpoints` keep, and is scored like them; None: "imported", explored but not scored."""
+    from training.trained_on import check_choice, dataset_record, unknown_record
+
+    check_choice(trained_on)  # a misspelt dataset fails before the file is read
     path = Path(state_dict_path)
     label = display_filename or path.name
     state = load_state_dict(path, label)
     generator = tutorial_generator(state, label)
     config = generator.config
+    dataset = (dataset_record(trained_on, config.image_size, config.channels, label, checkpoints)
+               if trained_on is not None else unknown_record(label, config.image_size, config.channels))
     with torch.no_grad():
         sample = generator(torch.zeros(2, config.latent_dim))
     if not math.isfinite(float(sample.abs().sum())):
@@ -283,18 +291,11 @@ def import_tutorial_dcgan(state_dict_path: str | Path, out_dir: str | Path, name
         "name": name or f"imported · {label}",
         "family": "dcgan",
         "model": asdict(config),
-        "dataset": {
-            "name": "imported",
-            "source": {"name": "imported", "file": label},
-            "image_size": config.image_size,
-            "channels": config.channels,
-            "normalisation": "x / 127.5 - 1 (pixels in [-1, 1]), as in the tutorial",
-            "attributes": [],
-        },
+        "dataset": dataset,
         "prior": STANDARD_NORMAL.to_json(),  # the tutorial samples torch.randn
         "imported_from": {"format": "pytorch-dcgan-tutorial netG state dict", "file": label,
                           "sha256": sha256_of(path), "nz": config.latent_dim, "ngf": config.g_width,
-                          "channels": config.channels},
+                          "channels": config.channels, "trained_on": trained_on},
         "versions": {"torch": torch.__version__},
     }
     return save_bundle(out_dir, bundle_config, {"generator": generator})

@@ -1,4 +1,5 @@
-"""`python -m training import-dcgan PATH --out BUNDLE`: a netG.pth from the PyTorch DCGAN tutorial -> a bundle."""
+"""`python -m training import-dcgan PATH --out BUNDLE [--data DATASET]`: a netG.pth from the PyTorch DCGAN tutorial
+-> a bundle; with --data it records the dataset it was trained on and `evaluate` scores it like a shipped model."""
 
 from __future__ import annotations
 
@@ -18,6 +19,12 @@ def add_parser(sub) -> None:
     parser.add_argument("--out", required=True, help="bundle folder to write, e.g. checkpoints/celeba/my-dcgan")
     add_overwrite(parser, "a bundle")
     parser.add_argument("--name", default=None, help="display name stored in the bundle")
+    # Not argparse choices: a wrong name leaves through the CLI's one error line, like every other mistake.
+    parser.add_argument("--data", default=None, metavar="{celeba,anime,toyfaces,fashion-mnist}",
+                        help="the dataset the generator was trained on: the bundle then records it as the "
+                             "dataset's shipped models do (checked: image size and channels must fit it), and "
+                             "`python -m training evaluate` scores it with that dataset's feature network. Leave it "
+                             "out for a generator trained on something else (explored, not scored)")
 
 
 def run(args: argparse.Namespace) -> None:
@@ -25,10 +32,12 @@ def run(args: argparse.Namespace) -> None:
     from training.errors import LatentExplorerError
     from training.importers import import_tutorial_dcgan
     from training.output_folder import check_folder, remove_own_files
+    from training.trained_on import check_choice
 
+    check_choice(args.data)
     check_folder(args.out, overwrite=args.overwrite)  # before the file is read: a wrong --out fails at once
     try:
-        out = import_tutorial_dcgan(args.path, args.out, name=args.name)
+        out = import_tutorial_dcgan(args.path, args.out, name=args.name, trained_on=args.data)
     except OSError as exc:  # the disk filled up, or a file was unreadable after all its checks
         raise LatentExplorerError(f"could not import {args.path} into {args.out}: {exc.strerror or exc}") from None
     # Only once the new bundle is written (a file that fails to import leaves the old one whole): the old run's
@@ -39,3 +48,9 @@ def run(args: argparse.Namespace) -> None:
     print(f"wrote {out}: DCGAN generator with nz={model['latent_dim']}, ngf={model['g_width']}, "
           f"{model['channels']} channels, {model['image_size']}x{model['image_size']}; "
           f"open it with LATENT_EXPLORER_CHECKPOINTS or copy it under checkpoints/")
+    if args.data is not None:
+        print(f"trained on {args.data}: score it with `python -m training evaluate {out}` (the {args.data} feature "
+              "network and real images, as for the shipped models)")
+    else:
+        print("trained on something else (no --data): it is explored, not scored; name its dataset with --data to "
+              "compare it with the shipped models")

@@ -21,8 +21,9 @@ from training.errors import LatentExplorerError
 from training.latent import LatentDistribution, sample_latents
 from training.metrics import scoring
 from training.metrics.features import generated_features, real_features
-from training.metrics.real import load_real_for_bundle
+from training.metrics.real import RealData, load_real_for_bundle
 from training.models.featurenet import FeatureNet, to_input
+from training.trained_on import TRAINED_ON, UNKNOWN
 from training.untrusted import read_json
 
 REPO_ROOT = bundle_paths.REPO_ROOT
@@ -148,6 +149,63 @@ def _check_featurenet_fits(net_bundle: Bundle, bundle: Bundle) -> None:
         )
 
 
+def featurenet_for(bundle: Bundle, featurenet: str | Path | None = None) -> tuple[FeatureNet, Bundle]:
+    """The feature network a bundle is scored with (its dataset's, checkpoints/<dataset>/featurenet, unless one is
+    given) and its bundle, checked to be of the model's dataset."""
+    dataset = bundle.config["dataset"]["name"]
+    if dataset == UNKNOWN:
+        raise LatentExplorerError(
+            f"{bundle.path} was imported without naming the dataset it was trained on, so there are no real images "
+            f"to score it against: import it again with `python -m training import-dcgan FILE --out {bundle.path} "
+            f"--overwrite --data {'|'.join(TRAINED_ON)}`")
+    net_path = Path(featurenet) if featurenet is not None else bundle_paths.featurenet_path(dataset)
+    if not net_path.exists():
+        raise LatentExplorerError(
+            f"no feature network at {net_path}; train one with `python -m training train-featurenet --data "
+            f"{dataset} --out {net_path}` or pass --feature-net PATH"
+        )
+    net, net_bundle = load_featurenet(net_path)
+    _check_featurenet_fits(net_bundle, bundle)
+    return net, net_bundle
+
+
+def held_out_subsets(real: RealData, samples: int, seed: int) -> tuple[int, np.ndarray, np.ndarray]:
+    """How many real images of each kind an evaluation compares, and which: (n, training positions, held-out
+    positions), a seeded choice."""
+    n_real = min(samples, len(real.train), len(real.test))
+    pick = np.random.default_rng(seed)
+    return (n_real, pick.choice(len(real.train), n_real, replace=False),
+            pick.choice(len(real.test), n_real, replace=False))
+
+
+def result_record(bundle: Bundle, net: FeatureNet, net_bundle: Bundle, real: RealData, samples: int, n_real: int,
+                  seed: int, k: int, set_size: int, rows: dict[str, dict]) -> dict:
+    """What metrics.json stores about one evaluation: what was scored, how, against which images, and the rows."""
+    return {
+        "metrics_version": METRICS_VERSION,
+        "what": WHAT,
+        "bundle": {"name": bundle.name, "family": bundle.family, "path": recorded_bundle_path(bundle.path, REPO_ROOT),
+                   "step": bundle.config.get("step")},
+        "feature_network": {
+            "path": recorded_bundle_path(net_bundle.path, REPO_ROOT),
+            "name": net_bundle.name,
+            "feature_dim": net.config.feature_dim,
+            "image_size": net.config.image_size,
+            "heldout_accuracy": net_bundle.config.get("accuracy", {}),
+            "weights_sha256": _sha256(net_bundle.path / checkpoint.WEIGHTS_FILE),
+        },
+        "samples": samples,
+        "real_samples": {"train": n_real, "test": n_real},
+        "seed": seed,
+        "k": k,
+        "set_size": set_size,
+        "interval": {"level": 0.95, "method": scoring.INTERVAL_METHOD, "repeats": scoring.intervals.DEFAULT_REPEATS},
+        "lead": scoring.LEAD,
+        "real": {"train": portable_source(real.train_source), "test": portable_source(real.test_source)},
+        "fd_precision_recall": rows,
+    }
+
+
 @torch.no_grad()
 def evaluate_bundle(bundle: Bundle, featurenet: str | Path | None = None, samples: int = DEFAULT_SAMPLES,
                     seed: int = 0, data_root: str | Path | None = None, k: int = scoring.DEFAULT_K,
@@ -165,24 +223,12 @@ def evaluate_bundle(bundle: Bundle, featurenet: str | Path | None = None, sample
         timings[name] = round(now - since, 1)
         return now
 
-    dataset_name = bundle.config["dataset"]["name"]
-    net_path = Path(featurenet) if featurenet is not None else bundle_paths.featurenet_path(dataset_name)
-    if not net_path.exists():
-        dataset = bundle.config["dataset"]["name"]
-        raise LatentExplorerError(
-            f"no feature network at {net_path}; train one with `python -m training train-featurenet --data "
-            f"{dataset} --out {net_path}` or pass --feature-net PATH"
-        )
-    net, net_bundle = load_featurenet(net_path)
-    _check_featurenet_fits(net_bundle, bundle)
+    net, net_bundle = featurenet_for(bundle, featurenet)
     t = time.time()
     real = load_real_for_bundle(bundle.config, data_root=data_root, n_test=samples, progress=progress)
     t = lap("load_real_images", t)
-    n_real = min(samples, len(real.train), len(real.test))
+    n_real, train_index, test_index = held_out_subsets(real, samples, seed)
     m = scoring.set_size_for(samples, n_real, k, set_size)
-    pick = np.random.default_rng(seed)
-    train_index = pick.choice(len(real.train), n_real, replace=False)
-    test_index = pick.choice(len(real.test), n_real, replace=False)
     f_train = real_features(net, real.train, train_index, batch_size)
     f_test = real_features(net, real.test, test_index, batch_size)
     t = lap("real_features", t)
@@ -204,29 +250,7 @@ def evaluate_bundle(bundle: Bundle, featurenet: str | Path | None = None, sample
                           **scoring.score_row(f_test, f_train, k, m, seed)}
     t = lap("distances_floor", t)
 
-    result = {
-        "metrics_version": METRICS_VERSION,
-        "what": WHAT,
-        "bundle": {"name": bundle.name, "family": bundle.family, "path": recorded_bundle_path(bundle.path, REPO_ROOT),
-                   "step": bundle.config.get("step")},
-        "feature_network": {
-            "path": recorded_bundle_path(net_bundle.path, REPO_ROOT),
-            "name": net_bundle.name,
-            "feature_dim": net.config.feature_dim,
-            "image_size": net.config.image_size,
-            "heldout_accuracy": net_bundle.config.get("accuracy", {}),
-            "weights_sha256": _sha256(net_bundle.path / checkpoint.WEIGHTS_FILE),
-        },
-        "samples": samples,
-        "real_samples": {"train": n_real, "test": n_real},
-        "seed": seed,
-        "k": k,
-        "set_size": m,
-        "interval": {"level": 0.95, "method": scoring.INTERVAL_METHOD, "repeats": scoring.intervals.DEFAULT_REPEATS},
-        "lead": scoring.LEAD,
-        "real": {"train": portable_source(real.train_source), "test": portable_source(real.test_source)},
-        "fd_precision_recall": rows,
-    }
+    result = result_record(bundle, net, net_bundle, real, samples, n_real, seed, k, m, rows)
     if capabilities.conditional:
         conditions, _ = conditions_of(bundle, real.test.attributes)
         per_value = max(1, samples // sum(len(a.values) for a in conditions))
