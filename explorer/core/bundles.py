@@ -16,7 +16,7 @@ from streamlit.logger import get_logger
 
 from explorer.core import shared_cache
 from training import bundle_paths
-from training.checkpoint import CONFIG_FILE, Bundle, find_bundles, load_bundle
+from training.checkpoint import CONFIG_FILE, METRICS_FILE, Bundle, find_bundles, load_bundle
 from training.checkpoint import read_config as read_config_file
 from training.errors import LatentExplorerError
 from training.models import registry
@@ -86,9 +86,14 @@ def read_config(path: str | Path) -> dict:
 
 def _mtime(path: str | Path) -> float:
     try:
-        return (Path(path) / CONFIG_FILE).stat().st_mtime
+        version = (Path(path) / CONFIG_FILE).stat().st_mtime
     except OSError:
         raise LatentExplorerError(f"{path}: the bundle is gone (deleted or moved while the app was running)") from None
+    # New figures (metrics.json rewritten: an imported generator scored on the upload page) make a new version too:
+    # the pages read a model's figures from its loaded bundle.
+    with contextlib.suppress(OSError):
+        version = max(version, (Path(path) / METRICS_FILE).stat().st_mtime)
+    return version
 
 
 def load(path: str | Path) -> Bundle:
@@ -199,6 +204,17 @@ def session_bundles() -> dict[str, str]:
     except Exception:  # no Streamlit session (plain Python): nothing was imported
         return {}
     return {name: path for name, path in extra.items() if has_config(path)}
+
+
+def imported_of(dataset: str) -> dict[str, str]:
+    """Display name -> folder of the generators this session imported and marked as trained on `dataset`."""
+    found = {}
+    for name, path in session_bundles().items():
+        with contextlib.suppress(LatentExplorerError):
+            config = read_config(path)
+            if "imported_from" in config and config["dataset"].get("name") == dataset and _generates(path):
+                found[name] = path
+    return found
 
 
 def add_session_bundle(name: str, path: str | Path, select: bool = True) -> str:

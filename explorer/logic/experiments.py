@@ -35,6 +35,7 @@ class ExperimentRun:
     config: dict
     history: dict = field(default_factory=dict)
     metrics: dict = field(default_factory=dict)
+    title: str | None = None  # how a model from outside the group is named (an imported generator's display name)
 
     @property
     def experiment(self) -> dict:
@@ -46,7 +47,7 @@ class ExperimentRun:
 
     @property
     def label(self) -> str:
-        return str(self.experiment.get("label") or self.name)
+        return str(self.title or self.experiment.get("label") or self.name)
 
     @property
     def is_baseline(self) -> bool:
@@ -74,10 +75,24 @@ def _read_optional(file: Path, what: str) -> dict:
     return data if isinstance(data, dict) else {}
 
 
-def read_run(path: str | Path) -> ExperimentRun:
+def read_run(path: str | Path, title: str | None = None) -> ExperimentRun:
     path = Path(path)
     return ExperimentRun(path, read_config(path), _read_optional(path / HISTORY_FILE, "training history"),
-                         _read_optional(path / METRICS_FILE, "metrics"))
+                         _read_optional(path / METRICS_FILE, "metrics"), title)
+
+
+def scored_outsiders(models: dict[str, str]) -> list[ExperimentRun]:
+    """Models from outside a group (display name -> folder: the generators a visitor imported and scored) as runs
+    the group's own can be compared with; the unreadable and the unscored are left out."""
+    found = []
+    for name, path in models.items():
+        try:
+            run = read_run(path, title=name)
+        except LatentExplorerError:
+            continue
+        if _fd(run.metrics) is not None:
+            found.append(run)
+    return found
 
 
 def find_groups(root: str | Path) -> dict[str, list[ExperimentRun]]:
@@ -302,8 +317,9 @@ def verdict(run: ExperimentRun, baseline: ExperimentRun | None, against: str = "
         parts.append(f"Cannot tell apart from {against} by FD ({fd:.2f} vs {base_fd:.2f}; sampling alone "
                      f"moves FD by ±{noise:.2f}).")
     else:
+        share = f", {abs(delta) / base_fd:.0%}" if base_fd > 0 else ""  # an FD of 0: no share of it
         parts.append(f"{'Better' if delta < 0 else 'Worse'} FD than {against} by {abs(delta):.2f} "
-                     f"({fd:.2f} vs {base_fd:.2f}, {abs(delta) / base_fd:.0%}).")
+                     f"({fd:.2f} vs {base_fd:.2f}{share}).")
     row, base_row = numbers(run), numbers(baseline)
     details = [d for d in (_compare_rate(n, row, base_row) for n in ("precision", "recall", "attribute accuracy"))
                if d]

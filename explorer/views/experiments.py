@@ -22,6 +22,7 @@ from explorer.logic.experiments import (
     numbers,
     overlay,
     refused_runs,
+    scored_outsiders,
     verdict,
 )
 from explorer.logic.infogan_codes import code_findings
@@ -224,9 +225,13 @@ for run in runs:
     else:
         st.markdown(f"**{run.label}**: {text}")
 
-if len(runs) > 2:
+# A visitor's own generator of this dataset, imported and scored on the upload page, joins the comparison.
+outsiders = scored_outsiders(bundles.imported_of(str(runs[0].config["dataset"].get("name"))))
+if len(runs) + len(outsiders) > 2:
     st.subheader("Any two runs")
-    labels = {r.label: r for r in runs}
+    if outsiders:
+        st.caption("Your own generators of this dataset, scored on the Bring your own generator page, are here too.")
+    labels = {r.label: r for r in runs + outsiders}
     c1, c2 = st.columns(2)
     a = c1.selectbox("this run", list(labels), index=1, key=f"experiments_a_{group}")
     b = c2.selectbox("against", list(labels), index=2, key=f"experiments_b_{group}")
