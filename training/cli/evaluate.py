@@ -18,7 +18,8 @@ def add_parser(sub) -> None:
                          "not Inception FID)",
         description="Score a bundle against held-out real images and print the figures; --write also stores them in "
                     "the bundle's metrics.json. The feature network defaults to checkpoints/<dataset>/featurenet/ "
-                    "(see train-featurenet).")
+                    "(see train-featurenet). A generator imported with `import-dcgan --data DATASET` is scored like "
+                    "the dataset's shipped models.")
     parser.add_argument("bundle")
     parser.add_argument("--samples", type=int, default=2000, help="generated images per row (default 2000); more "
                         "narrow the intervals without moving the figures")
