@@ -162,7 +162,7 @@ def test_the_celeba_map_opens_coloured_by_an_attribute_a_class_can_see():
     assert "neighbours with the same Male" in metric_labels(at)
 
 
-def test_the_map_in_three_dimensions_still_decodes_a_clicked_code(tiny):
+def test_the_map_in_three_dimensions_decodes_the_code_in_the_box(tiny):
     from explorer.logic.vae_map import pca_map, tsne_map
 
     at = open_page("vae_map", "vae")
@@ -173,7 +173,7 @@ def test_the_map_in_three_dimensions_still_decodes_a_clicked_code(tiny):
     spec = json.loads(at.get("plotly_chart")[0].proto.spec)
     assert {trace["type"] for trace in spec["data"]} == {"scatter3d"}
     assert any("customdata" in t for t in spec["data"])  # the held-out codes carry their index for a click
-    at.number_input(key="map_point").set_value(3).run()  # what a click sets (select_point)
+    at.number_input(key="map_point").set_value(3).run()  # in 3-D the box picks a code (hover shows its number)
     assert not at.exception and "Code 3" in [h.value for h in at.subheader]
     at.radio(key="map_projection").set_value("t-SNE").run()
     assert not at.exception, at.exception

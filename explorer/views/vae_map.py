@@ -111,7 +111,9 @@ def map_controls(held) -> MapControls:
                               help="UMAP is not offered: it needs numba and llvmlite (about 210 MB), and its first "
                                    "map of 2000 codes took over a minute on a 2-core server.")
         dims = c1.radio("dimensions", ["2-D", "3-D"], horizontal=True, key="map_dims",
-                        help="3-D: drag to turn the map, scroll to zoom; a click still picks a code")
+                        help="3-D: drag to turn the map, scroll to zoom. A click picks a code in 2-D only (Streamlit "
+                             "reports clicks on flat charts); in 3-D, hover a point to read its number and type it "
+                             "in the box on the right.")
         if state.get("map_colour") not in [NO_COLOUR] + names:
             state["map_colour"] = next((n for n in TEACHING_COLOURS if n in names), names[0] if names else NO_COLOUR)
         colour = c1.selectbox("colour by", [NO_COLOUR] + names, key="map_colour")
@@ -130,7 +132,8 @@ def map_controls(held) -> MapControls:
         else:
             overlay_name = c2.selectbox("overlay codes from", [NO_OVERLAY] + list(PRESETS), key="map_overlay")
         state["map_point"] = int(min(max(0, state["map_point"]), len(held) - 1))
-        point = c3.number_input(f"code to decode (0..{len(held) - 1}; or click a point)", min_value=0,
+        how = "or click a point" if dims == "2-D" else "hover a point in 3-D for its number"
+        point = c3.number_input(f"code to decode (0..{len(held) - 1}; {how})", min_value=0,
                                 max_value=len(held) - 1, step=1, key="map_point")
     return MapControls(projection, 3 if dims == "3-D" else 2, None if colour == NO_COLOUR else colour, overlay_name,
                        float(perplexity),
