@@ -74,7 +74,7 @@ history, snapshots = bundle.history, bundle.snapshot_paths()
 bundle_key = bundles.key_of(bundle)
 version = (bundle_key.path, bundle_key.mtime)  # what the bundle is cached on: a retrained bundle is a new version
 curves = history_curves(version, history)
-imported = bundle.config["dataset"].get("name") == "imported"
+imported = "imported_from" in bundle.config or bundle.config["dataset"].get("name") == "imported"
 status = run_status(bundle.config)
 if status.startswith("stopped"):
     st.warning(f"This run {status}: it diverged, its discriminator won completely, it was interrupted, or it is "
