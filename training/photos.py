@@ -3,12 +3,13 @@
 The crop and resize come from the bundle's config (`dataset.source.preprocessing`, written when the dataset was
 prepared) and run through the same function as training (`prepare.preprocess_image`), JPEG draft decoding
 included, so a training image's own file comes out bit for bit as the training array. Only what a phone or an
-editor adds and no training file has is undone first: the EXIF rotation is applied, and transparent parts are laid
-on white.
+editor adds and no training file has is undone first: the EXIF rotation is applied, 16-bit grey is scaled to 8
+bits, and transparent parts are laid on white.
 
-Reading goes through `untrusted.open_image`: a regular file, at most MAX_PHOTO_BYTES, its pixel count checked from
-the header before anything is decoded. Every refusal is a LatentExplorerError that names the upload and says what
-to do.
+Reading goes through `untrusted.open_image`: a regular file of at most MAX_PHOTO_BYTES, read as a JPEG, PNG or
+WebP whatever its name says, and what it declares checked before anything is decoded: its pixel count, and for a
+JPEG the memory and work its frame and scans ask for (`decode_cost`). The steps here keep at most two copies of
+the picture alive. Every refusal is a LatentExplorerError that names the upload and says what to do.
 
 There is no face detector here (none ships with our dependencies, and the feature networks are attribute
 classifiers trained on faces only, which score a noise image like a face). `content_check` refuses an image with
@@ -37,6 +38,12 @@ from training.untrusted import open_image
 MAX_PHOTO_PIXELS = 16 << 20
 MAX_PHOTO_BYTES = 50 << 20  # the server's upload limit (.streamlit/config.toml)
 MIN_PHOTO_SIDE = 16
+# What PIL may open an upload as, whatever its name says: what phones, cameras and browsers save photos as ("JPEG"
+# includes MPO, a phone's JPEG with a second picture in it). Each is decoded in C within limits checked first
+# (decode_cost). PIL's BMP run-length and GIF block readers step through a file in Python (a crafted 8 MB BMP or
+# 20 MB GIF takes 6 to 8 s), and a TIFF may hold JPEG data that libtiff decodes where those checks cannot see it:
+# all three are refused, as are the formats PIL knows beyond these (EPS even runs Ghostscript).
+PHOTO_FORMATS = ("JPEG", "PNG", "WEBP")
 # The checks of content_check, in [-1, 1] pixel units. Calibrated on 2,000 CelebA, 2,000 anime and 1,000 toyfaces
 # training-size images: their per-channel spatial std is at least 0.21 and at least 60% of their variance survives
 # a 4x4 average pool; uniform noise keeps 6% and a flat colour has std 0.
@@ -77,31 +84,63 @@ def training_preprocessing(config: dict) -> tuple[Preprocessing, str]:
                   f"{size}x{size}): {prep.to_json()['crop']}")
 
 
-GREY_MODES = ("1", "L", "LA", "I", "I;16", "F")
+GREY_MODES = ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "I;16N", "F")
+SIXTEEN_BIT_MODES = ("I", "I;16", "I;16B", "I;16L", "I;16N")  # PIL's modes for a 16-bit grey PNG
+# EXIF orientations 2..8 mirror or turn the picture (1 is upright); any other value means nothing and is ignored.
+TURNING_ORIENTATIONS = range(2, 9)
+
+
+def _eight_bit(img):
+    """A 16-bit grey picture scaled to 8 bits (0..65535 onto 0..255; PIL's convert("L") would clip at 255)."""
+    from PIL import Image
+
+    if img.mode not in SIXTEEN_BIT_MODES:
+        return img
+    levels = np.asarray(img)
+    nearest = ((np.arange(65536) + 128) // 257).astype(np.uint8)  # round(v / 257): 65535 is white, 257 is 1
+    grey = np.empty(levels.shape, np.uint8)
+    flat_levels, flat_grey = levels.reshape(-1), grey.reshape(-1)
+    for start in range(0, flat_levels.size, 1 << 20):  # a million at a time: an index array costs 8 bytes each
+        flat_grey[start:start + (1 << 20)] = nearest[np.clip(flat_levels[start:start + (1 << 20)], 0, 65535)]
+    return Image.fromarray(grey, "L")
+
+
+def _replaced(old, new):
+    """`new`, with `old`'s pixels freed at once when it is another picture: a 16-megapixel RGBA photo holds 64 MB,
+    and each step below would otherwise keep one more copy alive until the photo is read."""
+    if new is not old:
+        old.close()
+    return new
 
 
 def _upright_on_white(img, prep: Preprocessing, notes: list[str]):
-    """The EXIF rotation applied and transparency laid on white; what that changed is said in notes."""
+    """The EXIF rotation applied, 16-bit grey made 8-bit, transparency laid on white, and the picture in the
+    model's mode (as preprocess_image would convert it); what that changed is said in notes."""
     from PIL import Image, ImageOps
 
-    if img.getexif().get(0x0112, 1) not in (1, None):
+    if img.getexif().get(0x0112, 1) in TURNING_ORIENTATIONS:
         notes.append("turned upright as its EXIF orientation says")
-        img = ImageOps.exif_transpose(img)
+        img = _replaced(img, ImageOps.exif_transpose(img))
+    img = _replaced(img, _eight_bit(img))
     grey = img.mode in GREY_MODES or (img.mode == "P" and _palette_is_grey(img))
     if grey and prep.mode == "RGB":
         notes.append("greyscale: the colour model sees it as a grey picture")
     elif not grey and prep.mode == "L":
         notes.append("in colour: this model works in grey, so the colours are dropped as in its training images")
     if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
-        rgba = img.convert("RGBA")
-        img = Image.alpha_composite(Image.new("RGBA", rgba.size, WHITE + (255,)), rgba).convert("RGB")
+        rgba = img if img.mode == "RGBA" else _replaced(img, img.convert("RGBA"))
+        img = Image.new("RGB", rgba.size, WHITE)
+        img.paste(rgba, mask=rgba)  # its alpha band is the mask
+        rgba.close()
         notes.append("had transparent parts: they are laid on white")
-    return img
+    return img if img.mode == prep.mode else _replaced(img, img.convert(prep.mode))
 
 
 def _palette_is_grey(img) -> bool:
-    rgb = np.asarray(img.convert("RGB"))
-    return bool((rgb[..., 0] == rgb[..., 1]).all() and (rgb[..., 1] == rgb[..., 2]).all())
+    """Whether every colour a palette picture uses is a grey, read from the palette (no converted copy)."""
+    palette = img.getpalette("RGB") or []
+    used = [index for _, index in img.getcolors(256) or []]
+    return all(palette[3 * i] == palette[3 * i + 1] == palette[3 * i + 2] for i in used if 3 * i + 2 < len(palette))
 
 
 def _with_hint(message: str) -> str:
@@ -114,7 +153,8 @@ def read_photo(file: str | Path, prep: Preprocessing, name: str | None = None) -
     name = name or file.name
     notes: list[str] = []
     try:
-        with open_image(file, "photo", MAX_PHOTO_PIXELS, MAX_PHOTO_BYTES, draft=(prep.mode, prep.draft_size)) as img:
+        with open_image(file, "photo", MAX_PHOTO_PIXELS, MAX_PHOTO_BYTES, draft=(prep.mode, prep.draft_size),
+                        formats=PHOTO_FORMATS) as img:
             img.load()  # decode fully here, so a truncated file fails inside the reader's checks
             img = _upright_on_white(img, prep, notes)
             width, height = img.size

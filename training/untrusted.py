@@ -3,7 +3,8 @@
 Each reader refuses, with one LatentExplorerError naming the file, what a careless or hostile file could do to
 the server: a FIFO or a device in place of a file (hangs or endless reads), a JSON number with thousands of
 digits or nesting 200,000 levels deep (ValueError / RecursionError deep in the parser), an infinite or NaN
-number (OverflowError far from here), a small PNG that decodes to gigabytes.
+number (OverflowError far from here), a small PNG that decodes to gigabytes, a JPEG whose frame or scans ask
+its decoder for a gigabyte or a minute (decode_cost).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import math
 import os
 import re
 import stat
+import struct
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -28,6 +30,7 @@ MAX_JSON_BYTES = 32 << 20
 MAX_INT_DIGITS = 20
 # A snapshot grid of 64 images at 128 px is about 1 M pixels; 16 M pixels (48 MB as RGB) is the most we decode.
 MAX_IMAGE_PIXELS = 16 << 20
+FORMAT_NAMES = {"WEBP": "WebP"}  # PIL's format names, as people write them where they differ
 
 
 def _describe_kind(mode: int) -> str:
@@ -131,22 +134,29 @@ def finite_json(value: Any) -> Any:
 
 @contextmanager
 def open_image(file: str | Path, what: str, max_pixels: int = MAX_IMAGE_PIXELS, max_bytes: int = 64 << 20,
-               draft: tuple[str, int] | None = None) -> Iterator[Any]:
+               draft: tuple[str, int] | None = None, formats: tuple[str, ...] | None = None) -> Iterator[Any]:
     """A PIL image whose header promises at most max_pixels, for the with-block to decode; anything that goes wrong
     while opening or decoding it is one LatentExplorerError naming the file.
 
+    A JPEG or PNG is also checked from its bytes for what decoding it would cost (decode_cost).
     draft (mode, side): a JPEG is decoded in that mode at the smallest DCT scale (1/2, 1/4, 1/8) still at least
     `side` pixels on each side (PIL's draft mode), and the cap applies to what is decoded: a 48-megapixel phone
-    photo meant for a 64-pixel model costs a fraction of its full size."""
-    from PIL import Image, UnidentifiedImageError
+    photo meant for a 64-pixel model costs a fraction of its full size. formats: the PIL formats tried (None: all)."""
+    import io
+
+    from PIL import Image, JpegImagePlugin, UnidentifiedImageError
+
+    from training.decode_cost import check_decode_cost
 
     size = regular_file_size(file, what)
     if size > max_bytes:
         raise LatentExplorerError(f"{file}: the {what} is {size / 2**20:.0f} MB, more than the "
                                   f"{max_bytes / 2**20:.0f} MB we read")
+    data = read_bytes(file, what, max_bytes)  # once, so the checks and the decoder see the same bytes
+    check_decode_cost(data, str(file), what, formats)  # before PIL, whose own reading of the headers can be slow
     try:
-        with Image.open(file) as img:
-            if draft is not None and img.format == "JPEG":
+        with Image.open(io.BytesIO(data), formats=formats) as img:
+            if draft is not None and isinstance(img, JpegImagePlugin.JpegImageFile):  # JPEG, and MPO (a phone's)
                 img.draft(draft[0], (draft[1], draft[1]))
             width, height = img.size
             if width * height > max_pixels:
@@ -160,11 +170,16 @@ def open_image(file: str | Path, what: str, max_pixels: int = MAX_IMAGE_PIXELS, 
         count = f"{int(found.group(1)) / 2**20:,.0f} M" if found else "far more than"
         raise LatentExplorerError(f"{file}: the {what} has {count} pixels, more than the "
                                   f"{max_pixels / 2**20:.0f} M pixels we decode") from None
-    except (OSError, UnidentifiedImageError, ValueError, SyntaxError, MemoryError) as exc:
+    except UnidentifiedImageError:  # its message names the in-memory stream, not the file
+        kinds = "an image format we know" if formats is None else "a " + " or ".join(
+            ", ".join(FORMAT_NAMES.get(f, f) for f in formats).rsplit(", ", 1)) + " file"
+        raise LatentExplorerError(f"{file}: cannot read the {what} as an image (it is not {kinds})") from None
+    except (OSError, ValueError, SyntaxError, MemoryError, EOFError, struct.error) as exc:
         raise LatentExplorerError(f"{file}: cannot read the {what} as an image ({str(exc)[:160]})") from None
 
 
 def read_image_rgb(file: str | Path, what: str, max_pixels: int = MAX_IMAGE_PIXELS) -> np.ndarray:
-    """An image file as uint8 RGB (H, W, 3), refused before decoding when its header promises too many pixels."""
-    with open_image(file, what, max_pixels) as img:
+    """A PNG or JPEG file (what we write, and what anyone would put in its place) as uint8 RGB (H, W, 3), refused
+    before decoding when its header promises too many pixels."""
+    with open_image(file, what, max_pixels, formats=("PNG", "JPEG")) as img:
         return np.asarray(img.convert("RGB"))

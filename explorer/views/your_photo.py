@@ -11,15 +11,21 @@ import torch
 from explorer.core import bundles, torch_worker
 from explorer.core.figures import image_grid, labelled_rows, latent_scatter
 from explorer.core.page import preamble
+from explorer.core.widgets import DATA_ROOT_KEPT
 from explorer.logic.held_out import held_out_codes
+from explorer.logic.real_images import remembered_data_root
 from explorer.logic.vae_map import pca_map, tsne_map
 from explorer.logic.your_photo import (
     encode_photos,
+    fingerprints,
     inversion_sentence,
     place_on_tsne,
     reconstruction_sentence,
     share_below,
     store_code,
+    training_images,
+    training_match,
+    training_match_sentence,
 )
 from training.checkpoint import LATENTS_FILE
 from training.errors import LatentExplorerError
@@ -27,7 +33,6 @@ from training.inversion import InversionSettings, Inverter
 from training.photos import content_check, read_photo_bytes, training_preprocessing
 from training.typicality import reference_norms, typicality
 
-PHOTO_TYPES = ("jpg", "jpeg", "png", "webp", "bmp", "gif", "tif", "tiff")
 MAX_PHOTOS = 4
 PHOTO_SCALE = 4
 RESULTS_KEY = "photo_inversions"  # search settings + photo -> InversionResult: a rerun never searches again
@@ -45,6 +50,40 @@ def prepared(data: bytes, name: str, prep_json: str):
         return "ok", photo, content_check(photo)
     except LatentExplorerError as exc:
         return "error", str(exc)
+
+
+@st.cache_resource(max_entries=4, show_spinner="Reading the model's training images on this server (once)…")
+def cached_training_index(dataset_json: str, data_root: str):
+    """(the dataset's images as trained on, their fingerprints); LookupError, which is not cached, where this
+    server has no copy (yet: one may be made or pointed at later)."""
+    images = training_images(json.loads(dataset_json), data_root or None)
+    if images is None:
+        raise LookupError("no copy of the dataset here")
+    return images, fingerprints(images)
+
+
+def say_training_images(bundle, photos) -> None:
+    """Say so when a photo is one of the model's own training images (or one its VAE held out); nothing when this
+    server has no copy of the dataset."""
+    from training.loops.vae import holdout_split
+
+    dataset = bundle.config.get("dataset") or {}
+    data_root = st.session_state.get(DATA_ROOT_KEPT) or remembered_data_root(dataset.get("name")) or ""
+    try:
+        images, prints = cached_training_index(json.dumps(dataset, sort_keys=True), data_root)
+    except LookupError:
+        return
+    holdout = bundle.config.get("holdout") or {}
+    held = None
+    try:
+        if "fraction" in holdout and "seed" in holdout:
+            held = holdout_split(len(images), float(holdout["fraction"]), int(holdout["seed"]))[1]
+    except (LatentExplorerError, TypeError, ValueError):
+        return  # a split this dataset cannot have: it is not the copy the model was trained on
+    for photo in photos:
+        match = training_match(photo.image, images, prints, held)
+        if match is not None:
+            st.info(training_match_sentence(photo.name, match, len(images) - (0 if held is None else len(held))))
 
 
 @st.cache_data(max_entries=16)
@@ -224,8 +263,10 @@ try:
 except LatentExplorerError as exc:
     st.error(f"This model's config does not say how to crop a photo for it: {exc}")
     st.stop()
-uploads = st.file_uploader("Face photos (JPEG or PNG, any size)", type=list(PHOTO_TYPES), accept_multiple_files=True,
-                           key="photo_files", help=f"Up to {MAX_PHOTOS} at a time; the face should fill most of the "
+# No `type=` list: Streamlit raises its own exception for any other file name, in place of the uploader. The
+# content decides (JPEG, PNG or WebP), and any other file gets one sentence from read_uploads.
+uploads = st.file_uploader("Face photos (JPEG or PNG, any size)", accept_multiple_files=True, key="photo_files",
+                           help=f"Up to {MAX_PHOTOS} at a time, JPEG, PNG or WebP; the face should fill most of the "
                            "frame, as in the training images.")
 st.caption(f"Each photo is cropped and resized {how}. A phone's EXIF rotation is applied first, and transparent "
            "parts are laid on white. There is no face detector: a picture with nothing in it is refused and noise "
@@ -241,6 +282,7 @@ st.image(labelled_rows(["as the model sees it"], [x], scale=PHOTO_SCALE, font_si
 for photo in photos:
     for note in photo.notes:
         st.caption(f"{photo.name}: {note}.")
+say_training_images(bundle, photos)
 
 if bundle.capabilities.has_encoder:
     vae_section(bundle, photos, x)
