@@ -264,3 +264,19 @@ def test_a_training_image_is_found_again_after_a_jpeg_resave():
     assert training_match(resaved, images, prints, held_out=np.array([3, 17])).trained_on is False
     other = generate_toyfaces(1, seed=99, size=32, workers=1)[0][0]
     assert training_match(other, images, prints) is None
+
+
+def test_a_bomb_in_a_training_folder_is_skipped_as_unreadable(tmp_path):
+    """`train --data folder` decodes files through training/data/prepare.py: the same checks refuse a bomb there
+    before any pixel is decoded, and the folder's other images load."""
+    from training.data.prepare import decode_file
+
+    bomb = tmp_path / "bomb.jpg"
+    bomb.write_bytes(with_frame_size(flat_progressive(64), 13370, 13370))
+    start = time.perf_counter()
+    with pytest.raises(LatentExplorerError, match="bomb.jpg"):
+        decode_file(bomb, PREP)
+    assert time.perf_counter() - start < FAST
+    good = tmp_path / "good.jpg"
+    good.write_bytes(flat_progressive(64))
+    assert decode_file(good, PREP).shape == (32, 32, 3)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import math
 import os
@@ -112,10 +113,16 @@ def preprocess_image(img: Image.Image, prep: Preprocessing) -> np.ndarray:
 
 
 def decode_file(path: str | os.PathLike, prep: Preprocessing) -> np.ndarray:
-    """Open, fully decode (so truncated files fail here, not later) and preprocess one image file."""
+    """Open, fully decode (so truncated files fail here, not later) and preprocess one image file. A JPEG or PNG
+    whose decoding would cost more than training/decode_cost.py allows (a frame declared 13370 px wide, thousands
+    of scans or chunks) is refused before any pixel is decoded, and skipped like any unreadable file."""
+    from training.decode_cost import check_decode_cost
+
+    data = Path(path).read_bytes()
+    check_decode_cost(data, str(path), "image")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # PIL's palette/EXIF chatter would drown the progress bar
-        with Image.open(path) as img:
+        with Image.open(io.BytesIO(data)) as img:
             if img.format == "JPEG":
                 img.draft(prep.mode, (prep.draft_size, prep.draft_size))
             img.load()
