@@ -5,19 +5,18 @@ or are refused, in bounded time, and never with another exception."""
 
 from __future__ import annotations
 
-import io
 import os
 import struct
 import subprocess
 import sys
 import time
-import zipfile
 from pathlib import Path
 
 import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from torch_files import as_torch_zip
 
 from training import pickle_scan
 from training.errors import LatentExplorerError
@@ -27,16 +26,6 @@ from training.models.dcgan import DCGANConfig, Generator
 REPO = Path(__file__).resolve().parent.parent
 REFUSAL_SECONDS = 10  # the refusal takes milliseconds; this only separates "fast" from "hung"
 SHORT = 400  # characters: one sentence, never the object
-
-
-def as_torch_zip(data_pkl: bytes) -> bytes:
-    """A zip laid out as torch.save writes one, around a hand-written data.pkl."""
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:
-        archive.writestr("archive/data.pkl", data_pkl)
-        archive.writestr("archive/byteorder", "little")
-        archive.writestr("archive/version", "3\n")
-    return buffer.getvalue()
 
 
 def shared_tuple_key_pickle(depth: int) -> bytes:

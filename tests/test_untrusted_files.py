@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
+from torch_files import as_torch_zip
 
 from training import pickle_scan
 from training.checkpoint import LATENTS_FILE, find_bundles, load_bundle, read_config
@@ -60,15 +61,6 @@ def nested_key_pickle(depth: int) -> bytes:
     """{((...(0,)...),): 1}: only opcodes weights_only allows; at two million levels hashing the key overflows
     the C stack (SIGSEGV) inside torch.load."""
     return b"\x80\x02}" + b"K\x00" + b"\x85" * depth + b"K\x01s."
-
-
-def as_torch_zip(data_pkl: bytes) -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:
-        archive.writestr("archive/data.pkl", data_pkl)
-        archive.writestr("archive/byteorder", "little")
-        archive.writestr("archive/version", "3\n")
-    return buffer.getvalue()
 
 
 HOSTILE_PTH = {
