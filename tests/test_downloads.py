@@ -52,6 +52,10 @@ def test_buttons_make_their_files_only_when_clicked(monkeypatch):
     downloads.grid_downloads(torch.zeros(2, 3, 4, 4), "stem", "k", numbers=[{"x": 1}])
     assert [m[1] for m in made] == ["stem.png", "stem_x4.png", "stem.csv"] and calls == []
     assert made[1][2]() == b"png" and calls == [4] and made[2][2]() == "x\n1\n"
+    built = []
+    downloads.grid_downloads(torch.zeros(2, 3, 4, 4), "lazy", "l",
+                             numbers=lambda: built.append(1) or {"step": [0, 1]})
+    assert built == [] and made[-1][2]() == "step\n0\n1\n" and built == [1]  # a long table: built on a click
     picture = np.arange(2 * 3 * 3, dtype=np.uint8).reshape(2, 3, 3)
     downloads.picture_downloads(lambda scale: picture.repeat(scale, 0).repeat(scale, 1), "pic", "p")
     assert decoded(made[-2][2]()).shape == (2, 3, 3) and decoded(made[-1][2]()).shape == (8, 12, 3)

@@ -65,7 +65,9 @@ def _buttons(native: Callable[[], bytes], enlarged: Callable[[], bytes], stem: s
     columns[1].download_button(f"PNG, enlarged x{ENLARGED}", enlarged, f"{stem}_x{ENLARGED}.png", "image/png",
                                key=f"{key}_png4", icon=":material/download:", on_click="ignore")
     if numbers is not None:
-        columns[2].download_button("numbers (CSV)", lambda: csv_text(numbers), f"{stem}.csv", "text/csv",
+        # numbers may be a function, so a long table (a history of millions of steps) is built only on a click.
+        columns[2].download_button("numbers (CSV)", lambda: csv_text(numbers() if callable(numbers) else numbers),
+                                   f"{stem}.csv", "text/csv",
                                    key=f"{key}_csv", icon=":material/table:", on_click="ignore")
 
 

@@ -5,6 +5,7 @@ import pandas as pd
 import streamlit as st
 
 from explorer.core import bundles, torch_worker
+from explorer.core.downloads import file_stem, picture_downloads
 from explorer.core.figures import MAX_CURVES, grid_jpeg, loss_figure, upscale
 from explorer.core.page import preamble
 from explorer.core.widgets import data_root_setting
@@ -95,8 +96,15 @@ if snapshots:
     picture, numbers = st.columns([3, 2])
     png = snapshots[viewed_step]
     try:
-        picture.image(upscale(snapshot_array(str(png), png.stat().st_mtime), 2), width="stretch",
-                      caption=f"the same fixed codes after {viewed_step} steps")
+        grid = snapshot_array(str(png), png.stat().st_mtime)
+        picture.image(upscale(grid, 2), width="stretch", caption=f"the same fixed codes after {viewed_step} steps")
+        with picture:
+            # The snapshot as saved, and the whole recorded history (the chart draws a few thousand points).
+            picture_downloads(lambda scale: upscale(grid, scale),
+                              file_stem(bundle.path.parent.name, bundle.path.name, "snapshot", f"step{viewed_step}"),
+                              "replay_download",
+                              numbers=lambda: {"step": curves.steps.astype(int).tolist(),
+                                               **{key: values.tolist() for key, values in curves.curves.items()}})
     except (OSError, LatentExplorerError) as exc:
         picture.warning(f"Cannot show the snapshot of step {viewed_step}: {exc}. Pick another step.")
     with numbers:
