@@ -70,6 +70,7 @@ class Worker:
         self.step_times: deque[float] = deque()
         self.signalled = False
         self.last_publish = 0.0
+        self.published_step: int | None = None  # the step whose samples and history are on disk
 
     # -- leaving --------------------------------------------------------------------------------------------
 
@@ -124,9 +125,12 @@ class Worker:
             return
         self.last_publish = now
         trainer = self.trainer
-        if trainer is not None and self.state not in protocol.ENDED:
+        # Samples and history only when a step was taken since the last write: a paused run's files keep their
+        # version, so the page draws its curves once instead of on every status update.
+        if trainer is not None and self.state not in protocol.ENDED and trainer.step_count != self.published_step:
             protocol.write_array(self.folder / protocol.SAMPLES, trainer.samples())
             protocol.write_json(self.folder / protocol.HISTORY, trainer.run.history)
+            self.published_step = trainer.step_count
         protocol.write_json(self.folder / protocol.STATUS, {
             "state": self.state, "step": trainer.step_count if trainer else 0,
             "steps_per_second": round(self.steps_per_second(), 3), "elapsed": round(now - self.started, 1),
