@@ -11,9 +11,20 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from explorer.logic.diversity import (
+    FeatureSpread,
+    feature_spread,
+    is_collapsed,
+    judged_features,
+    same_image_distance,
+)
 from training.latent import LatentDistribution, sample_latents
 
 SATURATION_THRESHOLD = 0.98  # |x| above this after tanh: the pixel is pinned to black or white
+VARIED_RATIO = 0.8  # below this share of the prior's diversity the samples look alike ("reduced diversity")
+# How a batch's diversity was measured: in the dataset's feature network (explorer/logic/diversity.py), or in
+# pixels pooled to 16x16 when the dataset has no feature network.
+FEATURES, PIXELS = "feature network", "pixels"
 
 
 def pairwise_cosine(z: torch.Tensor) -> float:
@@ -35,9 +46,9 @@ def mean_pairwise_distance(x: torch.Tensor) -> float:
 
 
 def image_diversity(images: torch.Tensor, resolution: int = 16) -> float:
-    """Mean pairwise distance between images after average-pooling them to about resolution x resolution:
-    it measures differences in content (faces, hair, colours) rather than pixel-level noise, which would make
-    near-identical saturated images look diverse."""
+    """Mean pairwise distance between images after average-pooling them to about resolution x resolution: the
+    pixel measure, used when a dataset has no feature network. Pooling discounts pixel-level noise, but saturated
+    images that differ in a few black-or-white blotches still stay far apart, so it overstates their variety."""
     factor = max(1, images.shape[-1] // resolution)
     pooled = nn.functional.avg_pool2d(images.double(), factor) if factor > 1 else images
     return mean_pairwise_distance(pooled)
@@ -129,7 +140,9 @@ class Diagnostics:
     prior_norm: NormReference
     norm_zscore: float  # (mean batch norm - prior mean norm) / prior norm std
     code_spread_ratio: float  # pairwise code distance / the prior's (U(0,1): about 1/3.5)
-    diversity: float  # mean pairwise distance between generated images (pooled to 16x16)
+    # How far apart the images are: in the feature network, the typical distance beyond the same-image distance
+    # (explorer/logic/diversity.py spread_beyond); in pixels, the mean distance between images pooled to 16x16.
+    diversity: float
     diversity_ratio: float  # relative to the prior's samples from the same model and seed
     saturated: float
     prior_saturated: float
@@ -139,20 +152,28 @@ class Diagnostics:
     nonfinite_codes: int = 0
     nonfinite_images: int = 0
     prior_nonfinite_images: int = 0
+    diversity_measure: str = PIXELS  # FEATURES or PIXELS
+    judged_samples: int = 0  # how many of the images the feature network compared (the first ones)
+    distinct_images: int | None = None  # among those, as the feature network tells them apart
+    prior_distinct_images: int | None = None
 
     @property
     def verdict(self) -> str:
         """"non-finite": the codes or the images hold NaN or infinite values, so no other number means anything
-        (checked first); "collapsed": nearly one image (diversity under 25%, or under 50% when the codes are
-        nearly parallel or the pixels saturate); "reduced diversity": samples look alike (under 80%);
-        "off-distribution": still varied but the generator is extrapolating; "healthy": like samples from the
-        training prior."""
+        (checked first); "collapsed": nearly one image (in the feature network, a diversity figure of at most
+        10%; in pixels, under 25%, or under 50% when the codes are nearly parallel or the pixels saturate);
+        "reduced diversity": samples look alike (under 80%); "off-distribution": still varied but the generator
+        is extrapolating; "healthy": like samples from the training prior."""
         if self.nonfinite_codes or self.nonfinite_images or self.prior_nonfinite_images:
             return "non-finite"
-        same_input = self.cosine > 0.95 or self.saturated > self.prior_saturated + 0.2
-        if self.diversity_ratio < 0.25 or (self.diversity_ratio < 0.5 and same_input):
-            return "collapsed"
-        if self.diversity_ratio < 0.8:
+        if self.diversity_measure == FEATURES:
+            if math.isfinite(self.diversity_ratio) and is_collapsed(self.diversity_ratio):
+                return "collapsed"
+        else:
+            same_input = self.cosine > 0.95 or self.saturated > self.prior_saturated + 0.2
+            if self.diversity_ratio < 0.25 or (self.diversity_ratio < 0.5 and same_input):
+                return "collapsed"
+        if self.diversity_ratio < VARIED_RATIO:
             return "reduced diversity"
         if abs(self.norm_zscore) > 4 or self.saturated > self.prior_saturated + 0.05:
             return "off-distribution"
@@ -163,32 +184,56 @@ class Diagnostics:
 class PriorNumbers:
     """The numbers of the training prior's batch that every batch of the same size and seed is compared with."""
 
-    diversity: float
+    diversity: float  # in pixels (image_diversity)
     spread: float  # mean pairwise code distance
     cosine: float
     saturated: float
     first_layer_shift: float | None
     nonfinite_images: int
+    judged: FeatureSpread | None = None  # in the feature network; None without one (or with non-finite images)
 
 
-def prior_numbers(generator: nn.Module, prior_z: torch.Tensor, prior_images: torch.Tensor) -> PriorNumbers:
-    """Computed once per prior batch: a slider move that changes only the distribution need not redo them."""
+def prior_numbers(generator: nn.Module, prior_z: torch.Tensor, prior_images: torch.Tensor,
+                  judge: nn.Module | None = None) -> PriorNumbers:
+    """Computed once per prior batch: a slider move that changes only the distribution need not redo them.
+    judge: the dataset's feature network (explorer/logic/diversity.py), or None to measure diversity in pixels."""
     nonfinite = nonfinite_count(prior_images)
+    judged = None
+    if judge is not None and not nonfinite and prior_images.shape[0] >= 2:
+        features = judged_features(judge, prior_images)
+        judged = feature_spread(features, same_image_distance(features))
     # A NaN pixel is neither saturated nor not: the share would silently count it as "not saturated".
     return PriorNumbers(image_diversity(prior_images), mean_pairwise_distance(prior_z), pairwise_cosine(prior_z),
                         saturated_fraction(prior_images) if not nonfinite else float("nan"),
-                        first_layer_shift(generator, prior_z), nonfinite)
+                        first_layer_shift(generator, prior_z), nonfinite, judged)
+
+
+def _batch_diversity(images: torch.Tensor, prior_side: PriorNumbers, judge: nn.Module | None,
+                     nonfinite_images: int) -> dict:
+    """The diversity fields of Diagnostics: in the feature network when the prior batch was judged there too,
+    else in pixels."""
+    prior = prior_side.judged
+    if judge is None or prior is None or nonfinite_images or images.shape[0] < 2:
+        diversity = image_diversity(images)
+        ratio = diversity / prior_side.diversity if prior_side.diversity > 0 else float("nan")
+        return {"diversity": diversity, "diversity_ratio": ratio}
+    judged = feature_spread(judged_features(judge, images), prior.same)
+    return {"diversity": judged.spread,
+            "diversity_ratio": judged.spread / prior.spread if prior.spread > 0 else float("nan"),
+            "diversity_measure": FEATURES, "judged_samples": judged.count, "distinct_images": judged.distinct,
+            "prior_distinct_images": prior.distinct}
 
 
 def diagnose(generator: nn.Module, dist: LatentDistribution, prior: LatentDistribution, z: torch.Tensor,
              images: torch.Tensor, prior_z: torch.Tensor, prior_images: torch.Tensor,
-             norm_reference: NormReference, prior_side: PriorNumbers | None = None) -> Diagnostics:
+             norm_reference: NormReference, prior_side: PriorNumbers | None = None,
+             judge: nn.Module | None = None) -> Diagnostics:
     """All numbers for one batch, compared with a batch from the training prior of the same size and seed
-    (`prior_side`: that batch's numbers, when already computed)."""
-    prior_side = prior_side or prior_numbers(generator, prior_z, prior_images)
-    prior_diversity, prior_spread = prior_side.diversity, prior_side.spread
+    (`prior_side`: that batch's numbers, when already computed with the same judge). judge: the dataset's
+    feature network, which measures diversity as a person sees it; None measures it in pixels."""
+    prior_side = prior_side or prior_numbers(generator, prior_z, prior_images, judge)
+    prior_spread = prior_side.spread
     prior_nonfinite_images, prior_saturated = prior_side.nonfinite_images, prior_side.saturated
-    diversity = image_diversity(images)
     norm_mean = float(z.double().norm(dim=1).mean())
     nonfinite_images = nonfinite_count(images)
     saturated = saturated_fraction(images) if not nonfinite_images else float("nan")
@@ -203,8 +248,6 @@ def diagnose(generator: nn.Module, dist: LatentDistribution, prior: LatentDistri
         prior_norm=norm_reference,
         norm_zscore=norm_reference.zscore(norm_mean),
         code_spread_ratio=mean_pairwise_distance(z) / prior_spread if prior_spread > 0 else float("nan"),
-        diversity=diversity,
-        diversity_ratio=diversity / prior_diversity if prior_diversity > 0 else float("nan"),
         saturated=saturated,
         prior_saturated=prior_saturated,
         first_layer_shift=first_layer_shift(generator, z),
@@ -212,6 +255,7 @@ def diagnose(generator: nn.Module, dist: LatentDistribution, prior: LatentDistri
         nonfinite_codes=nonfinite_count(z),
         nonfinite_images=nonfinite_images,
         prior_nonfinite_images=prior_nonfinite_images,
+        **_batch_diversity(images, prior_side, judge, nonfinite_images),
     )
 
 
@@ -254,6 +298,24 @@ def _code_directions(d: Diagnostics) -> str:
     return f"The codes point in unrelated directions (mean cosine {d.cosine:.2f}), like {d.prior} codes."
 
 
+def _images(count: int) -> str:
+    return f"{count} distinct image{'' if count == 1 else 's'}"
+
+
+def _measured(d: Diagnostics) -> str:
+    """How the diversity figure was measured, and for a collapsed batch how many distinct images it holds (for
+    samples that merely look alike the count says little: alike images are still told apart)."""
+    if d.diversity_measure != FEATURES:
+        return ("(measured in pixels: this dataset has no feature network, and pixels overstate how varied "
+                "saturated images are)")
+    if d.verdict != "collapsed":
+        return "in the eyes of the dataset's feature network"
+    which = f"the first {d.judged_samples}" if d.judged_samples < d.num_samples else "they"
+    prior = f"; {d.prior} samples: {d.prior_distinct_images}" if d.prior_distinct_images is not None else ""
+    return (f"in the eyes of the dataset's feature network ({which} hold {_images(d.distinct_images or 0)}"
+            f"{prior})")
+
+
 def explain(d: Diagnostics) -> str:
     """One short paragraph, built only from the numbers, that a class can read aloud."""
     if d.verdict == "non-finite":
@@ -281,7 +343,7 @@ def explain(d: Diagnostics) -> str:
         "healthy": "the samples are as varied as the model can make them.",
     }
     if math.isfinite(d.diversity_ratio):
-        outcome += f" and the images are {d.diversity_ratio:.0%} as varied as {d.prior} samples"
+        outcome += f" and the images are {d.diversity_ratio:.0%} as varied as {d.prior} samples {_measured(d)}"
     else:  # a single sample: nothing to say about variety
         endings.update({"off-distribution": "the generator is extrapolating, so expect artefacts.",
                         "healthy": "the sample looks like one from the training prior."})

@@ -16,6 +16,7 @@ from explorer.logic.diagnostics import (
     prior_norm_reference,
     prior_numbers,
 )
+from explorer.logic.diversity import feature_judge
 from training import sampling
 from training.checkpoint import Bundle
 from training.latent import ROW_BLOCK, LatentDistribution, sample_latents
@@ -56,7 +57,7 @@ def sample_and_diagnose(bundle: Bundle, dist: LatentDistribution, n: int, seed: 
         prior_batch = prior_samples(bundle, n, seed)
     norm_reference = norm_reference or prior_norm_reference(bundle.prior, bundle.latent_dim)
     diagnostics = diagnose(bundle.generator, dist, bundle.prior, drawn.codes, drawn.images, prior_batch.codes,
-                           prior_batch.images, norm_reference, prior_side)
+                           prior_batch.images, norm_reference, prior_side, feature_judge(bundle))
     return SampledBatch(drawn.codes, drawn.images, prior_batch.codes, prior_batch.images, norm_reference, diagnostics)
 
 
@@ -85,7 +86,7 @@ def prior_samples(bundle: Bundle, n: int, seed: int) -> Samples:
 
 def prior_batch_numbers(bundle: Bundle, prior_batch: Samples) -> PriorNumbers:
     """The numbers every batch of the prior batch's size and seed is compared with."""
-    return prior_numbers(bundle.generator, prior_batch.codes, prior_batch.images)
+    return prior_numbers(bundle.generator, prior_batch.codes, prior_batch.images, feature_judge(bundle))
 
 
 def prior_norms(prior: LatentDistribution, dim: int, n: int = 4096, seed: int = 12345) -> np.ndarray:

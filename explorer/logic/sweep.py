@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from explorer.logic.diagnostics import (
+    VARIED_RATIO,
     Diagnostics,
     NormReference,
     diagnose,
@@ -17,14 +18,13 @@ from explorer.logic.diagnostics import (
     prior_numbers,
     rounded,
 )
+from explorer.logic.diversity import feature_judge
 from training import sampling
 from training.checkpoint import Bundle
 from training.errors import LatentExplorerError
 from training.latent import LatentDistribution
 
 MAX_ROWS = 41  # -10..10 in steps of 0.5; each row costs a batch through the generator
-# "Still varied": at least this share of the prior's output diversity (the sampling page's healthy threshold).
-VARIED_RATIO = 0.8
 
 
 def sweep_means(low: float = -10.0, high: float = 10.0, step: float = 1.0) -> list[float]:
@@ -83,14 +83,15 @@ def mean_sweep(bundle: Bundle, means: list[float], std: float = 1.0, n: int = 32
     prior = bundle.prior
     base = sampling.sample(bundle, prior, n, seed)
     reference = norm_reference or prior_norm_reference(prior, bundle.latent_dim)
-    base_numbers = prior_numbers(bundle.generator, base.codes, base.images)  # every row compares with them
+    judge = feature_judge(bundle)
+    base_numbers = prior_numbers(bundle.generator, base.codes, base.images, judge)  # every row compares with them
     rows = []
     for mean in means:
         dist = LatentDistribution.normal(mean, std)
         row = sampling.sample(bundle, dist, n, seed)
         rows.append(SweepRow(mean, dist, row.images[:keep].clone() if keep else row.images,
                              diagnose(bundle.generator, dist, prior, row.codes, row.images, base.codes, base.images,
-                                      reference, base_numbers)))
+                                      reference, base_numbers, judge)))
     return Sweep(rows, std, n, seed, prior)
 
 

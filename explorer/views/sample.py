@@ -8,6 +8,7 @@ from explorer.core.figures import crossed_out_note, grid_jpeg, norm_histogram
 from explorer.core.page import preamble
 from explorer.core.widgets import chosen_distribution, distribution_controls, distribution_defaults
 from explorer.logic.diagnostics import explain, prior_norm_reference, shown
+from explorer.logic.diversity import JUDGED_IMAGES
 from explorer.logic.sample import FIRST_BLOCK_NOTE, diagnostics_rows, prior_norms, shown_count
 from training.latent import LatentDistribution
 
@@ -103,10 +104,13 @@ with st.expander("How are these numbers computed?"):
   N(-10,1) gives about 100/101 = 0.99, U(0,1) about 0.25/(1/3) = 0.75.
 * **Code norm**: the length of z. Under N(0,1) it concentrates near √{d.latent_dim} ≈ {d.prior_norm.mean:.1f}
   (the chi distribution); the generator never saw codes much longer or shorter.
-* **Diversity**: average distance between the generated images (averaged down to 16x16 pixels, so it counts
-  differences in content, not pixel noise), divided by the same number for {d.prior} samples drawn with the same
-  seed from this model. Below 80% the samples look alike; below 25% (or below 50% with nearly parallel
-  codes or saturated pixels) they have collapsed into one image.
+* **Diversity**: how far apart the generated images are in the eyes of the dataset's feature network (the
+  classifier the metrics use), divided by the same number for {d.prior} samples drawn with the same seed from
+  this model. Two images closer than a third of the typical distance between two {d.prior} samples look like the
+  same picture to a person, so only distance beyond that counts (saturated images that differ in a few
+  blotches count as one). Below 80% the samples look alike; at 10% or less they have collapsed into nearly one
+  image. The feature network reads the first {JUDGED_IMAGES} samples. A dataset without a feature network falls
+  back to pixels averaged down to 16x16, which overstate how varied saturated images are.
 * **Saturated pixels**: the share of output values with |x| > 0.98: tanh is pinned at black or white.
 * **First-layer shift**: the typical distance (root mean square) of the first layer's pre-activations from the
   BatchNorm running mean recorded in training, in running standard deviations. About 1 for training-like codes;

@@ -9,6 +9,7 @@ from explorer.core import torch_worker
 from explorer.core.figures import crossed_out_note, labelled_rows, sweep_figure
 from explorer.core.page import preamble
 from explorer.logic.diagnostics import nonfinite_count
+from explorer.logic.diversity import COLLAPSED_AT_MOST
 from explorer.logic.sweep import VARIED_RATIO, explain_sweep, headline, mean_sweep, summarise, sweep_means, sweep_table
 from training.checkpoint import Bundle
 from training.errors import LatentExplorerError
@@ -96,9 +97,12 @@ with st.expander("How to read the sweep"):
 * Each row adds the same number m to every coordinate of the same {bundle.latent_dim}-dimensional base noise.
   That shared offset is a vector m·(1, …, 1) of length |m|·√{bundle.latent_dim}: it soon dominates the random
   part, so every code points almost the same way (cosine near 1) and is far longer than anything in training.
-* **Diversity** is the mean distance between the generated images, relative to {prior} samples
-  from the same base noise. Below {VARIED_RATIO:.0%} the samples look alike; far below it the verdict column
-  says "collapsed".
+* **Diversity** is how far apart the generated images are as the dataset's feature network sees them, counting
+  only distance beyond a third of the typical distance between two {prior} samples (closer pairs are the same
+  picture to a person), relative to {prior} samples from the same base noise. Below {VARIED_RATIO:.0%} the
+  samples look alike; at {COLLAPSED_AT_MOST:.0%} or less they are nearly one image and the verdict column says
+  "collapsed". Without a feature network for the dataset it is measured in pooled pixels, which overstate how
+  varied saturated images are.
 * **Saturated pixels** are outputs pinned at black or white by tanh; **first-layer shift** measures how far the
   first BatchNorm's inputs sit from what it saw in training (in its running standard deviations).
 * The sweep is not symmetric: a positive offset and a negative one push the first layer in opposite directions,
