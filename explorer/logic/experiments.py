@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from explorer.logic.replay import SERIES_LABELS, series, smooth, summarise_metrics
+from explorer.logic.run_collapse import collapse_against, collapsed_by_scores
 from training.checkpoint import HISTORY_FILE, METRICS_FILE, Bundle, find_bundles, read_config
 from training.errors import LatentExplorerError
 from training.experiments import EXPERIMENT_KEY, GROUPS
@@ -291,6 +292,9 @@ def verdict(run: ExperimentRun, baseline: ExperimentRun | None, against: str = "
         first = (div.reason or "").split(": ", 1)[-1].split(". ")[0]
         return f"Diverged at step {div.stopped_at}: {first}. Its bundle is the last good one it wrote."
     parts = []
+    collapsed = collapse_sentence(run, baseline, against)
+    if collapsed:  # before anything else: a collapsed run's other numbers read as if it were merely worse
+        parts.append(collapsed)
     if not div.all_finite:
         parts.append("Its history holds non-finite losses.")
     fd = _fd(run.metrics)
@@ -335,12 +339,46 @@ def verdict(run: ExperimentRun, baseline: ExperimentRun | None, against: str = "
     if isinstance(a, float) and isinstance(b, float) and b > 0:
         if a > SWING_RATIO * b:
             details.append(f"G's loss swings {a / b:.1f}x as much (less steady)")
+        elif a < b / SWING_RATIO and collapsed:
+            details.append(f"G's loss swings {b / a:.1f}x less, because G stopped moving away from its one image, "
+                           "not because training is steadier")
         elif a < b / SWING_RATIO:
             details.append(f"G's loss swings {b / a:.1f}x less (steadier)")
     if details:
         parts.append(details[0][0].upper() + "; ".join(details)[1:] + ".")
     parts += hidden_attributes(row)
     return " ".join(parts)
+
+
+def _model_scores(metrics: dict) -> dict:
+    return ((metrics or {}).get("fd_precision_recall") or {}).get("model") or {}
+
+
+def collapse_sentence(run: ExperimentRun, baseline: ExperimentRun | None, against: str = "the baseline") -> str:
+    """"Collapsed: ..." when the run's samples are nearly one image, measured against the other run (its
+    baseline, or the run named by `against`) in the dataset's feature network, or, when no samples can be measured,
+    by its scores; "" otherwise."""
+    scores = _model_scores(run.metrics)
+    recall = scores.get("recall")
+    quoted = (f"; recall {recall:.2f} at precision {scores['precision']:.2f}"
+              if isinstance(recall, (int, float)) and isinstance(scores.get("precision"), (int, float)) else "")
+    story = ("its decoder draws nearly the same image whatever the code, so the codes carry almost nothing."
+             if registry.trains_as_vae(run.config.get("family", "")) else
+             "G found one output that fools D and stays there (mode collapse), so this setting made training "
+             "less stable, not steadier.")
+    found = None if baseline is None or run.path == baseline.path else collapse_against(run.path, baseline.path)
+    if found is not None:
+        if not found.collapsed:
+            return ""
+        count = f"{found.distinct} distinct image{'' if found.distinct == 1 else 's'}"
+        return (f"Collapsed: its {found.count} samples hold {count}, {found.share:.0%} as varied as {against}'s "
+                f"in the dataset's feature network{quoted}: {story}")
+    if collapsed_by_scores(scores):
+        coverage = scores.get("coverage")
+        covered = f" and coverage {coverage:.2f}" if isinstance(coverage, (int, float)) else ""
+        return (f"Collapsed: its samples are realistic but cover almost none of the real images (recall "
+                f"{scores['recall']:.2f} at precision {scores['precision']:.2f}{covered}): {story}")
+    return ""
 
 
 def hidden_attributes(row: dict[str, object]) -> list[str]:
