@@ -56,6 +56,13 @@ def test_same_settings_one_table_and_the_explanation(tiny):
     assert rows.loc["real images", "sharpness (Laplacian variance)"] > 0
 
 
+def test_a_vae_opens_with_the_dcgan_of_its_dataset(tiny):
+    at = open_page("compare", "vae")
+    gan = at.selectbox(key="compare_gan")
+    assert gan.value == "tiny dcgan" and gan.options[0] == "tiny dcgan" and "tiny cgan" in gan.options
+    assert "tiny dcgan" in table(at).index
+
+
 def test_nearest_training_images_on_demand(tiny):
     at = open_page("compare", "dcgan")
     assert len(at.get("image")) == 2  # the two sample grids; the search runs only when asked

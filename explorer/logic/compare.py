@@ -15,11 +15,11 @@ from pathlib import Path
 
 import torch
 
-from explorer.logic.diagnostics import Diagnostics, explain_nonfinite, rounded
+from explorer.logic.diagnostics import FEATURES, Diagnostics, explain_nonfinite, rounded
 from explorer.logic.real_images import real_images
 from explorer.logic.replay import summarise_metrics
 from explorer.logic.sample import sample_and_diagnose
-from explorer.logic.sharpness import mean_sharpness
+from explorer.logic.sharpness import mean_sharpness, sharpness_spread
 from training.checkpoint import Bundle
 from training.errors import LatentExplorerError
 from training.experiments import ROOT_NAME as EXPERIMENTS_FOLDER
@@ -42,6 +42,7 @@ class ModelScores:
     reconstruction_mse: float | None = None
     feature_network: str | None = None
     estimates: dict[str, Estimate] = field(default_factory=dict)  # k-NN scores with their 95% intervals
+    sharpness_spread: float = float("nan")  # standard error of the batch's mean sharpness
 
 
 @dataclass(frozen=True)
@@ -51,13 +52,15 @@ class ModelBatch:
     images: torch.Tensor
     diagnostics: Diagnostics
     sharpness: float  # NaN when its pixels are not all finite
+    sharpness_spread: float = float("nan")  # its standard error
 
 
 def model_batch(bundle: Bundle, dist: LatentDistribution, n: int, seed: int) -> ModelBatch:
     batch = sample_and_diagnose(bundle, dist, n, seed)
     # NaN or infinite pixels have no sharpness (clamped, infinity would even look like a sharp edge).
-    sharpness = mean_sharpness(batch.images) if not batch.diagnostics.nonfinite_images else float("nan")
-    return ModelBatch(batch.images, batch.diagnostics, sharpness)
+    if batch.diagnostics.nonfinite_images:
+        return ModelBatch(batch.images, batch.diagnostics, float("nan"))
+    return ModelBatch(batch.images, batch.diagnostics, mean_sharpness(batch.images), sharpness_spread(batch.images))
 
 
 def model_scores(name: str, bundle: Bundle, batch: ModelBatch) -> ModelScores:
@@ -66,7 +69,12 @@ def model_scores(name: str, bundle: Bundle, batch: ModelBatch) -> ModelScores:
     return ModelScores(name=name, family=bundle.family, diagnostics=batch.diagnostics, sharpness=batch.sharpness,
                        precision=m["precision"], recall=m["recall"], fd=m["fd"],
                        reconstruction_mse=m["reconstruction_mse"], feature_network=m["feature_network"],
-                       estimates=m["estimates"])
+                       estimates=m["estimates"], sharpness_spread=batch.sharpness_spread)
+
+
+# Real images the sharpness figures are divided by: on CelebA the mean over 64 of them moves by about 5% from
+# one set to another, so a page's 32 would make "% of real images" wobble; over 256 it moves by about 2.5%.
+REAL_FOR_SHARPNESS = 256
 
 
 def real_sharpness(dataset: dict, n: int, data_root: str | None) -> tuple[float | None, str | None]:
@@ -109,8 +117,18 @@ class Pairing:
         return next((n for n, (p, _) in self.known.items() if p == path), None)
 
     def gans_like(self, vae: str) -> list[str]:
-        """The GANs trained on the VAE's dataset, the dataset's own models before experiment runs."""
-        return self._models_first([n for n in self.gans if self.dataset_of(n) == self.dataset_of(vae)])
+        """The GANs trained on the VAE's dataset, the dataset's own models before experiment runs, and among each
+        the unconditional ones (the DCGAN) first: like the VAE, they make an image from z alone, so the pair
+        differs only by how it was trained."""
+        same = [n for n in self.gans if self.dataset_of(n) == self.dataset_of(vae)]
+        return self._models_first(sorted(same, key=lambda n: not self._z_only(n)))
+
+    def _z_only(self, name: str) -> bool:
+        try:
+            found = registry.capabilities(self.known[name][1]["family"])
+        except LatentExplorerError:
+            return False
+        return not (found.conditional or found.info_codes)
 
     def vaes_like(self, gan: str) -> list[str]:
         return self._models_first([n for n in self.vaes if self.dataset_of(n) == self.dataset_of(gan)])
@@ -189,6 +207,32 @@ def comparison_rows(models: list[ModelScores], real_sharpness: float | None = No
     return rows
 
 
+def against_real(gan: ModelScores, real_sharpness: float) -> str:
+    """The GAN's sharpness against real images', in words that do not call a batch's luck or a checkerboard
+    "sharper than real"."""
+    share = gan.sharpness / real_sharpness
+    how = ("measured after a light blur, so a GAN's pixel-level checkerboard does not count as detail")
+    if share <= 1:
+        return f"The GAN's edges are {share:.0%} as strong as real images' ({how})."
+    luck = 2 * gan.sharpness_spread / real_sharpness if math.isfinite(gan.sharpness_spread) else 0.0
+    if share - 1 <= luck:
+        return (f"The GAN's edges measure {share:.0%} of real images' ({how}), within what another batch of "
+                f"{gan.diagnostics.num_samples} samples could show (±{luck:.0%}): about as sharp as real images, "
+                "not sharper.")
+    return (f"The GAN's edges measure {share:.0%} of real images' ({how}); more than real photos usually means "
+            "hard, saturated edges rather than more detail.")
+
+
+def _from_the_images(vae: Diagnostics, gan: Diagnostics) -> str:
+    """What the batches alone say about variety, when the bundles hold no precision/recall."""
+    if vae.diversity_measure == gan.diversity_measure == FEATURES:
+        return (f"From the images alone, as the dataset's feature network tells them apart: the VAE's first "
+                f"{vae.judged_samples} samples hold {vae.distinct_images} distinct images, the GAN's first "
+                f"{gan.judged_samples} hold {gan.distinct_images}.")
+    return (f"From the images alone: the VAE's samples differ from each other by {vae.diversity:.3f}, the GAN's by "
+            f"{gan.diversity:.3f} (mean distance between 16x16-pooled images).")
+
+
 def explain_comparison(vae: ModelScores, gan: ModelScores, distribution: str,
                        real_sharpness: float | None = None) -> str:
     """Blurry-but-faithful vs sharp-but-partial, as far as these numbers show it."""
@@ -200,16 +244,18 @@ def explain_comparison(vae: ModelScores, gan: ModelScores, distribution: str,
     real = f"; real images: {_num(real_sharpness)}" if real_sharpness else ""
     if gan.sharpness > 1.2 * vae.sharpness:
         parts.append(f"The GAN's samples are {gan.sharpness / max(vae.sharpness, 1e-9):.1f}x sharper than the VAE's "
-                     f"(variance of the Laplacian {_num(gan.sharpness)} vs {_num(vae.sharpness)}{real}): the VAE's "
+                     f"(edge strength {_num(gan.sharpness)} vs {_num(vae.sharpness)}{real}): the VAE's "
                      "decoder is trained to minimise squared error, so where a code could mean several images it "
                      "paints their average, which is blurry.")
     elif vae.sharpness > 1.2 * gan.sharpness:
-        parts.append(f"Here the VAE's samples are the sharper ones (variance of the Laplacian {_num(vae.sharpness)} vs "
+        parts.append(f"Here the VAE's samples are the sharper ones (edge strength {_num(vae.sharpness)} vs "
                      f"{_num(gan.sharpness)}{real}), against the usual story; a GAN early in training, or one that "
                      "collapsed, can be smoother than a VAE.")
     else:
-        parts.append(f"Both models are about as sharp (variance of the Laplacian {_num(vae.sharpness)} vs "
+        parts.append(f"Both models are about as sharp (edge strength {_num(vae.sharpness)} vs "
                      f"{_num(gan.sharpness)}{real}).")
+    if real_sharpness:
+        parts.append(against_real(gan, real_sharpness))
     saturated = [(role, m) for role, m in (("VAE", vae), ("GAN", gan))
                  if m.diagnostics.saturated > m.diagnostics.prior_saturated + 0.05]
     if saturated:
@@ -226,9 +272,7 @@ def explain_comparison(vae: ModelScores, gan: ModelScores, distribution: str,
     else:
         missing = [m.name for m in (vae, gan) if m.precision is None or m.recall is None]
         parts.append(f"No precision/recall for {' and '.join(missing)} (run `python -m training evaluate "
-                     "--write` on the bundle to add them). From the images alone: the VAE's samples differ from each "
-                     f"other by {vae.diagnostics.diversity:.3f}, the GAN's by {gan.diagnostics.diversity:.3f} (mean "
-                     "distance between 16x16-pooled images).")
+                     f"--write` on the bundle to add them). {_from_the_images(vae.diagnostics, gan.diagnostics)}")
     if distribution not in (vae.diagnostics.prior, gan.diagnostics.prior) or \
             "healthy" not in (vae.diagnostics.verdict, gan.diagnostics.verdict):
         parts.append(f"Under z ~ {distribution}, the VAE's batch is {vae.diagnostics.verdict} "

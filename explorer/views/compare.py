@@ -11,6 +11,7 @@ from explorer.core.figures import crossed_out_note, grid_jpeg
 from explorer.core.page import preamble
 from explorer.core.widgets import chosen_distribution, data_root_setting, distribution_controls, distribution_defaults
 from explorer.logic.compare import (
+    REAL_FOR_SHARPNESS,
     Pairing,
     comparison_rows,
     explain_comparison,
@@ -84,6 +85,9 @@ def follow_sidebar(models: Pairing, selected_name: str | None) -> None:
     st.session_state["compare_sidebar_seen"] = selected_name
     if selected_name in models.vaes:
         st.session_state["compare_vae"] = selected_name
+        partners = models.gans_like(selected_name)
+        if partners:  # the dataset's unconditional GAN: like the VAE, it draws from z alone
+            st.session_state["compare_gan"] = partners[0]
     elif selected_name in models.gans:
         partners = models.vaes_like(selected_name)
         if partners:
@@ -137,7 +141,7 @@ except LatentExplorerError as exc:
     st.stop()
 
 data_root = data_root_setting(dataset)
-real, no_real = cached_real_sharpness(models.known[vae_name][1]["dataset"], n, data_root or "")
+real, no_real = cached_real_sharpness(models.known[vae_name][1]["dataset"], REAL_FOR_SHARPNESS, data_root or "")
 vae, gan = scores["VAE"], scores["GAN"]
 
 for col, role in zip(st.columns(2), ("VAE", "GAN")):
@@ -186,9 +190,11 @@ if st.toggle("Is it copying? Show the nearest training images of a few samples",
         st.image(grid, output_format="JPEG", caption=f"{role} ({name}). {words}")
 with st.expander("What the numbers mean"):
     st.markdown(
-        """
-* **Sharpness**: the variance of the Laplacian (a second-derivative filter) over each grey image, averaged over the
-  batch. Edges make it large; blur makes it small. Compare it with real images of the same size.
+        f"""
+* **Sharpness**: the edge strength of each grey image, averaged over the batch: the variance of its Laplacian (a
+  second-derivative filter) after a light 3x3 blur. Edges make it large; blur makes it small. The blur removes the
+  finest checkerboard a GAN's upsampling leaves behind, so those artefacts do not count as detail. Compared with
+  {REAL_FOR_SHARPNESS} real images of the same size.
 * **Precision** (Kynkäänniemi et al. 2019): the share of generated images that fall inside the region of real
   images in the feature network's space: are the samples realistic? **Recall**: the share of real images that
   fall inside the region of generated ones: does the model cover all kinds of images in the data?
@@ -197,7 +203,8 @@ with st.expander("What the numbers mean"):
   batch look realistic; coverage is the share of real images with a sample in their neighbourhood, so a collapsed
   model covers few. Each figure compares sets of the same size with a 95% interval; two models are called
   different only when their intervals do not overlap.
-* **Output diversity**: mean distance between the samples (pooled to 16x16); "vs its own prior samples" compares
-  the batch with the same model fed its training prior, as on the sampling page.
+* **Output diversity**: how far apart the samples are in the dataset's feature network, beyond the distance at
+  which two pictures count as the same image (pooled pixels where the dataset has none); "vs its own prior
+  samples" compares the batch with the same model fed its training prior, as on the sampling page.
 """
     )
