@@ -116,6 +116,11 @@ def test_a_bundle_trained_here_is_found_again_elsewhere(tmp_path, monkeypatch) -
     first = real_images(config["dataset"], 3, str(there / "anime64"))
     with pytest.raises(LatentExplorerError, match="not on this machine: pass --data-root"):
         load_real_for_bundle(config)
+    # The app's server remembers the folder it last read the dataset from (a reload finds it again) ...
+    assert np.array_equal(real_images(config["dataset"], 3).numpy(), first.numpy())
+    from explorer.logic import real_images as app_memory
+
+    app_memory._READ_FROM.clear()  # ... a server that never read it asks for the folder
     with pytest.raises(LatentExplorerError, match="not shipped with the app: type the folder that holds your anime64"):
         real_images(config["dataset"], 3)
     assert main(["evaluate", str(bundle), "--feature-net", str(net), "--samples", "8", "--k", "1", "--no-write",
