@@ -5,9 +5,9 @@ VAE bundle: the encode-decode MSE of n of the training run's held-out faces agai
 Both print how many files the photo pipeline turned into exactly the training array.
 
     OMP_NUM_THREADS=1 nice python -m training.photo_bench --bundle checkpoints/celeba/dcgan \\
-        --data-root /work/shared/data/celeba64 --n 5
+        --data-root "<your data folder>/celeba64" --n 5
     OMP_NUM_THREADS=1 nice python -m training.photo_bench --bundle checkpoints/anime/vae \\
-        --data-root /work/shared/data/anime64 --n 300
+        --data-root "<your data folder>/anime64" --n 300
 """
 
 from __future__ import annotations
