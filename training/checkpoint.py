@@ -420,6 +420,17 @@ def _entry_is(entry: os.DirEntry, kind: str) -> bool:
         return False
 
 
+def config_problems(paths) -> dict[str, str]:
+    """Folder -> the one sentence saying why, for each of these bundle folders whose config.json cannot be read."""
+    problems = {}
+    for path in paths:
+        try:
+            read_config(path)
+        except LatentExplorerError as exc:
+            problems[str(path)] = str(exc)
+    return problems
+
+
 def find_bundles(root: str | Path) -> list[Path]:
     """Every folder under root that holds a config.json, sorted (checkpoints/<dataset>/<model>).
 

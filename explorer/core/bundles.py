@@ -16,7 +16,7 @@ from streamlit.logger import get_logger
 
 from explorer.core import shared_cache
 from training import bundle_paths
-from training.checkpoint import CONFIG_FILE, METRICS_FILE, Bundle, find_bundles, load_bundle
+from training.checkpoint import CONFIG_FILE, METRICS_FILE, Bundle, config_problems, find_bundles, load_bundle
 from training.checkpoint import read_config as read_config_file
 from training.errors import LatentExplorerError
 from training.models import registry
@@ -188,13 +188,7 @@ def shipped() -> dict[str, str]:
 
 def unreadable() -> dict[str, str]:
     """Folder -> problem for every bundle under checkpoints/ whose config.json cannot be read (it is not offered)."""
-    problems = {}
-    for path in listed_bundles(CHECKPOINTS):
-        try:
-            read_config(path)
-        except LatentExplorerError as exc:
-            problems[str(path)] = str(exc)
-    return problems
+    return config_problems(listed_bundles(CHECKPOINTS))
 
 
 def session_bundles() -> dict[str, str]:

@@ -11,7 +11,7 @@ import numpy as np
 
 from explorer.logic.replay import SERIES_LABELS, series, smooth, summarise_metrics
 from explorer.logic.run_collapse import collapse_against, collapsed_by_scores
-from training.checkpoint import HISTORY_FILE, METRICS_FILE, Bundle, find_bundles, read_config
+from training.checkpoint import HISTORY_FILE, METRICS_FILE, Bundle, config_problems, find_bundles, read_config
 from training.errors import LatentExplorerError
 from training.experiments import EXPERIMENT_KEY, GROUPS
 from training.loops.divergence import D_WON_THRESHOLD
@@ -120,13 +120,7 @@ def find_groups(root: str | Path) -> dict[str, list[ExperimentRun]]:
 def refused_runs(root: str | Path) -> dict[str, str]:
     """Folder -> the one sentence saying why, for every bundle under root whose config cannot be read (an
     experiment record of the wrong shape, say): find_groups leaves them out, the page says so."""
-    refused = {}
-    for path in find_bundles(root):
-        try:
-            read_config(path)
-        except LatentExplorerError as exc:
-            refused[str(path)] = str(exc)
-    return refused
+    return config_problems(find_bundles(root))
 
 
 def group_title(runs: list[ExperimentRun]) -> str:
