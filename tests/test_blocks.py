@@ -21,14 +21,20 @@ def record_blocks(monkeypatch) -> list[tuple]:
     """Every block computed from now on, as (distribution, seed, block index), in order; a block the shared cache
     already holds is not computed again, so it is not recorded again."""
     computed: list[tuple] = []
-    original = blocks.sample_block
+    one, several = blocks.sample_block, blocks.sample_blocks
 
-    @functools.wraps(original)  # the same name, so the cache keys it as before
+    @functools.wraps(one)  # the same name, so the cache keys it as before
     def recording(bundle, dist, seed, index):
         computed.append((dist.label, seed, index))
-        return original(bundle, dist, seed, index)
+        return one(bundle, dist, seed, index)
+
+    @functools.wraps(several)
+    def recording_several(bundle, dist, seed, first, stop):
+        computed.extend((dist.label, seed, index) for index in range(first, stop))
+        return several(bundle, dist, seed, first, stop)
 
     monkeypatch.setattr(blocks, "sample_block", recording)
+    monkeypatch.setattr(blocks, "sample_blocks", recording_several)
     return computed
 
 
@@ -55,3 +61,21 @@ def test_a_new_batch_size_computes_only_the_missing_blocks(tiny_bundle, monkeypa
     assert torch.equal(larger.z, whole.codes)
     assert larger.prior_z.shape == larger.z.shape and larger.diagnostics.verdict
     assert torch.allclose(larger.images, whole.images, atol=1e-5)
+
+
+def test_the_missing_blocks_come_from_one_forward_pass_and_are_kept_one_by_one(tiny_bundle, monkeypatch):
+    monkeypatch.setattr(torch_worker, "CACHE", SharedCache(64 * 2**20))
+    bundle, dist = load_bundle(tiny_bundle), LatentDistribution.normal(-2.0, 1.0)
+    passes: list[int] = []
+    forward = bundle.generator.forward
+    monkeypatch.setattr(bundle.generator, "forward", lambda z, *a, **k: passes.append(len(z)) or forward(z, *a, **k))
+
+    made = torch_worker.run(blocks._assemble, bundle, dist, 3 * BLOCK_ROWS, 0)
+    assert passes == [3 * BLOCK_ROWS]
+    assert all(torch_worker.holds(blocks.sample_block, bundle, dist, 0, i) for i in range(3))
+    kept = torch_worker.shared(blocks.sample_block, bundle, dist, 0, 1)
+    assert passes == [3 * BLOCK_ROWS]  # from the cache, not computed again
+    assert torch.equal(kept.images, made.images[BLOCK_ROWS:2 * BLOCK_ROWS])
+    assert kept.images.untyped_storage().nbytes() == kept.images.nbytes  # its own rows, not a view of the batch
+    alone = sampling.sample_rows(bundle, dist, BLOCK_ROWS, 2 * BLOCK_ROWS, 0)
+    assert torch.equal(kept.codes, alone.codes) and torch.allclose(kept.images, alone.images, atol=1e-5)

@@ -26,6 +26,7 @@ from explorer.logic.sample import (
     prior_batch_numbers,
     sample_and_diagnose,
     sample_block,
+    sample_blocks,
 )
 from training import sampling
 from training.checkpoint import Bundle
@@ -55,7 +56,13 @@ def preview_threshold(environ: dict[str, str] | None = None) -> float:
 
 
 def _assemble(bundle: Bundle, dist: LatentDistribution, n: int, seed: int) -> Samples:
-    return sampling.join([torch_worker.shared(sample_block, bundle, dist, seed, i) for i in range(blocks_for(n))], n)
+    count = blocks_for(n)
+    missing = [i for i in range(count) if not torch_worker.holds(sample_block, bundle, dist, seed, i)]
+    if len(missing) > 1:  # the blocks nobody has made, in one forward pass, each kept as its own request
+        made = sample_blocks(bundle, dist, seed, missing[0], missing[-1] + 1)
+        for i in missing:
+            torch_worker.keep(made[i - missing[0]], sample_block, bundle, dist, seed, i)
+    return sampling.join([torch_worker.shared(sample_block, bundle, dist, seed, i) for i in range(count)], n)
 
 
 def _sampled(bundle: Bundle, dist: LatentDistribution, n: int, seed: int, reference: NormReference) -> SampledBatch:

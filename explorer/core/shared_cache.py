@@ -122,6 +122,11 @@ class SharedCache:
         with self._lock:
             return len(self._entries)
 
+    def holds(self, key: Hashable) -> bool:
+        """Whether a result for `key` is kept (not counted as a hit or a miss)."""
+        with self._lock:
+            return key in self._entries
+
     def keys(self) -> list[Hashable]:
         """Keys from least to most recently used."""
         with self._lock:

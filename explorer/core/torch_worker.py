@@ -196,6 +196,24 @@ def shared(function: Callable[..., T], *args, **kwargs) -> T:
     return value
 
 
+def holds(function: Callable, *args, **kwargs) -> bool:
+    """Whether the shared cache holds the result of function(*args, **kwargs) (as shared() would ask for it)."""
+    try:
+        return CACHE.holds(request_key(function, args, kwargs, CACHE))
+    except Uncacheable:
+        return False
+
+
+def keep(value: T, function: Callable[..., T], *args, **kwargs) -> T:
+    """Keep `value`, computed another way (several requests' results from one forward pass), as the shared result of
+    function(*args, **kwargs); a result already kept for that request wins and is returned."""
+    try:
+        key = request_key(function, args, kwargs, CACHE)
+    except Uncacheable:
+        return value
+    return CACHE.get_or_compute(key, lambda: value)
+
+
 def shared_here(function: Callable[..., T], *args, **kwargs) -> T:
     """Like shared(), but computed in the calling thread, not queued behind other sessions' forward passes: for
     light work on a shared result, such as encoding a batch's grid as the JPEG every session is sent."""
