@@ -105,8 +105,9 @@ def first_layer_shift(generator: nn.Module, z: torch.Tensor) -> float | None:
     with torch.no_grad():
         pre = generator.first_layer_preactivation(z).double()
     shape = [1, -1] + [1] * (pre.dim() - 2)
-    mean = norm.running_mean.double().view(shape)
-    std = (norm.running_var.double() + norm.eps).sqrt().view(shape)
+    # .cpu(): the generator may run on a GPU (explorer/core/inference.py); its first layer answers on the CPU.
+    mean = norm.running_mean.double().cpu().view(shape)
+    std = (norm.running_var.double().cpu() + norm.eps).sqrt().view(shape)
     return float(((pre - mean) / std).pow(2).mean().sqrt())
 
 
