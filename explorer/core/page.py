@@ -3,6 +3,7 @@ model, checked against the page (the model's capabilities list the pages that ap
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping
 
 import streamlit as st
@@ -60,6 +61,32 @@ def say_when_queued() -> None:
         placeholder.info(queue_text(state))
 
     torch_worker.set_wait_listener(listener)
+
+
+def rerun_alone() -> bool:
+    """Whether this script run reruns st.fragment bodies alone (a control inside one moved): the entry point and
+    the page's preamble did not run."""
+    try:
+        from streamlit.runtime.scriptrunner_utils.script_run_context import get_script_run_ctx
+    except ImportError:  # moved in another Streamlit version: a full run is the safe answer
+        return False
+    context = get_script_run_ctx()
+    return bool(context is not None and context.fragment_ids_this_run)
+
+
+def page_fragment(body: Callable[..., None]) -> Callable[..., None]:
+    """st.fragment for the part of a page that its controls change: moving one reruns `body` alone, not the title,
+    the sidebar's model listing and the rest. On such a rerun it does what the entry point does around a full run:
+    say where its requests wait in the queue."""
+
+    @st.fragment
+    @functools.wraps(body)
+    def run(*args, **kwargs) -> None:
+        if rerun_alone():
+            say_when_queued()
+        body(*args, **kwargs)
+
+    return run
 
 
 def _inside_cached_function() -> bool:

@@ -41,6 +41,8 @@ SLIDERS = {
     "std": [round(0.05 * k, 2) for k in range(1, 101)],
     "n": list(range(1, 129)),
 }
+# How a script run that went well ends: the whole page, or only the st.fragment whose control moved.
+FINISHED = ("FINISHED_SUCCESSFULLY", "FINISHED_FRAGMENT_RUN_SUCCESSFULLY")
 # The sampling page's preset buttons, in the order a teacher walks the class through them.
 PRESET_KEYS = ["preset_N(0,1)", "preset_N(-10,1)", "preset_U(0,1)", "preset_U(-1,1)"]
 
@@ -105,7 +107,7 @@ async def drive(server_url: str, think: float, rng: random.Random, tally: Tally,
 def _problems(result: RunResult) -> list[str]:
     # st.error boxes are not counted: the sampling page's "Collapsed" verdict is one, and a correct answer.
     problems = [f"exception on the page: {e}" for e in result.exceptions]
-    if result.status != "FINISHED_SUCCESSFULLY":
+    if result.status not in FINISHED:
         problems.append(f"script run ended with {result.status}")
     return problems
 

@@ -41,6 +41,8 @@ class Session:
         self.timeout = timeout
         self.widget_ids: dict[str, str] = {}  # user key -> widget id, read from the page's elements
         self.states: dict[str, WidgetState] = {}  # widget id -> the value this tab holds
+        self.fragments: dict[str, str] = {}  # widget id -> the st.fragment it was drawn in (absent: none)
+        self._changed: set[str] = set()  # widgets set since the last run
         self.page_hash = ""
         self.cookies: dict[str, str] = {}
         self._one_shot: set[str] = set()  # buttons pressed for the next run only
@@ -82,13 +84,19 @@ class Session:
             else:
                 setattr(state, name, v)
         self.states[widget_id] = state
+        self._changed.add(widget_id)
 
     async def rerun(self) -> RunResult:
-        """Send this tab's widget values, read the run's messages to the end, fetch its images."""
+        """Send this tab's widget values, read the run's messages to the end, fetch its images. Like a browser,
+        when every widget set since the last run sits in one st.fragment, only that fragment is asked to rerun."""
         message = BackMsg()
         message.rerun_script.query_string = ""
         message.rerun_script.page_script_hash = self.page_hash
         message.rerun_script.widget_states.widgets.extend(self.states.values())
+        fragments = {self.fragments.get(widget_id, "") for widget_id in self._changed}
+        if len(fragments) == 1 and "" not in fragments:
+            message.rerun_script.fragment_id = fragments.pop()
+        self._changed = set()
         for widget_id in self._one_shot:  # a button is pressed for one run, as in the browser
             self.states.pop(widget_id, None)
         self._one_shot = set()
@@ -107,7 +115,7 @@ class Session:
             if kind == "navigation" and forward.navigation.page_script_hash:
                 self.page_hash = forward.navigation.page_script_hash
             elif kind == "delta" and forward.delta.WhichOneof("type") == "new_element":
-                self._read_element(forward.delta.new_element, result)
+                self._read_element(forward.delta.new_element, result, forward.delta.fragment_id)
             elif kind == "script_finished":
                 result.status = ForwardMsg.ScriptFinishedStatus.Name(forward.script_finished)
                 break
@@ -115,12 +123,16 @@ class Session:
         result.seconds = time.perf_counter() - start
         return result
 
-    def _read_element(self, element, result: RunResult) -> None:
+    def _read_element(self, element, result: RunResult, fragment_id: str = "") -> None:
         kind = element.WhichOneof("type")
         body = getattr(element, kind)
         widget_id = getattr(body, "id", "")
         if widget_id.startswith("$$ID-"):
             self.widget_ids[widget_id.split("-", 2)[2]] = widget_id
+            if fragment_id:
+                self.fragments[widget_id] = fragment_id
+            else:
+                self.fragments.pop(widget_id, None)
         if kind == "exception":
             result.exceptions.append(f"{body.type}: {body.message}"[:300])
         elif kind == "alert" and body.format == Alert.ERROR:

@@ -5,11 +5,12 @@ import streamlit as st
 from explorer.core import blocks, photo_hooks, torch_worker
 from explorer.core.downloads import file_stem, grid_downloads
 from explorer.core.figures import crossed_out_note, grid_jpeg, norm_histogram
-from explorer.core.page import preamble
+from explorer.core.page import page_fragment, preamble
 from explorer.core.widgets import chosen_distribution, distribution_controls, distribution_defaults
 from explorer.logic.diagnostics import explain, prior_norm_reference, shown
 from explorer.logic.diversity import JUDGED_IMAGES
 from explorer.logic.sample import FIRST_BLOCK_NOTE, diagnostics_rows, prior_norms, shown_count
+from training.checkpoint import Bundle
 from training.latent import LatentDistribution
 
 ALL_ASKED_KEY = "sample_all_asked"  # the setting for which the student asked to see every sample while busy
@@ -29,76 +30,80 @@ bundle = preamble("Sample the latent space",
                   "prior and watch the numbers explain why the pictures change.",
                   "sample", distribution_defaults("", n=64))
 
-with st.container(border=True):
-    choice = distribution_controls("", "number of samples", (1, 128, 1))
-dist = chosen_distribution(choice)
 
-asked, seed = choice.n, choice.seed
-setting = (str(bundle.path), choice.kind, choice.parameters, asked, seed)
-queued_s = torch_worker.expected_wait()
-n = shown_count(asked, queued_s, st.session_state.get(ALL_ASKED_KEY) == setting, blocks.preview_threshold())
-if n < asked:
-    st.info(f"{FIRST_BLOCK_NOTE} {n} of your {asked} samples, and the numbers below are for those {n}: the "
-            f"server is busy (about {queued_s:.0f} s of work queued), so everyone gets an answer quickly. Ask for "
-            "all of them with the button, or move a slider again once the class is quieter.")
-    st.button(f"Show all {asked}", key="sample_all", on_click=_ask_for_all, args=(setting,))
-if n < 2:
-    st.warning("Pairwise numbers (cosine, diversity) need at least 2 samples; showing the single image only.")
-reference, reference_norms = cached_prior_norms(bundle.prior, bundle.latent_dim)
-# One request shared by every session (explorer/core/blocks.py): when the class clicks the same preset the batch
-# is computed once, the prior's blocks of rows once per model and seed, and a new number of samples only costs
-# the blocks nobody has made yet.
-batch = blocks.sampled_batch(bundle, dist, n, seed, reference)
-d = batch.diagnostics
+@page_fragment
+def sampling_view(bundle: Bundle) -> None:
+    """Everything the page's controls change: the controls, the pictures, the numbers and the chart."""
+    with st.container(border=True):
+        choice = distribution_controls("", "number of samples", (1, 128, 1))
+    dist = chosen_distribution(choice)
 
-pictures, numbers = st.columns([3, 2])
-with pictures:
-    st.subheader(f"{n} samples from z ~ {dist.label}" if n == asked else
-                 f"{n} of {asked} samples from z ~ {dist.label}")
-    note = crossed_out_note(d.nonfinite_images, n)
-    if d.nonfinite_images == n:
-        st.warning(note)
-    else:
-        st.image(torch_worker.shared_here(grid_jpeg, batch.images), output_format="JPEG", width="stretch",
-                 caption=note)
-        grid_downloads(batch.images, file_stem(bundle.path.parent.name, bundle.path.name, dist.label, f"seed{seed}",
-                                               f"{n}-samples"), "sample_download",
-                       numbers=diagnostics_rows(bundle.name, dist.label, seed, d))
-with numbers:
-    st.subheader("Why they look like this")
-    verdict_box = {"non-finite": st.error, "collapsed": st.error, "reduced diversity": st.warning,
-                   "off-distribution": st.warning, "healthy": st.success}[d.verdict]
-    verdict_box(f"**{d.verdict.capitalize()}.** {explain(d)}")
-    # "n/a" where a number cannot be computed: one sample has no pairs, NaN pixels have no diversity. Labels stay
-    # short enough to fit a narrow column at 150% zoom; what each number is goes in its help.
-    a, b = st.columns(2)
-    a.metric("cosine of codes", shown(d.cosine, ".3f"),
-             help=f"Mean pairwise cosine similarity of the codes. {d.prior} codes: {shown(d.prior_cosine, '.3f')}.")
-    b.metric("code norm", shown(d.norm_mean, ".1f"),
-             help=f"Mean length ||z|| of the codes. Training prior: {d.prior_norm.mean:.1f} ± "
-                  f"{d.prior_norm.std:.2f}.")
-    a.metric("norm vs prior", shown(d.norm_zscore, "+.1f", " std"),
-             help="How far the mean code norm lies from the training prior's, in standard deviations of the "
-                  "prior's norms.")
-    b.metric("output diversity", shown(d.diversity_ratio, ".0%"),
-             help=f"How varied the images are, as a share of the variety of {d.prior} samples of this model.")
-    a.metric("saturated pixels", shown(d.saturated, ".1%"),
-             help=f"Share of output values pinned at black or white. {d.prior} samples: "
-                  f"{shown(d.prior_saturated, '.1%')}.")
-    if d.first_layer_shift is not None:
-        b.metric("first-layer shift", shown(d.first_layer_shift, ".1f"),
-                 help="Distance of the first layer's pre-activations from BatchNorm's running mean, in running "
-                      f"standard deviations. {d.prior} codes: {shown(d.prior_first_layer_shift, '.1f')}.")
-    a.metric("code spread", shown(d.code_spread_ratio, ".2f", "x"),
-             help=f"Mean pairwise distance between the codes, as a multiple of the same for {d.prior} codes.")
+    asked, seed = choice.n, choice.seed
+    setting = (str(bundle.path), choice.kind, choice.parameters, asked, seed)
+    queued_s = torch_worker.expected_wait()
+    n = shown_count(asked, queued_s, st.session_state.get(ALL_ASKED_KEY) == setting, blocks.preview_threshold())
+    if n < asked:
+        st.info(f"{FIRST_BLOCK_NOTE} {n} of your {asked} samples, and the numbers below are for those {n}: the "
+                f"server is busy (about {queued_s:.0f} s of work queued), so everyone gets an answer quickly. Ask for "
+                "all of them with the button, or move a slider again once the class is quieter.")
+        st.button(f"Show all {asked}", key="sample_all", on_click=_ask_for_all, args=(setting,))
+    if n < 2:
+        st.warning("Pairwise numbers (cosine, diversity) need at least 2 samples; showing the single image only.")
+    reference, reference_norms = cached_prior_norms(bundle.prior, bundle.latent_dim)
+    # One request shared by every session (explorer/core/blocks.py): when the class clicks the same preset the batch
+    # is computed once, the prior's blocks of rows once per model and seed, and a new number of samples only costs
+    # the blocks nobody has made yet.
+    batch = blocks.sampled_batch(bundle, dist, n, seed, reference)
+    d = batch.diagnostics
 
-# Built once per batch for every session (plotly validates what it is handed: a tenth of a cached rerun).
-st.plotly_chart(torch_worker.shared_here(norm_histogram, batch.code_norms, reference_norms, reference, dist.label,
-                                         d.prior), key="norms")
-photo_hooks.near_photo(bundle)
-with st.expander("How are these numbers computed?"):
-    st.markdown(
-        f"""
+    pictures, numbers = st.columns([3, 2])
+    with pictures:
+        st.subheader(f"{n} samples from z ~ {dist.label}" if n == asked else
+                     f"{n} of {asked} samples from z ~ {dist.label}")
+        note = crossed_out_note(d.nonfinite_images, n)
+        if d.nonfinite_images == n:
+            st.warning(note)
+        else:
+            st.image(torch_worker.shared_here(grid_jpeg, batch.images), output_format="JPEG", width="stretch",
+                     caption=note)
+            grid_downloads(batch.images, file_stem(bundle.path.parent.name, bundle.path.name, dist.label, f"seed{seed}",
+                                                   f"{n}-samples"), "sample_download",
+                           numbers=diagnostics_rows(bundle.name, dist.label, seed, d))
+    with numbers:
+        st.subheader("Why they look like this")
+        verdict_box = {"non-finite": st.error, "collapsed": st.error, "reduced diversity": st.warning,
+                       "off-distribution": st.warning, "healthy": st.success}[d.verdict]
+        verdict_box(f"**{d.verdict.capitalize()}.** {explain(d)}")
+        # "n/a" where a number cannot be computed: one sample has no pairs, NaN pixels have no diversity. Labels stay
+        # short enough to fit a narrow column at 150% zoom; what each number is goes in its help.
+        a, b = st.columns(2)
+        a.metric("cosine of codes", shown(d.cosine, ".3f"),
+                 help=f"Mean pairwise cosine similarity of the codes. {d.prior} codes: {shown(d.prior_cosine, '.3f')}.")
+        b.metric("code norm", shown(d.norm_mean, ".1f"),
+                 help=f"Mean length ||z|| of the codes. Training prior: {d.prior_norm.mean:.1f} ± "
+                      f"{d.prior_norm.std:.2f}.")
+        a.metric("norm vs prior", shown(d.norm_zscore, "+.1f", " std"),
+                 help="How far the mean code norm lies from the training prior's, in standard deviations of the "
+                      "prior's norms.")
+        b.metric("output diversity", shown(d.diversity_ratio, ".0%"),
+                 help=f"How varied the images are, as a share of the variety of {d.prior} samples of this model.")
+        a.metric("saturated pixels", shown(d.saturated, ".1%"),
+                 help=f"Share of output values pinned at black or white. {d.prior} samples: "
+                      f"{shown(d.prior_saturated, '.1%')}.")
+        if d.first_layer_shift is not None:
+            b.metric("first-layer shift", shown(d.first_layer_shift, ".1f"),
+                     help="Distance of the first layer's pre-activations from BatchNorm's running mean, in running "
+                          f"standard deviations. {d.prior} codes: {shown(d.prior_first_layer_shift, '.1f')}.")
+        a.metric("code spread", shown(d.code_spread_ratio, ".2f", "x"),
+                 help=f"Mean pairwise distance between the codes, as a multiple of the same for {d.prior} codes.")
+
+    # Built once per batch for every session (plotly validates what it is handed: a tenth of a cached rerun).
+    st.plotly_chart(torch_worker.shared_here(norm_histogram, batch.code_norms, reference_norms, reference, dist.label,
+                                             d.prior), key="norms")
+    photo_hooks.near_photo(bundle)
+    with st.expander("How are these numbers computed?"):
+        st.markdown(
+            f"""
 * **Cosine**: the average cosine similarity over all pairs of the {n} codes. Independent {d.prior} codes in
   {d.latent_dim} dimensions are nearly orthogonal (about 0). A shared offset makes every code point the same way:
   N(-10,1) gives about 100/101 = 0.99, U(0,1) about 0.25/(1/3) = 0.75.
@@ -116,4 +121,7 @@ with st.expander("How are these numbers computed?"):
   BatchNorm running mean recorded in training, in running standard deviations. About 1 for training-like codes;
   it grows with the code's length. The model runs in eval mode, as a deployed model does.
 """
-    )
+        )
+
+
+sampling_view(bundle)
