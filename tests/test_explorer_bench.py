@@ -16,4 +16,7 @@ def test_rerun_and_tsne_figures_are_printed(capsys):
     for name in ("rerun_after_slider_ms", "bare_forward_diagnostics_ms", "rerun_over_bare", "tsne_s"):
         assert math.isfinite(figures[name]["value"]) and figures[name]["value"] > 0
     assert figures["rerun_after_slider_ms"]["p95_ms"] >= figures["rerun_after_slider_ms"]["value"]
+    # Timed as a browser sees a move: the sampling page's fragment reruns alone; AppTest's whole run beside it.
+    assert figures["rerun_after_slider_ms"]["fragment_reruns"] == 2
+    assert figures["apptest_full_rerun_ms"]["value"] > 0 and figures["machine"]["load_average"]
     assert figures["tsne_s"]["codes"] == 200 and figures["tsne_page_first_s"]["codes"] == 200
