@@ -80,3 +80,12 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def server():
+    """The app under `streamlit run` on a free localhost port, for a module of browser tests: its URL."""
+    from browser import running_app
+
+    with running_app() as url:
+        yield url

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from crafted_images import png_claiming
 from streamlit.testing.v1 import AppTest
 
 from explorer.core import bundles
@@ -166,18 +167,6 @@ def test_training_replay_extremes_and_dataset_paths(root, tmp_path, tiny_bundle)
     assert_usable(at, images=2)  # real and generated
     assert "No real images" not in messages(at, "info") and len(at.sidebar.text_input) == 0
     assert celeba.exists()
-
-
-def png_claiming(width: int, height: int) -> bytes:
-    """A valid PNG whose header declares width x height pixels, with no image data behind it."""
-    import struct
-    import zlib
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
-            + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b""))
 
 
 def _saved(obj) -> bytes:

@@ -11,13 +11,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from browser import CHROMEDRIVER, CHROMIUM, REPO, launch, needs_chromium
 from PIL import Image
-from test_browser import CHROMEDRIVER, CHROMIUM, REPO, launch
 
-pytestmark = pytest.mark.skipif(
-    CHROMIUM is None or CHROMEDRIVER is None,
-    reason="headless Chromium not installed (Debian packages chromium and chromium-driver; .ci/run installs them)",
-)
+pytestmark = [pytest.mark.browser, needs_chromium]
 DEADLINE = 240  # seconds any wait may take on a busy machine (nothing asserts on time)
 
 

@@ -8,19 +8,15 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import time
 from pathlib import Path
 
 import pytest
+from browser import CHROMEDRIVER, CHROMIUM, REPO, needs_chromium
 
 from explorer.tools.app_server import Server
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-CHROMEDRIVER = shutil.which("chromedriver")
-REPO = Path(__file__).resolve().parent.parent
-pytestmark = pytest.mark.skipif(CHROMIUM is None or CHROMEDRIVER is None,
-                                reason="headless Chromium not installed (Debian packages chromium, chromium-driver)")
+pytestmark = [pytest.mark.browser, needs_chromium]
 SMALLEST_TEXT_PX = 16
 SMALLEST_FACE_PX = 64
 # Every text of a plotly chart, with its size as drawn and its box on the page.

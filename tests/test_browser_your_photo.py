@@ -12,10 +12,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from browser import REPO, chrome, needs_chromium, page_ready, running_app
 from PIL import Image
-from test_browser import CHROMEDRIVER, CHROMIUM, REPO, chrome, page_ready, running_app
 
-pytestmark = pytest.mark.skipif(CHROMIUM is None or CHROMEDRIVER is None, reason="headless Chromium not installed")
+pytestmark = [pytest.mark.browser, needs_chromium]
 
 
 @pytest.fixture(scope="module")

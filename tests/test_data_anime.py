@@ -6,27 +6,16 @@ import shutil
 
 import numpy as np
 import pytest
+from anime_folder import make_anime
 from PIL import Image
 
 from training.data.anime import load_anime
 from training.errors import LatentExplorerError
 
-TAGS = ["aqua hair aqua eyes", "pink hair blue eyes", "Blonde hair red eyes", "aqua hair blue eyes",
-        "pink hair aqua eyes"]
-
 
 @pytest.fixture(autouse=True)
 def _own_cache(tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("LATENT_EXPLORER_CACHE", str(tmp_path / "cache"))
-
-
-def make_anime(root, tags=TAGS, images_dir: str = "images", extra_images: int = 0) -> None:
-    """One 20x20 JPEG per tag row (red channel = 40 x id), plus `extra_images` untagged ones."""
-    folder = root / images_dir if images_dir else root
-    folder.mkdir(parents=True, exist_ok=True)
-    for i in range(len(tags) + extra_images):
-        Image.new("RGB", (20, 20), (i * 40, 80, 160)).save(folder / f"{i}.jpg", quality=95)
-    (root / "tags.csv").write_text("".join(f"{i},{t}\n" for i, t in enumerate(tags)))
 
 
 def _ids(dataset) -> list[int]:

@@ -8,7 +8,7 @@ import shutil
 
 import numpy as np
 import pytest
-from test_data_anime import TAGS, make_anime
+from anime_folder import TAGS, make_anime
 
 from explorer.logic.real_images import real_images
 from training.__main__ import main

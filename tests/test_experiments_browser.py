@@ -7,18 +7,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from browser import needs_chromium, screenshot
 from PIL import Image
-from test_browser import CHROMEDRIVER, CHROMIUM, screenshot, server  # noqa: F401 (server is a fixture)
 
 from explorer.logic.experiments import find_groups
 
 GROUPS = sorted(find_groups(Path(__file__).resolve().parent.parent / "checkpoints" / "experiments"))
 
-pytestmark = pytest.mark.skipif(CHROMIUM is None or CHROMEDRIVER is None, reason="headless Chromium not installed")
+pytestmark = [pytest.mark.browser, needs_chromium]
 
 
 @pytest.mark.parametrize("group", GROUPS)
-def test_each_group_renders_in_a_real_browser(server, tmp_path, group):  # noqa: F811
+def test_each_group_renders_in_a_real_browser(server, tmp_path, group):
     # LATENT_EXPLORER_SCREENSHOTS=docs/screenshots keeps the pictures.
     out = Path(os.environ.get("LATENT_EXPLORER_SCREENSHOTS", tmp_path))
     out.mkdir(parents=True, exist_ok=True)

@@ -12,7 +12,6 @@ import pytest
 import torch
 from safetensors.torch import load_file
 from streamlit.testing.v1 import AppTest
-from test_distributed import _free_port
 from torch import nn
 from torch.nn import functional as F
 
@@ -167,9 +166,11 @@ def test_a_resumed_optimizer_takes_its_parameters_layout():
 
 
 def test_two_cpu_processes_train_fast(tmp_path):
+    from explorer.tools.app_server import free_port
+
     out = tmp_path / "ddp"
     command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
-               "--master_addr=127.0.0.1", f"--master_port={_free_port()}", "-m", "training", "train",
+               "--master_addr=127.0.0.1", f"--master_port={free_port()}", "-m", "training", "train",
                "--model", "dcgan", "--num-images", "40", "--image-size", "32", "--steps", "3", "--batch-size", "8",
                "--g-width", "8", "--d-width", "8", "--latent-dim", "8", "--snapshot-steps", "0", "--threads", "1",
                "--device", "cpu", "--precision", "bf16", "--channels-last", "--out", str(out)]

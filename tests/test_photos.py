@@ -121,7 +121,7 @@ def test_a_small_photo_is_enlarged_with_a_note_and_a_tiny_one_refused(faces):
 
 
 def _bad_uploads(faces) -> dict:
-    from tests.test_app_bad_input import png_claiming
+    from crafted_images import png_claiming
 
     jpeg = encoded(Image.fromarray(faces[0]), "JPEG", quality=90)
     return {

@@ -340,7 +340,7 @@ def test_unsupported_zip_method_is_refused(bundle_copy):
 # --- images and weights -----------------------------------------------------------------------------------------
 
 def test_image_bomb_is_refused_before_decoding(tmp_path):
-    from tests.test_app_bad_input import png_claiming
+    from crafted_images import png_claiming
 
     file = tmp_path / "step_000001.png"
     file.write_bytes(png_claiming(13_000, 13_000))
