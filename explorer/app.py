@@ -10,6 +10,7 @@ if ROOT not in sys.path:
 
 import streamlit as st  # noqa: E402
 
+from explorer.core import links  # noqa: E402
 from explorer.core.figures import PIXELATED_CSS  # noqa: E402
 from explorer.core.memory import limit_malloc_arenas  # noqa: E402
 from explorer.core.page import say_when_queued  # noqa: E402
@@ -54,4 +55,11 @@ SECTIONS = {
     ],
 }
 
-st.navigation(SECTIONS, expanded=True).run()
+# Every page's settings travel in the URL (a link to this view): read before the page, written after it, also when
+# the page stops early.
+page = st.navigation(SECTIONS, expanded=True)
+links.begin()
+try:
+    page.run()
+finally:
+    links.publish()

@@ -4,11 +4,12 @@ model, checked against the page (the model's capabilities list the pages that ap
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 
 import streamlit as st
 
-from explorer.core import bundles, torch_worker
+from explorer.core import bundles, links, torch_worker
+from explorer.logic.links import Field
 from training.checkpoint import Bundle
 from training.errors import LatentExplorerError
 
@@ -77,14 +78,20 @@ def rerun_alone() -> bool:
 def page_fragment(body: Callable[..., None]) -> Callable[..., None]:
     """st.fragment for the part of a page that its controls change: moving one reruns `body` alone, not the title,
     the sidebar's model listing and the rest. On such a rerun it does what the entry point does around a full run:
-    say where its requests wait in the queue."""
+    say where its requests wait in the queue, and put the settings in the URL."""
 
     @st.fragment
     @functools.wraps(body)
     def run(*args, **kwargs) -> None:
-        if rerun_alone():
+        alone = rerun_alone()
+        if alone:
             say_when_queued()
-        body(*args, **kwargs)
+        try:
+            body(*args, **kwargs)
+        finally:
+            # On full runs too: a fragment may redraw the sidebar's link box on its reruns only if it drew it in
+            # the last full run.
+            links.publish(from_fragment=True)
 
     return run
 
@@ -124,23 +131,26 @@ def page_problem(bundle: Bundle, page: str) -> str | None:
 
 
 def preamble(title: str, intro: str, page: str, defaults: Mapping[str, object] | None = None,
-             caption: Callable[[Bundle], str] | None = latent_caption) -> Bundle:
+             caption: Callable[[Bundle], str] | None = latent_caption, linked: Sequence[Field] = ()) -> Bundle:
     """Set the page's defaults, draw its title and intro, and return the sidebar's model; the run stops with a
     message when there is no model or the page does not apply to it. `caption` (None: none) goes under the
-    sidebar's picker."""
+    sidebar's picker. The model and the `linked` settings travel in the URL (explorer/core/links.py)."""
     for key, value in (defaults or {}).items():
         st.session_state.setdefault(key, value)
     st.title(title)
     st.write(intro)
+    links.take_model()
     bundle = bundles.sidebar_picker()
     if bundle is None:
         st.stop()
     problem = page_problem(bundle, page)
+    if caption is not None and not problem:
+        st.sidebar.caption(caption(bundle))
+    # Before the page's controls, and before a stop: the link keeps the model even where the page does not apply.
+    links.adopt(linked, defaults)
     if problem:
         st.info(problem)
         st.stop()
-    if caption is not None:
-        st.sidebar.caption(caption(bundle))
     return bundle
 
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import streamlit as st
 
+from explorer.logic import links
 from explorer.logic.real_images import DATA_ROOT_LABEL, remembered_data_root
 from training.data.location import DATA_ROOT_VARIABLE, PROCEDURAL_DATASETS
 from training.errors import LatentExplorerError
@@ -17,6 +18,10 @@ from training.latent import PRESETS, LatentDistribution
 DATA_ROOT_KEY = "data_root"
 # Streamlit forgets a widget's value on a page that does not draw it; the setting is kept here between pages.
 DATA_ROOT_KEPT = "data_root_kept"
+
+
+# The sliders' (min, max, step): the controls draw them, and a link's values are checked against them.
+MEAN, STD, BOUND = (-20.0, 20.0, 0.5), (0.0, 5.0, 0.05), (-10.0, 10.0, 0.1)
 
 
 def distribution_defaults(prefix: str, n: int) -> dict:
@@ -75,15 +80,24 @@ def distribution_controls(prefix: str, samples_label: str, samples: tuple[int, i
     kind = st.radio("Distribution", ["Normal", "Uniform"], horizontal=True, key=f"{prefix}kind")
     left, right = st.columns(2)
     if kind == "Normal":
-        parameters = (left.slider("mean", -20.0, 20.0, step=0.5, key=f"{prefix}mean"),
-                      right.slider("std", 0.0, 5.0, step=0.05, key=f"{prefix}std"))
+        parameters = (left.slider("mean", *MEAN[:2], step=MEAN[2], key=f"{prefix}mean"),
+                      right.slider("std", *STD[:2], step=STD[2], key=f"{prefix}std"))
     else:
-        parameters = (left.slider("low", -10.0, 10.0, step=0.1, key=f"{prefix}low"),
-                      right.slider("high", -10.0, 10.0, step=0.1, key=f"{prefix}high"))
+        parameters = (left.slider("low", *BOUND[:2], step=BOUND[2], key=f"{prefix}low"),
+                      right.slider("high", *BOUND[:2], step=BOUND[2], key=f"{prefix}high"))
     low, high, step = samples
     n = left.slider(samples_label, low, high, step=step, key=f"{prefix}n")
     seed = right.number_input("seed", min_value=0, max_value=2**31 - 1, step=1, key=f"{prefix}seed")
     return LatentChoice(kind, (float(parameters[0]), float(parameters[1])), int(n), int(seed))
+
+
+def distribution_links(prefix: str, samples: tuple[int, int, int]) -> list[links.Field]:
+    """The picker's settings as a link carries them (?kind=Normal&mean=-10&seed=7), checked against the same limits
+    as the sliders; `samples` as given to distribution_controls."""
+    return [links.choice(f"{prefix}kind", ["Normal", "Uniform"], name="kind"),
+            links.number(f"{prefix}mean", *MEAN, name="mean"), links.number(f"{prefix}std", *STD, name="std"),
+            links.number(f"{prefix}low", *BOUND, name="low"), links.number(f"{prefix}high", *BOUND, name="high"),
+            links.whole(f"{prefix}n", *samples, name="n"), links.seed(f"{prefix}seed", name="seed")]
 
 
 def chosen_distribution(choice: LatentChoice) -> LatentDistribution:

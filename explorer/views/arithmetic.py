@@ -8,6 +8,7 @@ from explorer.core.downloads import file_stem, picture_downloads
 from explorer.core.featurenets import featurenet_for, needs_featurenet_text
 from explorer.core.figures import labelled_rows
 from explorer.core.page import preamble, said_on_error
+from explorer.logic import links
 from explorer.logic.arithmetic import (
     EXEMPLARS,
     NOISE,
@@ -26,6 +27,12 @@ from training.errors import LatentExplorerError
 POOL = 1024  # generated samples the feature network labels, once per model for every session
 OWN = "your own analogy"
 DEFAULTS = {"arith_draw_A": 0, "arith_draw_B": 0, "arith_draw_C": 0, "arith_noise_seed": 0}
+# The analogy's attributes and values depend on the feature network: the page checks them against what it offers.
+LINKED = [links.choice(key, None, name=key.removeprefix("arith_"))
+          for key in ("arith_figure", "arith_change", "arith_change_to", "arith_change_from", "arith_keep",
+                      "arith_keep_from", "arith_keep_to")]
+LINKED += [links.seed(f"arith_draw_{w}", name=f"draw_{w}") for w in "ABC"] + [links.seed("arith_noise_seed",
+                                                                                          name="noise_seed")]
 
 
 def own_analogy(attributes, default: Analogy) -> Analogy:
@@ -143,7 +150,7 @@ bundle = preamble("Face arithmetic",
                   "and three neutral men, and found that smiling woman - neutral woman + neutral man decodes to a "
                   "smiling man. Here the dataset's feature network finds the exemplars among generated samples, and "
                   "says with numbers whether the arithmetic works on this model.",
-                  "arithmetic", DEFAULTS)
+                  "arithmetic", DEFAULTS, linked=LINKED)
 net = featurenet_for(bundle)
 if net is None:
     st.info("This page needs the dataset's feature network to find samples with each concept. "

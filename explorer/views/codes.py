@@ -5,13 +5,26 @@ from dataclasses import dataclass
 import pandas as pd
 import streamlit as st
 
+from explorer.core import links as page_links
 from explorer.core import torch_worker
 from explorer.core.downloads import file_stem, grid_downloads, picture_downloads
 from explorer.core.figures import grid_jpeg, labelled_rows
 from explorer.core.page import preamble, said_on_error
+from explorer.logic import links
 from explorer.logic.codes import CodeSetting, code_effects, code_grid
 
 DEFAULTS = {"attr_n": 16, "attr_seed": 0}
+LINKED = [links.whole("attr_n", 4, 64, 4, name="n"), links.seed("attr_seed", name="seed")]
+CODE_RANGE = (-2.0, 2.0, 0.1)  # a continuous code's slider
+
+
+def link_codes(layout: list[dict]) -> None:
+    """Each code's value and the swept code travel in the URL (?c1=3&c2=0.5)."""
+    fields = [links.choice(f"attr_info_{c['name']}", range(int(c["values"])), name=c["name"])
+              if c["kind"] == "categorical" else links.number(f"attr_info_{c['name']}", *CODE_RANGE, name=c["name"])
+              for c in layout]
+    fields.append(links.choice("attr_info_sweep", [c["name"] for c in layout], name="sweep"))
+    page_links.adopt(fields, {f"attr_info_{c['name']}": 0 if c["kind"] == "categorical" else 0.0 for c in layout})
 
 
 @dataclass(frozen=True)
@@ -33,7 +46,7 @@ def controls(layout: list[dict]) -> CodeControls:
             else:
                 st.session_state.setdefault(key, 0.0)
                 continuous[c["name"]] = float(col.slider(f"{c['name']} (trained on {c['low']:g}..{c['high']:g})",
-                                                         -2.0, 2.0, step=0.1, key=key))
+                                                         *CODE_RANGE[:2], step=CODE_RANGE[2], key=key))
         left, right = st.columns(2)
         n = left.slider("images in the grid", 4, 64, step=4, key="attr_n")
         seed = right.number_input("seed of the codes z", min_value=0, max_value=2**31 - 1, step=1, key="attr_seed")
@@ -42,6 +55,7 @@ def controls(layout: list[dict]) -> CodeControls:
 
 def turn_codes(bundle) -> None:
     layout = bundle.codes
+    link_codes(layout)
     chosen = controls(layout)
     grid = torch_worker.shared(code_grid, bundle, chosen.n, chosen.seed, chosen.setting)
     st.image(grid_jpeg(grid.images), output_format="JPEG", width="stretch", caption=chosen.setting.caption())
@@ -66,5 +80,5 @@ def turn_codes(bundle) -> None:
 bundle = preamble("Turn the codes",
                   "An InfoGAN is never told what hair or a smile is: it was only rewarded for making its extra codes "
                   "readable from the image. Turn them and see what each one came to mean.",
-                  "codes", DEFAULTS)
+                  "codes", DEFAULTS, linked=LINKED)
 said_on_error(turn_codes, bundle)

@@ -5,14 +5,29 @@ from dataclasses import dataclass
 
 import streamlit as st
 
+from explorer.core import links as page_links
 from explorer.core import torch_worker
 from explorer.core.downloads import file_stem, grid_downloads, picture_downloads
 from explorer.core.featurenets import featurenet_for, needs_featurenet_text
 from explorer.core.figures import grid_jpeg, labelled_rows
 from explorer.core.page import preamble, said_on_error
+from explorer.logic import links
 from explorer.logic.conditions import conditional_grid, explain_pairs, seeded_pairs
 
 DEFAULTS = {"attr_n": 16, "attr_seed": 0, "attr_pairs": 10}
+LINKED = [links.whole("attr_n", 4, 64, 4, name="n"), links.seed("attr_seed", name="seed"),
+          links.whole("attr_pairs", 2, 16, name="pairs")]
+
+
+def link_conditions(conditions) -> None:
+    """Each attribute asked for, and the pair's attribute and values, travel in the URL (?smiling=true)."""
+    fields = [links.flag(f"attr_cond_{a.name}", name=a.name) if a.is_binary else
+              links.choice(f"attr_cond_{a.name}", a.values, name=a.name) for a in conditions]
+    values = sorted({v for a in conditions for v in a.values})
+    fields += [links.choice("attr_pair_attr", [a.name for a in conditions], name="pair"),
+               links.choice("attr_pair_first", values, name="first"),
+               links.choice("attr_pair_second", values, name="second")]
+    page_links.adopt(fields, {f"attr_cond_{a.name}": False if a.is_binary else a.values[0] for a in conditions})
 
 
 @dataclass(frozen=True)
@@ -77,6 +92,7 @@ def pair_controls(conditions) -> PairControls:
 
 def ask(bundle, net) -> None:
     conditions = bundle.conditions
+    link_conditions(conditions)
     grid = grid_controls(conditions)
     chosen, n = grid.chosen, grid.n
     images = torch_worker.shared(conditional_grid, bundle, chosen, n, grid.seed).images
@@ -149,5 +165,5 @@ def pairs_section(bundle, net, grid: GridControls) -> None:
 bundle = preamble("Ask for attributes",
                   "The generator takes a code z *and* the attributes you ask for. The codes below stay fixed, so "
                   "whatever changes when you flip a switch is what the model learned that attribute looks like.",
-                  "conditions", DEFAULTS)
+                  "conditions", DEFAULTS, linked=LINKED)
 said_on_error(ask, bundle, featurenet_for(bundle))

@@ -11,6 +11,7 @@ from explorer.core.downloads import file_stem, picture_downloads
 from explorer.core.featurenets import featurenet_at, featurenet_for, needs_featurenet_text
 from explorer.core.figures import labelled_rows, walk_figure
 from explorer.core.page import preamble, said_on_error
+from explorer.logic import links
 from explorer.logic.directions import (
     METHODS,
     LabelledCodes,
@@ -31,6 +32,11 @@ from training.errors import LatentExplorerError
 
 DEFAULTS = {"attr_dir_method": "mean difference", "attr_dir_t": 1.5, "attr_dir_faces": 8, "attr_dir_seed": 0,
             "attr_label_n": 512, "attr_dir_real": False}
+# The attribute and its value depend on the model's feature network: the page checks them against what it offers.
+LINKED = [links.choice("attr_dir_attr", None, name="attribute"), links.choice("attr_dir_value", None, name="value"),
+          links.choice("attr_dir_method", METHODS, name="method"), links.number("attr_dir_t", 0.5, 4.0, 0.25, name="t"),
+          links.whole("attr_dir_faces", 2, 12, name="faces"), links.seed("attr_dir_seed", name="seed"),
+          links.flag("attr_dir_real", name="held_out"), links.whole("attr_label_n", 128, 2048, 128, name="labelled")]
 
 
 @dataclass(frozen=True)
@@ -207,5 +213,5 @@ def directions(bundle, net) -> None:
 bundle = preamble("Attribute directions in latent space",
                   "An unconditional model has no switches, but its codes may still line up by attribute: the codes of "
                   "smiling faces sit on one side. Find that direction and walk along it.",
-                  "directions", DEFAULTS)
+                  "directions", DEFAULTS, linked=LINKED)
 said_on_error(directions, bundle, featurenet_for(bundle))

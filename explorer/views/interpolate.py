@@ -8,12 +8,15 @@ from explorer.core import photo_hooks, torch_worker
 from explorer.core.downloads import file_stem, picture_downloads
 from explorer.core.figures import crossed_out_note, labelled_rows, path_norms_figure
 from explorer.core.page import preamble
+from explorer.logic import links
 from explorer.logic.diagnostics import nonfinite_images_sentence, prior_norm_reference
 from explorer.logic.interpolate import end_code, explain_paths, interpolation
 from training.errors import LatentExplorerError
 from training.latent import LatentDistribution
 
 DEFAULTS = {"interp_seed_a": 0, "interp_seed_b": 1, "interp_steps": 9}
+LINKED = [links.seed("interp_seed_a", name="from"), links.seed("interp_seed_b", name="to"),
+          links.whole("interp_steps", 3, 12, name="steps")]
 
 
 @st.cache_data(max_entries=16)
@@ -41,7 +44,7 @@ def controls() -> PathControls:
 bundle = preamble("Interpolation: straight line or great circle?",
                   "Walking in a straight line between two codes passes through the prior's nearly empty middle, "
                   "where codes are much shorter than any the generator trained on; walking along the sphere does not.",
-                  "interpolate", DEFAULTS)
+                  "interpolate", DEFAULTS, linked=LINKED)
 chosen = controls()
 seed_a, seed_b, steps = chosen.seed_a, chosen.seed_b, chosen.steps
 ends = st.columns(2)

@@ -9,6 +9,7 @@ from explorer.core.downloads import file_stem, picture_downloads
 from explorer.core.figures import MAX_CURVES, grid_jpeg, loss_figure, upscale
 from explorer.core.page import preamble
 from explorer.core.widgets import data_root_setting
+from explorer.logic import links
 from explorer.logic.real_images import real_images
 from explorer.logic.replay import (
     EQUILIBRIUM_LOSS_D,
@@ -32,6 +33,9 @@ from training.untrusted import read_image_rgb
 
 COMPARE_SAMPLES = 16
 DEFAULTS = {"replay_smooth": True, "replay_window": 50, "replay_seed": 0}
+# A step the model has no snapshot of is replaced by the page (and the link's visitor told).
+LINKED = [links.whole("replay_step", 0, 10**12, name="step"), links.flag("replay_smooth", name="smooth"),
+          links.whole("replay_window", 2, 500, name="window"), links.seed("replay_seed", name="seed")]
 
 
 @st.cache_data(max_entries=8, show_spinner="Drawing real images…")
@@ -70,7 +74,7 @@ def smoothing_window() -> int:
 bundle = preamble("Training replay",
                   "Watch a GAN learn from the same fixed noise at every step, and see why its losses do not fall "
                   "like a classifier's: they score a two-player game in which both players keep getting better.",
-                  "replay", DEFAULTS, caption=None)
+                  "replay", DEFAULTS, caption=None, linked=LINKED)
 history, snapshots = bundle.history, bundle.snapshot_paths()
 bundle_key = bundles.key_of(bundle)
 version = (bundle_key.path, bundle_key.mtime)  # what the bundle is cached on: a retrained bundle is a new version

@@ -6,7 +6,7 @@ from explorer.core import blocks, photo_hooks, torch_worker
 from explorer.core.downloads import file_stem, grid_downloads
 from explorer.core.figures import crossed_out_note, grid_jpeg, norm_histogram
 from explorer.core.page import page_fragment, preamble
-from explorer.core.widgets import chosen_distribution, distribution_controls, distribution_defaults
+from explorer.core.widgets import chosen_distribution, distribution_controls, distribution_defaults, distribution_links
 from explorer.logic.diagnostics import explain, prior_norm_reference, shown
 from explorer.logic.diversity import JUDGED_IMAGES
 from explorer.logic.sample import FIRST_BLOCK_NOTE, diagnostics_rows, prior_norms, shown_count
@@ -28,7 +28,7 @@ def cached_prior_norms(prior: LatentDistribution, dim: int):
 bundle = preamble("Sample the latent space",
                   "A generator only knows the codes it was trained on. Move the distribution away from the training "
                   "prior and watch the numbers explain why the pictures change.",
-                  "sample", distribution_defaults("", n=64))
+                  "sample", distribution_defaults("", n=64), linked=distribution_links("", (1, 128, 1)))
 
 
 @page_fragment

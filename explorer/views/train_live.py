@@ -7,8 +7,10 @@ from pathlib import Path
 import streamlit as st
 
 from explorer.core import bundles, torch_worker
+from explorer.core import links as page_links
 from explorer.core.figures import grid_jpeg
 from explorer.core.widgets import data_root_setting
+from explorer.logic import links
 from explorer.logic.train_live import (
     curves_figure,
     describe_change,
@@ -39,6 +41,26 @@ DEFAULTS = {"live_dataset": "toyfaces", "live_family": "dcgan", "live_image_size
             "live_seed": 0, "live_lr_g": 2e-4, "live_lr_d": 2e-4, "live_d_ratio": "1", "live_label_smoothing": 0.0,
             "live_label_flip": 0.0, "live_class_weight": 1.0, "live_noise": "N(0,1)", "live_kl_weight": 1e-4,
             "live_keep": KEEP_TEMPORARY, "live_run_name": ""}
+IMAGE_SIZES, LATENT_SIZES, WIDTHS = [32, 64], [8, 16, 32, 64, 100, 128, 200], [8, 16, 32, 64]
+BATCH_SIZES, IMAGE_COUNTS = [16, 32, 64, 128], [256, 1024, 4096, 10000, 30000]
+SMOOTHING, FLIPPING = (0.0, 0.4, 0.05), (0.0, 0.3, 0.01)
+# The settings a link carries (?family=vae&kl_weight=0.01); where a run is kept and its name stay the visitor's.
+LINKED = [links.choice("live_dataset", list(DATASET_LABELS), name="dataset"),
+          links.choice("live_family", list(FAMILIES), name="family"),
+          links.choice("live_image_size", IMAGE_SIZES, name="image_size"),
+          links.choice("live_latent_dim", LATENT_SIZES, name="latent_dim"),
+          links.choice("live_g_activation", list(ACTIVATIONS), name="g_activation"),
+          links.choice("live_width", WIDTHS, name="width"),
+          links.choice("live_batch_size", BATCH_SIZES, name="batch_size"),
+          links.choice("live_num_images", IMAGE_COUNTS, name="num_images"), links.seed("live_seed", name="seed"),
+          links.choice("live_lr_g", LEARNING_RATES, name="lr_g"),
+          links.choice("live_lr_d", LEARNING_RATES, name="lr_d"),
+          links.choice("live_d_ratio", list(D_RATIOS), name="d_ratio"),
+          links.number("live_label_smoothing", *SMOOTHING, name="label_smoothing"),
+          links.number("live_label_flip", *FLIPPING, name="label_flip"),
+          links.choice("live_class_weight", CLASS_WEIGHTS, name="class_weight"),
+          links.choice("live_noise", NOISES, name="noise"),
+          links.choice("live_kl_weight", KL_WEIGHTS, name="kl_weight")]
 
 for key, value in DEFAULTS.items():
     st.session_state.setdefault(key, value)
@@ -47,6 +69,7 @@ state.setdefault("live_owner", uuid.uuid4().hex)  # one run per browser tab
 st.title("Train live")
 st.write("Watch a GAN or a VAE learn from scratch: the same fixed codes drawn again every second, the two players' "
          "scores, and a verdict on the run's health. Pause it, change a knob, and see what the change does.")
+page_links.adopt(LINKED, DEFAULTS)
 try:
     runs = manager()
 except LatentExplorerError as exc:  # a bad LATENT_EXPLORER_LIVE_* setting on the server
@@ -139,16 +162,16 @@ def run_settings(disabled: bool) -> None:
                  disabled=disabled)
     c2.radio("Model", list(FAMILIES), format_func=FAMILIES.get, key="live_family", horizontal=True,
              disabled=disabled)
-    c3.radio("Image size", [32, 64], format_func=lambda s: f"{s} px", key="live_image_size", horizontal=True,
+    c3.radio("Image size", IMAGE_SIZES, format_func=lambda s: f"{s} px", key="live_image_size", horizontal=True,
              disabled=disabled)
-    c1.select_slider("Latent size (nz)", [8, 16, 32, 64, 100, 128, 200], key="live_latent_dim", disabled=disabled)
+    c1.select_slider("Latent size (nz)", LATENT_SIZES, key="live_latent_dim", disabled=disabled)
     c2.radio("Generator activation", list(ACTIVATIONS), key="live_g_activation", horizontal=True,
              disabled=disabled)
     s1, s2, s3, s4 = st.columns(4)
-    s1.select_slider("Network width (ngf = ndf)", [8, 16, 32, 64], key="live_width", disabled=disabled,
+    s1.select_slider("Network width (ngf = ndf)", WIDTHS, key="live_width", disabled=disabled,
                      help="Narrower networks train faster and draw rougher pictures.")
-    s2.select_slider("Batch size", [16, 32, 64, 128], key="live_batch_size", disabled=disabled)
-    s3.select_slider("Training images", [256, 1024, 4096, 10000, 30000], key="live_num_images",
+    s2.select_slider("Batch size", BATCH_SIZES, key="live_batch_size", disabled=disabled)
+    s3.select_slider("Training images", IMAGE_COUNTS, key="live_num_images",
                      disabled=disabled, help="Toy faces are drawn once and kept for later runs.")
     s4.number_input("Seed", 0, 2**31 - 1, step=1, key="live_seed", disabled=disabled)
     data_root_setting(state["live_dataset"])  # the sidebar's "Folder of your datasets", for the real datasets
@@ -179,9 +202,10 @@ def knobs(disabled: bool) -> None:
     k2.select_slider("D updates per G update", list(D_RATIOS), key="live_d_ratio", disabled=disabled,
                      help="1/2: D learns on every other step only; 2: D learns twice, on two batches, per G step.")
     k2.selectbox("Training noise z", NOISES, key="live_noise", disabled=disabled)
-    k3.slider("Label smoothing (D's target for real images is 1 − this)", 0.0, 0.4, step=0.05,
+    k3.slider("Label smoothing (D's target for real images is 1 − this)", *SMOOTHING[:2], step=SMOOTHING[2],
               key="live_label_smoothing", disabled=disabled)
-    k3.slider("Label flipping (chance each of D's targets is swapped)", 0.0, 0.3, step=0.01, key="live_label_flip",
+    k3.slider("Label flipping (chance each of D's targets is swapped)", *FLIPPING[:2], step=FLIPPING[2],
+              key="live_label_flip",
               disabled=disabled)
     if registry.capabilities(family).conditional:
         k2.select_slider("Classification weight", CLASS_WEIGHTS, format_func=lambda v: f"{v:g}",

@@ -12,6 +12,7 @@ from explorer.core.downloads import file_stem, grid_downloads, picture_downloads
 from explorer.core.figures import grid_jpeg, labelled_rows, latent_scatter
 from explorer.core.page import preamble
 from explorer.core.widgets import data_root_setting
+from explorer.logic import links
 from explorer.logic.held_out import held_out_codes
 from explorer.logic.real_images import real_images
 from explorer.logic.vae_map import (
@@ -41,6 +42,14 @@ TEACHING_COLOURS = ("Male", "Smiling")
 DEFAULTS = {"map_projection": "PCA", "map_dims": "2-D", "map_perplexity": 30, "map_points": MAX_TSNE_POINTS,
             "map_overlay": "N(-10,1)",
             "map_point": 0, "map_recon_n": 16, "map_sample_seed": 0}
+# The colour's attribute and the code's number depend on the model: the page checks them against what it has.
+LINKED = [links.choice("map_projection", ["PCA", "t-SNE"], name="projection"),
+          links.choice("map_dims", ["2-D", "3-D"], name="dims"), links.choice("map_colour", None, name="colour"),
+          links.whole("map_perplexity", 2, 50, name="perplexity"),
+          links.whole("map_points", 100, 100_000, name="points"),
+          links.choice("map_overlay", [NO_OVERLAY, *PRESETS], name="overlay"),
+          links.whole("map_point", 0, 2**31 - 1, name="point"), links.whole("map_recon_n", 4, 32, name="recon"),
+          links.seed("map_sample_seed", name="seed")]
 
 
 @st.cache_data(max_entries=8, show_spinner="Reading the encoded codes…")
@@ -249,7 +258,7 @@ bundle = preamble("VAE latent map",
                   "A VAE's encoder places every face at a point of its latent space, and the KL term pulls those "
                   "points towards N(0, 1). See how the points are organised, what the decoder paints at any of them, "
                   "and how far codes from another distribution land from them.",
-                  "vae_map", DEFAULTS,
+                  "vae_map", DEFAULTS, linked=LINKED,
                   caption=lambda b: f"Latent dimension {b.latent_dim}; KL weight "
                                     f"{b.config['model'].get('kl_weight', '?')}.")
 data_root = data_root_setting(bundle.config["dataset"].get("name"))
