@@ -6,10 +6,19 @@ import pandas as pd
 import streamlit as st
 
 from explorer.core import bundles, torch_worker
+from explorer.core import links as page_links
 from explorer.core.bundles import BundleKey, key_of, read_config
+from explorer.core.downloads import file_stem, grid_downloads
 from explorer.core.figures import crossed_out_note, grid_jpeg
 from explorer.core.page import preamble
-from explorer.core.widgets import chosen_distribution, data_root_setting, distribution_controls, distribution_defaults
+from explorer.core.widgets import (
+    chosen_distribution,
+    data_root_setting,
+    distribution_controls,
+    distribution_defaults,
+    distribution_links,
+)
+from explorer.logic import links
 from explorer.logic.compare import (
     REAL_FOR_SHARPNESS,
     Pairing,
@@ -28,6 +37,7 @@ from training.latent import LatentDistribution
 from training.metrics.nearest import copy_verdict, nearest_real, tiles
 
 DEFAULTS = distribution_defaults("compare_", n=32)
+SAMPLES = (4, 64, 4)  # the samples-per-model slider
 NEAREST, NEAREST_POOL = 4, 1000  # samples searched, training images searched
 
 
@@ -106,7 +116,7 @@ selected = preamble("VAE vs GAN",
                     "Feed a VAE's decoder and a GAN's generator codes from the same distribution: the VAE paints "
                     "soft, average images that cover the data, the GAN crisp images that may cover only part of it. "
                     "The numbers say how far that holds for these two models.",
-                    "compare", DEFAULTS, caption=None)
+                    "compare", DEFAULTS, caption=None, linked=distribution_links("compare_", SAMPLES))
 models = pairing()
 missing = models.missing()
 if missing:
@@ -115,6 +125,9 @@ if missing:
             "into checkpoints/<dataset>/.")
     st.stop()
 follow_sidebar(models, models.name_of(str(selected.path)))
+# After following the sidebar: a link's two models win over the sidebar's partner.
+page_links.adopt([links.choice("compare_vae", models.vaes, name="vae"),
+                  links.choice("compare_gan", models.gans, name="gan")])
 
 with st.container(border=True):
     left, right = st.columns(2)
@@ -126,7 +139,7 @@ with st.container(border=True):
                 f"**{vae_name}**. Pick another VAE, or train a GAN on {dataset}.")
         st.stop()
     gan_name = pick("GAN (same dataset)", gans, "compare_gan", right)
-    choice = distribution_controls("compare_", "samples per model", (4, 64, 4))
+    choice = distribution_controls("compare_", "samples per model", SAMPLES)
 dist = chosen_distribution(choice)
 
 n, seed = choice.n, choice.seed
@@ -154,6 +167,11 @@ for col, role in zip(st.columns(2), ("VAE", "GAN")):
         col.image(grid_jpeg(images[role]), output_format="JPEG", width="stretch",
                   caption=f"{n} samples, z ~ {dist.label}, seed {seed}; {s.diagnostics.verdict}"
                   + (f". {note}" if note else ""))
+        opened_path = opened[role].path
+        with col:
+            grid_downloads(images[role], file_stem(opened_path.parent.name, opened_path.name, dist.label, f"seed{seed}",
+                                                   f"{n}-samples"), f"compare_download_{role}",
+                           numbers=lambda: comparison_rows([vae, gan], real))
     readable = real and math.isfinite(s.sharpness)
     col.metric("sharpness (variance of the Laplacian)", fmt(s.sharpness),
                delta=f"{s.sharpness / real:.0%} of real images" if readable else None, delta_color="off",

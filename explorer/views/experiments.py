@@ -3,10 +3,14 @@ overlaid, the metrics table and a verdict per run computed from its numbers."""
 
 import pandas as pd
 import streamlit as st
+import torch
 
 from explorer.core import bundles, torch_worker
+from explorer.core import links as page_links
+from explorer.core.downloads import file_stem, picture_downloads
 from explorer.core.figures import grid_corner, labelled_rows, overlay_figure, upscale
 from explorer.core.widgets import data_root_setting
+from explorer.logic import links
 from explorer.logic.codes import CodeSetting, code_sweep
 from explorer.logic.curves import minmax_downsample
 from explorer.logic.experiments import (
@@ -80,6 +84,25 @@ def _overlay(signature: tuple, group: str, curve: str, window: int, _runs: list[
     return {label: minmax_downsample(steps, values) for label, (steps, values) in overlay(_runs, curve, window).items()}
 
 
+def snapshot_sheet(runs: list[ExperimentRun], step: int, scale: int):
+    """Every run's whole grid at the step (its nearest earlier one), one run a row with its label, for the slides."""
+    labels, rows = [], []
+    for run in runs:
+        snapshots = run.snapshots()
+        at = nearest_snapshot(snapshots, step)
+        if at is None:
+            continue
+        try:
+            grid = _snapshot(str(snapshots[at]), snapshots[at].stat().st_mtime)
+        except (OSError, LatentExplorerError):
+            continue
+        labels.append(run.label if at == step else f"{run.label} (step {at})")
+        rows.append(torch.from_numpy(grid.copy()).permute(2, 0, 1)[None].float() / 127.5 - 1)
+    if not rows:
+        raise LatentExplorerError("no run has a grid at this step")
+    return labelled_rows(labels, rows, scale=scale, padding=0, font_size=16 * scale)
+
+
 st.title("Experiments")
 st.write("The labs changed one thing at a time, trained, and compared grids, loss curves and a score. Here those "
          "runs are trained and shipped: pick a question and compare every run with its baseline, without training "
@@ -95,9 +118,8 @@ if not groups:
     st.stop()
 
 names = list(groups)
-asked = st.query_params.get("group")  # a link straight to one group: ?group=vae-kl
-if asked in names and "experiments_group" not in st.session_state:
-    st.session_state["experiments_group"] = asked
+# A link straight to one group: ?group=vae-kl
+page_links.adopt([links.choice("experiments_group", names, name="group")])
 if st.session_state.get("experiments_group") not in names:
     st.session_state["experiments_group"] = names[0]
 group = st.selectbox("Experiment", names, format_func=lambda g: group_title(groups[g]), key="experiments_group")
@@ -114,6 +136,9 @@ steps = common_steps(runs)
 shown_step = None
 if steps:
     key = f"experiments_step_{group}"
+    # A step the group has no grid of is replaced below (and the link's visitor told).
+    page_links.adopt([links.whole(key, 0, 10**12, name="step"), links.flag("experiments_all_faces", name="all_faces")],
+                     {"experiments_all_faces": False})
     if st.session_state.get(key) not in steps:
         st.session_state[key] = steps[-1]
     shown_step = st.select_slider("training step", options=steps, key=key)
@@ -142,6 +167,9 @@ if steps:
                     st.caption(f"stopped at step {stopped['step']}: its last grid, step {at}")
                 elif at != shown_step:
                     st.caption(f"step {at} (no grid at step {shown_step})")
+    picture_downloads(lambda scale: snapshot_sheet(runs, shown_step, scale),
+                      file_stem("experiments", group, "fixed-noise", f"step{shown_step}"), "experiments_download",
+                      numbers=lambda: [{"step": shown_step, **numbers(r)} for r in runs])
 else:
     st.info("These runs have no fixed-noise snapshots.")
 

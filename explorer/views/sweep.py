@@ -6,8 +6,10 @@ import pandas as pd
 import streamlit as st
 
 from explorer.core import torch_worker
+from explorer.core.downloads import file_stem, picture_downloads
 from explorer.core.figures import crossed_out_note, labelled_rows, sweep_figure
 from explorer.core.page import preamble
+from explorer.logic import links
 from explorer.logic.diagnostics import nonfinite_count
 from explorer.logic.diversity import COLLAPSED_AT_MOST
 from explorer.logic.sweep import VARIED_RATIO, explain_sweep, headline, mean_sweep, summarise, sweep_means, sweep_table
@@ -17,6 +19,10 @@ from training.errors import LatentExplorerError
 DIAGNOSTIC_SAMPLES = 32  # the numbers use this many codes per mean; the rows show the first few
 MAX_SHOWN = 12
 DEFAULTS = {"sweep_range": (-10.0, 10.0), "sweep_step": 2.0, "sweep_std": 1.0, "sweep_shown": 8, "sweep_seed": 0}
+STEPS = [0.5, 1.0, 2.0, 2.5, 5.0]
+LINKED = [links.span("sweep_range", -20.0, 20.0, 0.5, name="range"), links.choice("sweep_step", STEPS, name="step"),
+          links.number("sweep_std", 0.1, 3.0, 0.1, name="std"), links.whole("sweep_shown", 2, MAX_SHOWN, name="shown"),
+          links.seed("sweep_seed", name="seed")]
 
 
 @dataclass(frozen=True)
@@ -33,7 +39,7 @@ def controls() -> SweepControls:
     with st.container(border=True):
         left, right = st.columns(2)
         low, high = left.slider("range of means", -20.0, 20.0, step=0.5, key="sweep_range")
-        step = left.select_slider("step between rows", options=[0.5, 1.0, 2.0, 2.5, 5.0], key="sweep_step")
+        step = left.select_slider("step between rows", options=STEPS, key="sweep_step")
         std = right.slider("std of every row", 0.1, 3.0, step=0.1, key="sweep_std")
         shown = right.slider("samples shown per row", 2, MAX_SHOWN, step=1, key="sweep_shown")
         seed = right.number_input("seed (the shared base noise)", min_value=0, max_value=2**31 - 1, step=1,
@@ -51,7 +57,7 @@ def shared_sweep(bundle: Bundle, means: tuple[float, ...], std: float, seed: int
 bundle = preamble("Mean sweep: where do samples stop being varied?",
                   "Every row uses the same base noise, shifted to z ~ N(m, std): as the mean m moves away from the "
                   "training prior, the codes all turn the same way, grow long, and the pictures lose their variety.",
-                  "sweep", DEFAULTS)
+                  "sweep", DEFAULTS, linked=LINKED)
 chosen = controls()
 try:
     means = sweep_means(chosen.low, chosen.high, chosen.step)
@@ -72,7 +78,12 @@ with pictures:
     if broken == total:
         st.warning(note)
     else:
-        st.image(labelled_rows([f"m = {r.mean:g}" for r in sweep.rows], rows), width="stretch", caption=note)
+        labels = [f"m = {r.mean:g}" for r in sweep.rows]
+        st.image(labelled_rows(labels, rows), width="stretch", caption=note)
+        picture_downloads(lambda scale: labelled_rows(labels, rows, scale=scale),
+                          file_stem(bundle.path.parent.name, bundle.path.name, "sweep", f"N(m,{chosen.std:g})",
+                                    f"m{means[0]:g}..{means[-1]:g}", f"seed{chosen.seed}"), "sweep_download",
+                          numbers=lambda: sweep_table(sweep))
 with plots:
     st.subheader("The diagnostics against the mean")
     varied = (summary.varied_low, summary.varied_high) if summary.varied_low is not None else None

@@ -7,8 +7,11 @@ from dataclasses import replace
 import streamlit as st
 
 from explorer.core import bundles, torch_worker
+from explorer.core import links as page_links
+from explorer.core.downloads import file_stem, grid_downloads
 from explorer.core.figures import grid_jpeg
 from explorer.core.widgets import data_root_setting
+from explorer.logic import links
 from explorer.logic.real_images import APP_ASK, remembered_data_root
 from explorer.logic.upload import (
     EXTENSIONS,
@@ -127,6 +130,8 @@ st.session_state.setdefault(RESULTS_KEY, {})
 st.title("Bring your own generator")
 st.write("Upload the generator you trained in the PyTorch DCGAN tutorial and explore its latent space with "
          "every page of this app: the same sliders, the same diagnostics, your own model.")
+# A link carries the dataset choice; the uploaded file itself stays in the visitor's tab.
+page_links.adopt([links.choice("upload_trained_on", TRAINED_ON_CHOICES, name="trained_on")])
 
 limit = int(st.get_option("server.maxUploadSize"))
 with st.container(border=True):
@@ -191,6 +196,12 @@ if uploaded is not None:
         first_look = torch_worker.run(sampling.sample, bundle, bundle.prior, 16, 0)
         st.subheader(f"A first look: 16 samples from {bundle.prior.label}")
         st.image(grid_jpeg(first_look.images, nrow=8), output_format="JPEG", width="stretch")
+        grid_downloads(first_look.images, file_stem(outcome.name, bundle.prior.label, "seed0", "16-samples"),
+                       "upload_download",
+                       numbers=[{"model": outcome.name, "trained on": outcome.trained_on or "something else",
+                                 "latent dimension nz": model["latent_dim"], "generator width ngf": model["g_width"],
+                                 "channels": model["channels"], "image size": model["image_size"],
+                                 "parameters": sum(p.numel() for p in bundle.generator.parameters())}])
         st.page_link("views/sample.py", label="Explore it on the sampling page", icon=":material/casino:")
         st.caption("An imported generator has no training history or snapshots, so the training replay shows only "
                    "its samples.")

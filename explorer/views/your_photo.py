@@ -9,9 +9,11 @@ import streamlit as st
 import torch
 
 from explorer.core import bundles, torch_worker
+from explorer.core.downloads import file_stem, picture_downloads
 from explorer.core.figures import image_grid, labelled_rows, latent_scatter
 from explorer.core.page import preamble
 from explorer.core.widgets import DATA_ROOT_KEPT
+from explorer.logic import links
 from explorer.logic.held_out import held_out_codes
 from explorer.logic.real_images import remembered_data_root
 from explorer.logic.vae_map import pca_map, tsne_map
@@ -117,6 +119,14 @@ def photo_table(names: list[str], columns: dict[str, torch.Tensor]):
         yield i, cells[-1]
 
 
+def table_downloads(bundle, names: list[str], columns: dict[str, torch.Tensor], what: str, key: str,
+                    numbers: list[dict]) -> None:
+    """The photo table as one picture (a row per photo: its images left to right) and its numbers, for the slides."""
+    rows = [torch.cat([images[i:i + 1] for images in columns.values()]) for i in range(len(names))]
+    picture_downloads(lambda scale: labelled_rows([n[:24] for n in names], rows, scale=scale),
+                      file_stem(bundle.path.parent.name, bundle.path.name, what, *columns), key, numbers=numbers)
+
+
 def read_uploads(uploads, prep) -> list:
     """The uploads that make usable photos; each refusal and warning is said on the page."""
     if len(uploads) > MAX_PHOTOS:
@@ -169,6 +179,9 @@ def vae_section(bundle, photos, x: torch.Tensor) -> None:
                          "the [0, 1] scale")
         text, far = reconstruction_sentence(names[i], float(encoded.mse[i]), holdout)
         (cell.warning if far else cell.info)(text)
+    table_downloads(bundle, names, {"your photo": x, "reconstruction": encoded.reconstructions}, "photo",
+                    "photo_vae_download",
+                    [{"photo": n, "reconstruction mse": float(m)} for n, m in zip(names, encoded.mse)])
     for name, code in zip(names, encoded.codes):
         store_code(st.session_state, str(bundle.path), name, code)
 
@@ -250,6 +263,10 @@ def gan_section(bundle, photos, x: torch.Tensor) -> None:
         right.metric(f"pixel MSE, {photos[i].name}", f"{best.pixel_mse:.3f}")
         cell.info(inversion_sentence(photos[i].name, results[i]))
         store_code(st.session_state, str(bundle.path), photos[i].name, best.code)
+    table_downloads(bundle, [p.name for p in photos], columns, f"photo_steps{settings.steps}", "photo_gan_download",
+                    [{"photo": p.name, "feature distance": r.best.feature_distance, "pixel mse": r.best.pixel_mse,
+                      "random feature distance": r.best_random.feature_distance,
+                      "random pixel mse": r.best_random.pixel_mse} for p, r in zip(photos, results)])
     st.subheader("Is the code one the GAN was trained on?")
     typicality_block(bundle, torch.stack([r.best.code for r in results]), [p.name for p in photos])
 
@@ -257,7 +274,10 @@ def gan_section(bundle, photos, x: torch.Tensor) -> None:
 bundle = preamble("Your photo in the latent space",
                   "Where would the model put your face? A VAE's encoder answers at once; a GAN has no encoder, so the "
                   "page searches for the code whose image comes closest. What the model cannot make is a lesson too.",
-                  "photo", DEFAULTS)
+                  "photo", DEFAULTS,
+                  linked=[links.whole("photo_steps", 10, 300, 10, name="steps"),
+                          links.whole("photo_starts", 1, 8, name="starts"),
+                          links.choice("photo_projection", ["PCA", "t-SNE"], name="projection")])
 try:
     prep, how = training_preprocessing(bundle.config)
 except LatentExplorerError as exc:
