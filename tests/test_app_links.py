@@ -155,3 +155,16 @@ def link_fields_match_their_controls(at: AppTest) -> bool:
         low, high = (widget.min, widget.max) if hasattr(widget, "min") else (widget.min_value, widget.max_value)
         assert (field.low, field.high) == (float(low), float(high)), (field.key, low, high)
     return True
+
+
+def test_vae_vs_gan_names_its_two_models_only_when_they_are_not_the_sidebars_pair():
+    at = opened("views/compare.py", {"model": "toyfaces/vae"})
+    assert "gan" not in at.query_params and "vae" not in at.query_params
+    others = [g for g in at.selectbox(key="compare_gan").options if g != at.session_state["compare_gan"]]
+    if not others:
+        pytest.skip("one GAN of the toyfaces dataset only")
+    at.selectbox(key="compare_gan").set_value(others[0]).run()
+    link = {k: at.query_params[k] for k in at.query_params}
+    assert link["gan"] == others[0]
+    again = opened("views/compare.py", link)
+    assert again.session_state["compare_gan"] == others[0] and not link_warnings(again)

@@ -108,6 +108,16 @@ def follow_sidebar(models: Pairing, selected_name: str | None) -> None:
                     "it has no partner here; pick a VAE and a GAN of another dataset below.")
 
 
+def sidebar_pair(models: Pairing, selected_name: str | None) -> dict[str, str]:
+    """The VAE and GAN that follow_sidebar picks for the sidebar's model."""
+    if selected_name in models.vaes:
+        partners = models.gans_like(selected_name)
+        return {"compare_vae": selected_name, **({"compare_gan": partners[0]} if partners else {})}
+    if selected_name in models.gans and (partners := models.vaes_like(selected_name)):
+        return {"compare_vae": partners[0], "compare_gan": selected_name}
+    return {}
+
+
 def fmt(value: float) -> str:
     return shown(value, ".0f" if abs(value) >= 100 else ".3g")
 
@@ -124,10 +134,12 @@ if missing:
             "it does not apply. Train the missing model with `python -m training train --model vae` (or `dcgan`) "
             "into checkpoints/<dataset>/.")
     st.stop()
-follow_sidebar(models, models.name_of(str(selected.path)))
-# After following the sidebar: a link's two models win over the sidebar's partner.
+selected_name = models.name_of(str(selected.path))
+follow_sidebar(models, selected_name)
+# After following the sidebar: a link's two models win over the sidebar's partner, and name them only when they are
+# not the pair the sidebar's model opens with.
 page_links.adopt([links.choice("compare_vae", models.vaes, name="vae"),
-                  links.choice("compare_gan", models.gans, name="gan")])
+                  links.choice("compare_gan", models.gans, name="gan")], sidebar_pair(models, selected_name))
 
 with st.container(border=True):
     left, right = st.columns(2)
