@@ -168,3 +168,21 @@ def test_vae_vs_gan_names_its_two_models_only_when_they_are_not_the_sidebars_pai
     assert link["gan"] == others[0]
     again = opened("views/compare.py", link)
     assert again.session_state["compare_gan"] == others[0] and not link_warnings(again)
+
+
+def test_a_model_uploaded_in_this_tab_is_not_put_in_the_link_and_the_box_says_so():
+    import io
+
+    import torch
+
+    from training.models.dcgan import DCGANConfig, Generator
+
+    torch.manual_seed(0)
+    buffer = io.BytesIO()
+    torch.save(Generator(DCGANConfig(g_width=8)).state_dict(), buffer)
+    at = opened("views/upload.py", {})
+    at.file_uploader(key="upload_file").set_value(("netG.pth", buffer.getvalue(), "application/octet-stream")).run()
+    at.switch_page("views/sample.py").run()
+    assert not at.exception, at.exception
+    assert "model" not in at.query_params
+    assert any("lives in this browser tab only" in c.value for c in at.sidebar.caption)

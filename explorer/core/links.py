@@ -180,4 +180,5 @@ def link_box(params: Mapping[str, str], uploaded: bool = False) -> None:
                    "copy its address) for the slides or the class. Whoever opens it sees this view, with the same "
                    "pictures for the same seed.")
         if uploaded:
-            st.caption("A model uploaded in this tab stays in this tab: the link opens the app's default model.")
+            st.caption("The model on this page lives in this browser tab only (an upload, or a live run kept for the "
+                       "tab): the link opens the app's default model instead.")
