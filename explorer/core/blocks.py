@@ -27,6 +27,7 @@ from explorer.logic.sample import (
     sample_and_diagnose,
     sample_block,
     sample_blocks,
+    split_blocks,
 )
 from training import sampling
 from training.checkpoint import Bundle
@@ -60,8 +61,12 @@ def _assemble(bundle: Bundle, dist: LatentDistribution, n: int, seed: int) -> Sa
     missing = [i for i in range(count) if not torch_worker.holds(sample_block, bundle, dist, seed, i)]
     if len(missing) > 1:  # the blocks nobody has made, in one forward pass, each kept as its own request
         made = sample_blocks(bundle, dist, seed, missing[0], missing[-1] + 1)
-        for i in missing:
-            torch_worker.keep(made[i - missing[0]], sample_block, bundle, dist, seed, i)
+        for i, block in enumerate(split_blocks(made), start=missing[0]):
+            if i in missing:
+                torch_worker.keep(block, sample_block, bundle, dist, seed, i)
+        if len(missing) == count:  # all of them new: the pass's own rows, not joined again from the copies
+            return Samples(*(None if rows is None else rows[:n] for rows in (made.codes, made.images, made.labels,
+                                                                              made.info)))
     return sampling.join([torch_worker.shared(sample_block, bundle, dist, seed, i) for i in range(count)], n)
 
 

@@ -79,17 +79,20 @@ def sample_block(bundle: Bundle, dist: LatentDistribution, seed: int, index: int
     return sampling.sample_rows(bundle, dist, index * BLOCK_ROWS, (index + 1) * BLOCK_ROWS, seed)
 
 
-def sample_blocks(bundle: Bundle, dist: LatentDistribution, seed: int, first: int, stop: int) -> list[Samples]:
-    """Blocks first .. stop - 1 (each what sample_block gives) from one forward pass: four passes of 16 rows took
-    up to twice as long as one of 64 (two torch threads share each small pass badly)."""
-    whole = sampling.sample_rows(bundle, dist, first * BLOCK_ROWS, stop * BLOCK_ROWS, seed)
+def sample_blocks(bundle: Bundle, dist: LatentDistribution, seed: int, first: int, stop: int) -> Samples:
+    """The rows of blocks first .. stop - 1 from one forward pass (split_blocks cuts them into what sample_block
+    gives): four passes of 16 rows took up to twice as long as one of 64 (two torch threads share each small pass
+    badly)."""
+    return sampling.sample_rows(bundle, dist, first * BLOCK_ROWS, stop * BLOCK_ROWS, seed)
 
-    def rows(tensor: torch.Tensor | None, k: int) -> torch.Tensor | None:
-        # A copy, not a view: the shared cache counts a view as the whole batch it looks into.
+
+def split_blocks(rows: Samples) -> list[Samples]:
+    """Consecutive whole blocks of rows, each a copy: the shared cache counts a view as the whole batch behind it."""
+    def part(tensor: torch.Tensor | None, k: int) -> torch.Tensor | None:
         return None if tensor is None else tensor[k * BLOCK_ROWS:(k + 1) * BLOCK_ROWS].clone()
 
-    return [Samples(rows(whole.codes, k), rows(whole.images, k), rows(whole.labels, k), rows(whole.info, k))
-            for k in range(stop - first)]
+    return [Samples(part(rows.codes, k), part(rows.images, k), part(rows.labels, k), part(rows.info, k))
+            for k in range(-(-rows.codes.shape[0] // BLOCK_ROWS))]
 
 
 def prior_samples(bundle: Bundle, n: int, seed: int) -> Samples:
