@@ -123,12 +123,12 @@ def publish(from_fragment: bool = False) -> None:
         _sync(run, draw=False)
         run["settled"] = True
         return
-    _sync(run)
+    _sync(run, from_fragment=from_fragment)
     if not from_fragment:
         run["settled"] = True  # the full run is over: later fragment reruns are the visitor's own moves
 
 
-def _sync(run: dict, draw: bool = True) -> None:
+def _sync(run: dict, draw: bool = True, from_fragment: bool = False) -> None:
     """Write the page's settings into the URL, remember that URL as this session's own, say which of a new link's
     values could not be used, and draw the link."""
     state = st.session_state
@@ -154,8 +154,14 @@ def _sync(run: dict, draw: bool = True) -> None:
     if run["applying"] and not settled and refused and run["notice"] is not None:
         run["notice"].warning(refused_sentence(refused), icon=":material/link_off:")
     if run["box"] is not None:
+        # A fragment's drawing outside itself goes into a wrapper Streamlit adds: one more container here keeps
+        # every element at the same place either way, so a redraw replaces all of the earlier one.
         with run["box"].container():
-            link_box(params, uploaded=run["model"] and token is None)
+            if from_fragment:
+                link_box(params, uploaded=run["model"] and token is None)
+            else:
+                with st.container():
+                    link_box(params, uploaded=run["model"] and token is None)
 
 
 def _write(params: Mapping[str, str], owned: set[str]) -> None:
