@@ -129,6 +129,7 @@ def test_shipped_conditional_gan():
         assert 0 <= int(metric(at, "glasses = yes: recognised").rstrip("%")) <= 100
 
 
+@pytest.mark.slow
 @shipped("vae")
 def test_shipped_vae_directions():
     at = open_page("directions", "vae", timeout=300)

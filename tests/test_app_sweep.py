@@ -42,6 +42,7 @@ def test_default_sweep_minus_10_to_10(app):
     assert len(app.get("image")) >= 1 and len(app.get("plotly_chart")) == 1
 
 
+@pytest.mark.slow
 def test_step_std_and_row_controls_across_their_ranges(app):
     # Several widgets change before one rerun, as when a teacher moves them quickly: one sweep per check.
     app.slider(key="sweep_range").set_value((-2.0, 2.0))

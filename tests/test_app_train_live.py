@@ -54,6 +54,7 @@ def rerun_until(at: AppTest, condition, what: str):
     pytest.fail(f"gave up waiting for {what}; the page shows {metrics(at)}")
 
 
+@pytest.mark.slow
 def test_start_watch_pause_change_resume_stop_and_open(runs):
     at = open_page()
     for key, value in TINY.items():
@@ -85,6 +86,7 @@ def test_start_watch_pause_change_resume_stop_and_open(runs):
     assert at.get("image")  # the sampling page draws the live run's samples
 
 
+@pytest.mark.slow
 def test_a_paused_run_draws_its_curves_once_per_version_of_its_history(runs, monkeypatch):
     from explorer.logic import train_live
 
@@ -107,6 +109,7 @@ def test_a_paused_run_draws_its_curves_once_per_version_of_its_history(runs, mon
     at.button(key="live_stop").click().run()
 
 
+@pytest.mark.slow
 def test_a_second_tab_waits_in_the_queue(runs):
     runs.submit("another tab", LiveSettings(width=8, batch_size=16, num_images=256, latent_dim=16),
                 alive=lambda: True)
@@ -132,6 +135,7 @@ def test_fashion_mnist_says_how_to_install_it(runs, monkeypatch, tmp_path):
     assert any("apt-get install dataset-fashion-mnist" in w.value for w in at.warning)
 
 
+@pytest.mark.slow
 def test_a_missing_dataset_says_what_to_do_and_a_vae_opens_in_the_replay(runs):
     at = open_page()
     at.selectbox(key="live_dataset").set_value("celeba").run()

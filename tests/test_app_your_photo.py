@@ -54,6 +54,7 @@ def texts(at) -> str:
     return "\n".join(e.value for e in [*at.info, *at.warning, *at.success, *at.error, *at.caption])
 
 
+@pytest.mark.slow
 def test_a_vae_reconstructs_the_photo_marks_it_on_the_map_and_walks_it(tiny, face):
     at = open_page("your_photo", "vae")
     assert "Upload a photo of a face" in texts(at)

@@ -98,6 +98,7 @@ def test_the_page_on_a_tiny_dcgan_shows_the_arithmetic_and_its_numbers(root, mon
 CELEBA = Path(__file__).resolve().parent.parent / "checkpoints" / "celeba"
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not (CELEBA / "featurenet" / "config.json").exists(), reason="no shipped CelebA feature network")
 def test_the_celeba_dcgan_offers_both_paper_figures_and_says_whether_they_work():
     from streamlit.testing.v1 import AppTest

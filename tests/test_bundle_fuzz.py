@@ -132,6 +132,7 @@ def _header_length(data: bytes) -> int:
     return 8 + struct.unpack("<Q", data[:8])[0]
 
 
+@pytest.mark.slow
 @FUZZ
 @given(family=FAMILIES, where=st.floats(0, 1, exclude_max=True))
 def test_truncated_weights_are_refused(bases, family, where):
@@ -143,6 +144,7 @@ def test_truncated_weights_are_refused(bases, family, where):
         assert check(path) == "refused"
 
 
+@pytest.mark.slow
 @FUZZ
 @given(family=FAMILIES, data=st.data())
 def test_flipped_bytes_give_a_model_or_a_message(bases, family, data):
@@ -165,6 +167,7 @@ EXPLORER_NETWORKS = {"dcgan": ("generator",), "vae": ("encoder", "decoder"), "cg
 TENSOR_CHANGES = ("drop", "rename", "extra", "reshape", "grow", "scalar", "dtype", "nan", "empty")
 
 
+@pytest.mark.slow
 @FUZZ
 @given(family=FAMILIES, data=st.data())
 def test_changed_tensors_give_a_model_or_a_message(bases, family, data):
@@ -246,6 +249,7 @@ def _mutate(tree, where: tuple, action: str, value):
     return tree
 
 
+@pytest.mark.slow
 @FUZZ
 @given(family=FAMILIES, file=st.sampled_from(["config.json"] * 4 + ["history.json", "metrics.json"]),
        data=st.data())
@@ -268,6 +272,7 @@ SIZE_FIELDS = ("latent_dim", "image_size", "channels", "g_width", "d_width", "q_
                "categorical_codes", "conditions")
 
 
+@pytest.mark.slow
 @FUZZ
 @given(family=FAMILIES, data=st.data())
 def test_absurd_sizes_are_refused_quickly(bases, family, data):

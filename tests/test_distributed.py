@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 from safetensors.torch import load_file
 
@@ -39,6 +40,7 @@ def test_ranks_read_disjoint_slices_of_the_same_order():
                 next(one)
 
 
+@pytest.mark.slow
 def test_two_cpu_processes_train_one_bundle(tmp_path):
     out = tmp_path / "ddp"
     command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",

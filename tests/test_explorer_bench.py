@@ -3,9 +3,12 @@
 import json
 import math
 
+import pytest
+
 from explorer.tools.bench import main
 
 
+@pytest.mark.slow
 def test_rerun_and_tsne_figures_are_printed(capsys):
     main(["--only", "rerun", "--reruns", "2", "--only", "tsne", "--tsne-points", "200"])
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]

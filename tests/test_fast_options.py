@@ -165,6 +165,7 @@ def test_a_resumed_optimizer_takes_its_parameters_layout():
     assert moved.stride() == weight.stride() and torch.equal(moved, before)
 
 
+@pytest.mark.slow
 def test_two_cpu_processes_train_fast(tmp_path):
     from explorer.tools.app_server import free_port
 

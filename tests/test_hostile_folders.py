@@ -101,6 +101,7 @@ def as_unprivileged(command: list[str]) -> list[str]:
     return [SETPRIV, "--bounding-set", "-dac_override,-dac_read_search", *command]
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(os.geteuid() == 0 and SETPRIV is None, reason="root without setpriv cannot obey permission bits")
 def test_a_real_mode_644_folder(root):
     """The real thing: chmod 644 on a bundle folder, seen by a process that obeys permission bits."""

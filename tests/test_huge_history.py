@@ -51,6 +51,7 @@ def chart_peak(at: AppTest, trace_name: str) -> float:
     return float(np.max(y))
 
 
+@pytest.mark.slow
 def test_the_replay_page_sends_a_small_chart_of_a_huge_history(tiny_bundle, tmp_path):
     bundle = tmp_path / "huge-history"
     shutil.copytree(tiny_bundle, bundle)
@@ -68,6 +69,7 @@ def test_the_replay_page_sends_a_small_chart_of_a_huge_history(tiny_bundle, tmp_
     assert chart_peak(at, "G loss") == 9
 
 
+@pytest.mark.slow
 def test_the_experiments_page_sends_a_small_chart_of_a_huge_history(tmp_path, monkeypatch):
     if not (SHIPPED_GROUP / "images-1000" / "config.json").exists():
         pytest.skip(f"the shipped experiment group is not there: {SHIPPED_GROUP}")

@@ -43,6 +43,7 @@ def netg(tmp_path) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_a_tiny_generator_imported_with_data_toyfaces_is_scored_end_to_end(root, netg, tmp_path, monkeypatch,
                                                                            capsys):
     monkeypatch.setenv("LATENT_EXPLORER_CHECKPOINTS", str(root))

@@ -54,6 +54,7 @@ def _check_after_kill(out):
     return bundle.config["step"]
 
 
+@pytest.mark.slow
 def test_sigkill_at_random_moments_then_resume(tmp_path):
     out = tmp_path / "run"
     rng = random.Random(4)

@@ -24,6 +24,7 @@ from training.live.settings import LiveSettings
 REPO = Path(__file__).resolve().parent.parent
 TINY = LiveSettings(width=8, batch_size=16, num_images=64, latent_dim=16)
 DEADLINE = 180  # seconds any wait may take on a busy machine before the test gives up
+pytestmark = pytest.mark.slow  # real worker processes, each training for seconds
 
 
 def wait_for(condition, what: str, deadline: float = DEADLINE):

@@ -11,6 +11,7 @@ from explorer.tools.app_server import Server
 from explorer.tools.loadtest import run_loadtest
 from explorer.tools.stream_session import Session
 
+pytestmark = pytest.mark.slow  # a real server and a classroom of sessions
 
 @pytest.fixture(scope="module")
 def server(tiny_bundle, tmp_path_factory):

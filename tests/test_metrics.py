@@ -403,6 +403,7 @@ def test_evaluate_user_errors(tiny_bundle, tmp_path, capsys, monkeypatch):
 # ---------------------------------------------------------------------------------------------- collapse
 
 
+@pytest.mark.slow
 def test_collapse_has_a_number(faces32, tiny_featurenet, tmp_path):
     """On a briefly trained model (300 steps at 32px, ~10 s), z ~ N(-10, 1) (one saturated image for every code)
     and z ~ U(0, 1) (codes squeezed into one corner) recall less of the real data than the training prior does."""

@@ -93,6 +93,7 @@ def test_scans_that_each_walk_a_big_frame_are_refused_by_their_work():
     assert "times the decoding work we allow for one picture" in text
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc/self/clear_refs").exists(), reason="peak memory is read from Linux's /proc")
 def test_the_bombs_cost_little_memory():
     # In a fresh process (the test process's own peak says nothing): peak resident memory while refusing both

@@ -63,6 +63,7 @@ def test_shared_tuple_key_is_refused_by_load_state_dict(hostile_file):
     assert len(str(info.value)) < SHORT and "\n" not in str(info.value)
 
 
+@pytest.mark.slow
 def test_shared_tuple_key_cli_gives_one_line(hostile_file, tmp_path):
     out = tmp_path / "out"
     child = subprocess.run([sys.executable, "-m", "training", "import-dcgan", str(hostile_file), "--out", str(out)],
@@ -244,6 +245,7 @@ def warm_reader(tmp_path_factory):
     load_state_dict(path)
 
 
+@pytest.mark.slow
 @settings(max_examples=int(os.environ.get("FUZZ_EXAMPLES", 60)), deadline=None, database=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(ops=st.lists(OPS, max_size=40), finish=st.sampled_from(["as it is", "key", "value"]))

@@ -22,6 +22,7 @@ def test_the_shipped_config_gets_the_replicas_ports_and_the_proxy_port(tmp_path)
     assert f"pid {tmp_path / 'nginx.pid'};" in standalone_config(site, tmp_path)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(nginx_binary() is None, reason="nginx is not installed (Debian: apt-get install nginx)")
 def test_two_replicas_behind_nginx_keep_each_session_on_one_replica(tiny_bundle, tmp_path):
     root = tmp_path / "checkpoints"

@@ -6,6 +6,8 @@ import math
 import tempfile
 from pathlib import Path
 
+import pytest
+
 from training import bench
 
 TINY = ["--num-images", "40", "--steps-per-round", "1", "--rounds", "2", "--warmup-steps", "1", "--batch-size", "8",
@@ -16,6 +18,7 @@ def scratch_folders() -> set[Path]:
     return set(Path(tempfile.gettempdir()).glob("latent-explorer-bench-*"))
 
 
+@pytest.mark.slow
 def test_bench_prints_every_figure_as_json(capsys):
     before = scratch_folders()
     assert bench.main(TINY) == 0
@@ -48,6 +51,7 @@ def test_bad_data_root_is_a_clear_error(tmp_path, capsys):
     assert "anime: no tags.csv in" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_bench_on_an_anime_folder(tiny_faces, tmp_path, capsys):
     from PIL import Image
 

@@ -69,6 +69,7 @@ HOSTILE_PTH = {
 }
 
 
+@pytest.mark.slow
 def test_the_nested_pickle_really_crashes_torch(tmp_path):
     # Without this, the refusals below could mean only that the file was harmless. In a child: it dies by signal.
     file = tmp_path / "bomb.pth"
@@ -92,6 +93,7 @@ def test_nested_pickle_is_refused_before_torch_sees_it(tmp_path, kind):
         load_state_dict(file)
 
 
+@pytest.mark.slow
 def test_nested_pickle_cli_refuses_and_writes_nothing(tmp_path):
     file = tmp_path / "netG.pth"
     file.write_bytes(HOSTILE_PTH["zip"]())
