@@ -5,6 +5,7 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
 from streamlit.testing.v1 import AppTest
 
 from explorer.core import torch_worker
@@ -43,6 +44,7 @@ def test_a_waiting_request_hears_its_place_in_the_queue_and_the_end_of_the_wait(
     assert "ahead of yours" in queue_text(states[0])
 
 
+@pytest.mark.slow
 def test_the_sampling_page_says_it_waited_for_a_busy_server():
     at = AppTest.from_file(APP, default_timeout=120)
     at.run()  # loads the model: the wait below is the queue's alone

@@ -41,7 +41,6 @@ DISTRIBUTIONS = {
 RELATIVE_TOLERANCE = 1e-4
 # `python -m training sample` grids (PNG bytes) of these bundles, with the command's defaults but n.
 CLI_SAMPLE_BUNDLES = ("toyfaces/dcgan", "toyfaces/cgan", "fashion-mnist/vae")
-pytestmark = pytest.mark.slow  # every shipped bundle, full size
 
 
 def _digest(tensor: torch.Tensor) -> str:

@@ -169,6 +169,7 @@ def test_json_extremes_are_refused_with_the_file_named(bundle_copy, file, key, n
     assert file in message and len(message) < 400, message
 
 
+@pytest.mark.slow
 def test_json_extremes_in_the_cli_give_one_line(bundle_copy):
     _set_raw(bundle_copy / "history.json", "loss_g", "1" * 5000)
     for command in (["info", str(bundle_copy)], ["evaluate", str(bundle_copy), "--samples", "8", "--no-write"]):
