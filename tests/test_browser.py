@@ -7,12 +7,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from browser import CHROMEDRIVER, CHROMIUM, chrome, needs_chromium, page_ready, running_app, screenshot  # noqa: F401
+from browser import needs_chromium, screenshot
 from PIL import Image
 
 pytestmark = [pytest.mark.browser, needs_chromium]
-# CHROMEDRIVER, CHROMIUM, chrome, page_ready and running_app are imported for test_browser_links.py alone, until it
-# imports them from browser.py as the other browser tests do; then they go.
 
 
 PAGES = [
