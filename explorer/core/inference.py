@@ -28,6 +28,8 @@ from torch import nn
 
 from training.checkpoint import Bundle
 from training.errors import LatentExplorerError
+from training.latent import sample_latents
+from training.sampling import whole_batch_inputs
 
 DEVICE_ENV = "LATENT_EXPLORER_DEVICE"
 PRECISION_ENV = "LATENT_EXPLORER_PRECISION"
@@ -132,9 +134,6 @@ def _on_device(method, where: torch.device, bf16: bool):
 def bf16_is_faster(bundle: Bundle, rows: int = 16, rounds: int = 3) -> tuple[bool, float]:
     """Time the bundle's generator on `rows` prior codes in fp32 and under bf16 autocast, interleaved after a
     warm-up: (bf16 at least BF16_MIN_SPEEDUP times faster, fp32 time / bf16 time)."""
-    from training.sampling import whole_batch_inputs  # noqa: PLC0415 - only auto measures
-    from training.latent import sample_latents  # noqa: PLC0415
-
     generator = bundle.generator.eval()
     z = sample_latents(bundle.prior, rows, bundle.latent_dim, seed=0)
     labels, info = whole_batch_inputs(generator, rows, None, None)
@@ -174,6 +173,6 @@ def prepare(bundle: Bundle) -> Bundle:
     if bundle.capabilities.generates:
         bundle.generator.to(memory_format=torch.channels_last)
         bf16 = generator_precision(bundle, where) == "bf16"
-    for name, network in bundle.networks.items():
+    for network in bundle.networks.values():
         run_as(network, where, bf16 and network is bundle.generator)
     return bundle
