@@ -30,3 +30,20 @@ def test_exceptions_reach_the_caller():
 
 def test_work_that_itself_asks_for_the_torch_thread_does_not_hang():
     assert torch_worker.run(lambda: torch_worker.run(lambda: 7) + 1) == 8
+
+
+def test_a_job_gets_one_torch_thread_while_others_wait_and_all_of_them_alone():
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        threads = torch_worker._Threads()
+        threads.set_for(waiting=0)
+        assert torch.get_num_threads() == 2  # alone: what torch had
+        threads.set_for(waiting=3)
+        assert torch.get_num_threads() == 1  # a class waits: the other core is the server's
+        threads.set_for(waiting=0)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
