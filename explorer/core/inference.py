@@ -110,15 +110,29 @@ def run_as(network: nn.Module, where: torch.device, bf16: bool) -> nn.Module:
     for name in ENTRY_POINTS:
         if callable(getattr(network, name, None)):
             # An instance attribute: nn.Module.__call__ and the callers find it before the class's method.
-            setattr(network, name, _on_device(getattr(network, name), where, bf16 and name == "forward"))
+            setattr(network, name, _on_device(network, getattr(network, name), where, bf16 and name == "forward"))
     return network
 
 
-def _on_device(method, where: torch.device, bf16: bool):
+def _with_default_inputs(network: nn.Module, args: tuple, kwargs: dict) -> dict:
+    """A conditional GAN's or an InfoGAN's default conditions / codes for the codes in args, made here on the CPU
+    (the model would make them on the CPU beside codes on the device) when the caller gave codes alone."""
+    if len(args) != 1 or not isinstance(args[0], torch.Tensor):
+        return kwargs
+    labels, info = whole_batch_inputs(network, args[0].shape[0], kwargs.get("labels"), kwargs.get("codes"))
+    extra = {"labels": labels} if labels is not None else {"codes": info} if info is not None else {}
+    return {**extra, **kwargs}
+
+
+def _on_device(network: nn.Module, method, where: torch.device, bf16: bool):
+    takes_codes = method.__name__ in ("forward", "first_layer_preactivation")
+
     @functools.wraps(method)
     def call(*args, **kwargs):
         if getattr(_INSIDE, "active", False):  # called by another prepared method: already on the device
             return method(*args, **kwargs)
+        if takes_codes and where.type != "cpu":
+            kwargs = _with_default_inputs(network, args, kwargs)
         _INSIDE.active = True
         try:
             args, kwargs = _to(args, where), {k: _to(v, where) for k, v in kwargs.items()}
