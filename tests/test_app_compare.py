@@ -146,6 +146,7 @@ def test_without_a_vae_the_page_does_not_apply(root, tmp_path, monkeypatch):
     assert not at.get("image")
 
 
+@pytest.mark.slow
 @shipped("vae", "dcgan")
 def test_shipped_vae_vs_dcgan():
     at = open_page("compare", "dcgan", timeout=300)
