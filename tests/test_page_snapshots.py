@@ -133,10 +133,13 @@ def test_the_comparison_forgives_last_digits_and_levels_but_not_a_change():
 if __name__ == "__main__":
     if "--record" in sys.argv:
         import os
+        import tempfile
 
         import torch
 
-        torch.set_num_threads(1)  # as in the tests (conftest), which also hide the user's dataset copies
+        # As in the tests (conftest): one thread, a private dataset cache, and the user's dataset copies hidden.
+        torch.set_num_threads(1)
+        os.environ["LATENT_EXPLORER_CACHE"] = tempfile.mkdtemp(prefix="latent-explorer-record-")
         for name in [n for n in os.environ if n.startswith("LATENT_EXPLORER_") and n.endswith("_ROOT")]:
             del os.environ[name]
         GOLDEN.parent.mkdir(exist_ok=True)
