@@ -11,9 +11,9 @@ if ROOT not in sys.path:
 import streamlit as st  # noqa: E402
 
 from explorer.core import links  # noqa: E402
-from explorer.core.figures import PIXELATED_CSS  # noqa: E402
 from explorer.core.memory import limit_malloc_arenas  # noqa: E402
 from explorer.core.page import say_when_queued  # noqa: E402
+from explorer.logic.figures import PIXELATED_CSS  # noqa: E402
 
 limit_malloc_arenas()  # once per process would do; repeating it on each run costs nothing
 

@@ -43,11 +43,12 @@ def tiny_faces():
 def tiny_bundle(tiny_faces, tmp_path_factory) -> Path:
     """A DCGAN trained for 4 steps at 32x32: real code path, tiny cost."""
     from training.loops.config import TrainConfig
-    from training.loops.gan import train_dcgan
+    from training.loops.trainer import train
     from training.models.dcgan import DCGANConfig
 
     out = tmp_path_factory.mktemp("bundles") / "tiny-dcgan"
-    return train_dcgan(
+    return train(
+        "dcgan",
         tiny_faces,
         DCGANConfig(latent_dim=16, image_size=32, g_width=8, d_width=8),
         TrainConfig(steps=4, batch_size=16, snapshot_steps=(0, 2), checkpoint_every=2),

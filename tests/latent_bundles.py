@@ -27,11 +27,11 @@ def tiny_faces():
 
 def train_tiny(family: str, out: Path, faces, **model) -> Path:
     from training.loops.config import TrainConfig
+    from training.loops.trainer import train
     from training.models.cgan import CGANConfig
     from training.models.dcgan import DCGANConfig
     from training.models.infogan import InfoGANConfig
     from training.models.vae import VAEConfig
-    from training.trainer import train
 
     sizes = dict(latent_dim=16, image_size=32, g_width=8, d_width=8)
     config = {
@@ -47,7 +47,7 @@ def train_tiny(family: str, out: Path, faces, **model) -> Path:
 
 def tiny_featurenet(out: Path, faces) -> Path:
     """An untrained feature network bundle: its guesses are arbitrary, but the pages' wiring is real."""
-    from training.checkpoint import save_bundle
+    from training.bundle import save_bundle
     from training.models.featurenet import FeatureNet, FeatureNetConfig
 
     model = FeatureNetConfig(image_size=32, width=4, heads=[len(a.values) for a in faces.attributes])
@@ -109,7 +109,7 @@ def copy_root(root: Path, dest: Path, families: tuple[str, ...]) -> Path:
 def pick_model(at, family: str):
     """Select the bundle of this family in the sidebar (display names differ between tiny and shipped bundles)."""
     from explorer.core import bundles
-    from training.checkpoint import read_config
+    from training.bundle import read_config
 
     found = [(Path(path).parts[-2:] != ("toyfaces", family), name) for name, path in bundles.available().items()
              if read_config(path)["family"] == family]

@@ -6,7 +6,7 @@ import shutil
 import pytest
 from latent_bundles import copy_root, metric, open_page, shared_root, shipped, use_checkpoints
 
-from training.checkpoint import update_metrics
+from training.bundle import update_metrics
 
 
 @pytest.fixture(scope="module")

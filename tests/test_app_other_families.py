@@ -8,7 +8,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from explorer.logic.replay import explain_vae_losses, run_status, vae_story
-from training.checkpoint import save_bundle
+from training.bundle import save_bundle
 from training.data.toyfaces import ATTRIBUTES
 from training.models import registry
 from training.models.cgan import CGANConfig

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from latent_bundles import copy_root, metric, metric_labels, open_page, shared_root, shipped, use_checkpoints
 
-from training.checkpoint import load_bundle
+from training.bundle import load_bundle
 
 
 @pytest.fixture(scope="module")

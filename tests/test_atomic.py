@@ -1,4 +1,5 @@
-"""training.atomic: the one way bundles and caches are written, so an interrupted write never leaves half a file."""
+"""training.bundle.atomic: the one way bundles and caches are written, so an interrupted write never leaves half
+a file."""
 
 from __future__ import annotations
 
@@ -7,8 +8,8 @@ import stat
 import pytest
 import torch
 
-from training import atomic, checkpoint
-from training.output_folder import is_own_temporary
+from training.bundle import WEIGHTS_FILE, atomic, save_bundle
+from training.bundle.output_folder import is_own_temporary
 
 
 def test_a_failed_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path):
@@ -35,16 +36,16 @@ def test_the_temporary_is_hidden_beside_the_target_and_recognised_as_ours(tmp_pa
 
 def test_save_bundle_writes_its_weights_atomically(tmp_path, monkeypatch):
     net = torch.nn.Linear(2, 2)
-    checkpoint.save_bundle(tmp_path, {"family": "dcgan"}, {"generator": net})
-    before = (tmp_path / checkpoint.WEIGHTS_FILE).read_bytes()
+    save_bundle(tmp_path, {"family": "dcgan"}, {"generator": net})
+    before = (tmp_path / WEIGHTS_FILE).read_bytes()
 
     def killed(tensors, filename, metadata=None):
         with open(filename, "wb") as handle:
             handle.write(b"half")
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(checkpoint, "save_file", killed)
+    monkeypatch.setattr("training.bundle.write.save_file", killed)
     with pytest.raises(KeyboardInterrupt):
-        checkpoint.save_bundle(tmp_path, {"family": "dcgan"}, {"generator": torch.nn.Linear(2, 2)})
-    assert (tmp_path / checkpoint.WEIGHTS_FILE).read_bytes() == before
+        save_bundle(tmp_path, {"family": "dcgan"}, {"generator": torch.nn.Linear(2, 2)})
+    assert (tmp_path / WEIGHTS_FILE).read_bytes() == before
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]

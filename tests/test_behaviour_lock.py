@@ -25,9 +25,9 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from training import sampling  # noqa: E402
-from training.checkpoint import find_bundles, load_bundle  # noqa: E402
-from training.latent import LatentDistribution  # noqa: E402
+from training.bundle import find_bundles, load_bundle  # noqa: E402
+from training.latent import sampling  # noqa: E402
+from training.latent.priors import LatentDistribution  # noqa: E402
 
 LOCK_FILE = Path(__file__).resolve().parent / "data" / "behaviour_lock.json"
 CHECKPOINTS = REPO / "checkpoints"

@@ -10,9 +10,9 @@ from explorer.core import blocks, torch_worker
 from explorer.core.shared_cache import SharedCache
 from explorer.logic.diagnostics import prior_norm_reference
 from explorer.logic.sample import BLOCK_ROWS
-from training import sampling
-from training.checkpoint import load_bundle
-from training.latent import LatentDistribution
+from training.bundle import load_bundle
+from training.latent import sampling
+from training.latent.priors import LatentDistribution
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -23,9 +23,9 @@ from safetensors.torch import load_file, save_file
 
 from explorer.core.page import page_problem
 from explorer.logic import replay
-from training.checkpoint import load_bundle, read_config, save_bundle
+from training.bundle import load_bundle, read_config, save_bundle
 from training.errors import LatentExplorerError
-from training.latent import STANDARD_NORMAL, sample_latents
+from training.latent.priors import STANDARD_NORMAL, sample_latents
 from training.models import registry
 
 PAGE_IDS = ("sample", "sweep", "conditions", "codes", "directions", "vae_map", "compare", "interpolate", "replay")

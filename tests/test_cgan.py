@@ -6,12 +6,12 @@ from safetensors.torch import load_file
 
 from explorer.logic.diagnostics import first_layer_shift
 from training.attributes import Attribute
-from training.checkpoint import load_bundle
+from training.bundle import load_bundle
 from training.data.toyfaces import ATTRIBUTES
 from training.errors import LatentExplorerError
 from training.loops.config import TrainConfig
+from training.loops.trainer import train
 from training.models import cgan, dcgan
-from training.trainer import train
 
 TINY = dict(latent_dim=8, image_size=32, g_width=8, d_width=8)
 

@@ -5,7 +5,7 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from training.checkpoint import FORMAT_VERSION, find_bundles, load_bundle, read_config
+from training.bundle import FORMAT_VERSION, find_bundles, load_bundle, read_config
 from training.errors import LatentExplorerError
 
 
@@ -98,7 +98,7 @@ def test_no_pickle_in_a_bundle(tiny_bundle):
 
 
 def test_find_bundles_skips_hidden_folders_stops_at_bundles_and_survives_link_loops(tmp_path):
-    from training.checkpoint import find_bundles
+    from training.bundle import find_bundles
 
     root = tmp_path / ".hidden-parent" / "checkpoints"  # a hidden folder above root is fine
     for folder in ("toyfaces/dcgan", "toyfaces/dcgan/snapshots/inner", "anime/vae", ".trash/old", "a/b/c"):

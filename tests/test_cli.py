@@ -1,7 +1,7 @@
 import json
 
 from training.__main__ import main
-from training.checkpoint import load_bundle
+from training.bundle import load_bundle
 
 
 def test_train_then_info(tmp_path, capsys):

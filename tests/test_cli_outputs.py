@@ -18,7 +18,7 @@ import torch
 
 from tests.conftest import REPO
 from training.__main__ import main
-from training.checkpoint import load_bundle, load_training_state, save_training_state
+from training.bundle import load_bundle, load_training_state, save_training_state
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -68,7 +68,7 @@ def no_work(monkeypatch):
         raise AssertionError("work started although --out should have been refused")
 
     for target in ("training.data.registry.load_dataset", "training.metrics.real.load_real",
-                   "training.importers.import_tutorial_dcgan"):
+                   "training.untrusted.importers.import_tutorial_dcgan"):
         monkeypatch.setattr(target, refuse)
 
 

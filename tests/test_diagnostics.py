@@ -13,7 +13,7 @@ from explorer.logic.diagnostics import (
     prior_norm_reference,
     saturated_fraction,
 )
-from training.latent import PRESETS, STANDARD_NORMAL, sample_latents
+from training.latent.priors import PRESETS, STANDARD_NORMAL, sample_latents
 from training.models.dcgan import DCGANConfig, Generator
 
 
@@ -71,7 +71,7 @@ def test_first_layer_shift_grows_with_the_mean():
 @pytest.fixture(scope="module")
 def shipped():
     from tests.conftest import SHIPPED_DCGAN
-    from training.checkpoint import load_bundle
+    from training.bundle import load_bundle
 
     if not SHIPPED_DCGAN.exists():
         pytest.fail(f"the shipped bundle {SHIPPED_DCGAN} is missing")

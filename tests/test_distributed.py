@@ -14,8 +14,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from training import checkpoint
-from training.checkpoint import load_bundle
+from training.bundle import TRAINING_STATE_FILE, WEIGHTS_FILE, load_bundle
 from training.loops.batches import EpochBatches
 
 REPO = Path(__file__).resolve().parent.parent
@@ -58,8 +57,8 @@ def test_two_cpu_processes_train_one_bundle(tmp_path):
     bundle = load_bundle(out, with_training_networks=True)
     assert bundle.history["step"] == [1, 2, 3, 4] and bundle.config["step"] == 4
     assert bundle.config["distributed"] == {"world_size": 2, "backend": "gloo", "global_batch_size": 16}
-    assert not any(k.startswith("module.") or ".module." in k for k in load_file(str(out / checkpoint.WEIGHTS_FILE)))
+    assert not any(k.startswith("module.") or ".module." in k for k in load_file(str(out / WEIGHTS_FILE)))
     assert sorted(bundle.snapshot_paths()) == [0, 2, 4]
-    assert not (out / checkpoint.TRAINING_STATE_FILE).exists()
+    assert not (out / TRAINING_STATE_FILE).exists()
     images_per_second = json.loads((out / "config.json").read_text())["training"]["images_per_second"]
     assert images_per_second > 0

@@ -18,7 +18,7 @@ from explorer.logic.diversity import (
     same_image_distance,
     spread_beyond,
 )
-from training.latent import STANDARD_NORMAL, LatentDistribution, sample_latents
+from training.latent.priors import STANDARD_NORMAL, LatentDistribution, sample_latents
 from training.models.dcgan import DCGANConfig, Generator
 from training.models.featurenet import FeatureNet, FeatureNetConfig
 
@@ -84,7 +84,7 @@ def test_without_a_feature_network_diversity_falls_back_to_pixels(tiny_models):
 
 
 def test_feature_judge_finds_the_datasets_network_or_none(tmp_path, monkeypatch):
-    from training.checkpoint import Bundle, save_bundle
+    from training.bundle import Bundle, save_bundle
 
     net = FeatureNet(FeatureNetConfig(image_size=32, width=4, heads=[2]))
     for norm in (m for m in net.modules() if isinstance(m, torch.nn.BatchNorm2d)):  # as if trained
@@ -107,7 +107,7 @@ def test_feature_judge_finds_the_datasets_network_or_none(tmp_path, monkeypatch)
 @pytest.fixture(scope="module")
 def shipped():
     from tests.conftest import SHIPPED_DCGAN
-    from training.checkpoint import load_bundle
+    from training.bundle import load_bundle
 
     if not SHIPPED_DCGAN.exists():
         pytest.fail(f"the shipped bundle {SHIPPED_DCGAN} is missing")

@@ -11,9 +11,9 @@ from latent_bundles import APP, SOURCE, train_tiny, use_checkpoints
 from streamlit.testing.v1 import AppTest
 
 from explorer.logic.experiments import find_groups
-from training import experiments
-from training.checkpoint import METRICS_FILE, load_bundle, read_config
+from training.bundle import METRICS_FILE, load_bundle, read_config
 from training.errors import LatentExplorerError
+from training.recipes import experiments
 
 GROUP = experiments.Group(
     name="tiny-balance", title="Tiny balance", question="Does a huge weight explode?", dataset="",
@@ -84,7 +84,7 @@ def test_an_error_that_is_not_a_guard_stop_still_raises(tmp_path):
 
 
 def test_rebuild_selects_only_the_group_and_keeps_its_record(group_root, tmp_path, faces_for_rebuild):
-    from training.rebuild import select
+    from training.recipes.rebuild import select
 
     root = tmp_path / "checkpoints"
     shutil.copytree(group_root / "experiments", root / "experiments")
@@ -167,7 +167,7 @@ def test_the_page_says_what_to_do_without_experiments(tmp_path, monkeypatch):
     use_checkpoints(monkeypatch, tmp_path)
     at = AppTest.from_file(APP, default_timeout=60)
     at.switch_page("views/experiments.py").run()
-    assert not at.exception and "python -m training.experiments" in at.info[0].value
+    assert not at.exception and "python -m training.recipes.experiments" in at.info[0].value
 
 
 def test_every_run_changes_its_config_only_where_its_recipe_says(group_root):

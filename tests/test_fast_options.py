@@ -15,17 +15,16 @@ from streamlit.testing.v1 import AppTest
 from torch import nn
 from torch.nn import functional as F
 
-from training import checkpoint
 from training.__main__ import main
-from training.checkpoint import load_bundle
+from training.bundle import CONFIG_FILE, WEIGHTS_FILE, load_bundle
 from training.errors import LatentExplorerError
 from training.loops import speed
 from training.loops.config import TrainConfig
+from training.loops.trainer import train
 from training.models.cgan import CGANConfig
 from training.models.dcgan import DCGANConfig
 from training.models.vae import VAEConfig
-from training.rebuild import recipe
-from training.trainer import train
+from training.recipes.rebuild import recipe
 
 REPO = Path(__file__).resolve().parent.parent
 APP = str(REPO / "explorer" / "app.py")
@@ -70,7 +69,7 @@ def seen(monkeypatch):
 
 
 def assert_plain_float32_weights(out: Path):
-    for key, tensor in load_file(str(out / checkpoint.WEIGHTS_FILE)).items():
+    for key, tensor in load_file(str(out / WEIGHTS_FILE)).items():
         assert tensor.is_contiguous(), key
         assert tensor.dtype == (torch.int64 if key.endswith("num_batches_tracked") else torch.float32), key
 
@@ -139,7 +138,7 @@ def test_config_validation_and_old_configs(tiny_bundle):
         TrainConfig(precision="fp16").validate()
     with pytest.raises(LatentExplorerError, match="channels_last must be true or false"):
         TrainConfig(channels_last="yes").validate()
-    config = json.loads((tiny_bundle / checkpoint.CONFIG_FILE).read_text())
+    config = json.loads((tiny_bundle / CONFIG_FILE).read_text())
     for key in FAST:  # a bundle written before the options existed
         config["training"].pop(key, None)
     options = recipe(config)[2]

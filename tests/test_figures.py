@@ -9,7 +9,9 @@ import torch
 import torchvision.utils as vutils
 from PIL import Image
 
-from explorer.core.figures import (
+from explorer.logic.curves import DRAWN_POINTS
+from explorer.logic.diagnostics import NormReference
+from explorer.logic.figures import (
     MAX_CURVES,
     TEXT_PX,
     grid_corner,
@@ -23,8 +25,6 @@ from explorer.core.figures import (
     sweep_figure,
     walk_figure,
 )
-from explorer.logic.curves import DRAWN_POINTS
-from explorer.logic.diagnostics import NormReference
 
 
 @pytest.mark.parametrize("shape, nrow", [((64, 3, 16, 16), 8), ((5, 1, 8, 8), 4), ((3, 3, 8, 8), 8)])

@@ -12,10 +12,9 @@ import numpy as np
 import pytest
 import torch
 
-from training import checkpoint
-from training.checkpoint import LATENTS_FILE, load_bundle, read_config
+from training.bundle import LATENTS_FILE, load_bundle, read_config
 from training.errors import LatentExplorerError
-from training.importers import import_tutorial_dcgan, load_state_dict
+from training.untrusted.importers import import_tutorial_dcgan, load_state_dict
 
 
 class Payload:
@@ -152,7 +151,7 @@ def test_hostile_latents_are_refused(bundle_copy, marker, make):
 def test_latents_zip_bomb_is_refused_before_decompressing(bundle_copy, monkeypatch):
     # Zeros compress about 1000:1, so a small npz can hold gigabytes; the limit is checked on the sizes the archive
     # declares, before anything is decompressed. A 1 MiB limit stands in for the real one to keep the test fast.
-    monkeypatch.setattr(checkpoint, "MAX_LATENTS_BYTES", 2**20)
+    monkeypatch.setattr("training.bundle.loaded.MAX_LATENTS_BYTES", 2**20)
     buffer = io.BytesIO()
     np.savez_compressed(buffer, codes=np.zeros(2**20, np.float32))
     assert len(buffer.getvalue()) < 2**15

@@ -19,7 +19,7 @@ from latent_bundles import APP, use_checkpoints
 from streamlit.testing.v1 import AppTest
 
 from training.__main__ import main
-from training.checkpoint import find_bundles, load_bundle, read_config
+from training.bundle import find_bundles, load_bundle, read_config
 from training.errors import LatentExplorerError
 
 REPO = Path(__file__).resolve().parent.parent
@@ -316,7 +316,7 @@ def test_our_file_names_without_our_config_are_the_users(flags, tmp_path, no_wor
 
 
 def test_a_run_killed_before_its_first_save_may_still_be_replaced(tmp_path):
-    from training.output_folder import check_folder
+    from training.bundle.output_folder import check_folder
 
     out = tmp_path / "killed"
     (out / "snapshots").mkdir(parents=True)

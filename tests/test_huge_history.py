@@ -13,8 +13,8 @@ import pytest
 from latent_bundles import APP, use_checkpoints
 from streamlit.testing.v1 import AppTest
 
-from training.checkpoint import HISTORY_FILE
-from training.untrusted import MAX_JSON_BYTES
+from training.bundle import HISTORY_FILE
+from training.untrusted.checks import MAX_JSON_BYTES
 
 STEPS = 400_000
 CHART_LIMIT = 5 << 20  # bytes of chart JSON one page may send

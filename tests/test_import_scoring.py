@@ -12,7 +12,7 @@ from latent_bundles import APP, make_root, use_checkpoints
 from streamlit.testing.v1 import AppTest
 
 from training.__main__ import main
-from training.checkpoint import load_bundle, read_config
+from training.bundle import load_bundle, read_config
 from training.errors import LatentExplorerError
 from training.models.dcgan import DCGANConfig, Generator
 
@@ -91,9 +91,9 @@ def test_evaluate_says_how_to_name_the_dataset_of_an_import_without_one(root, ne
 
 
 def test_side_by_side_gives_the_figures_of_evaluate_and_keeps_known_rows(root, netg, tmp_path):
-    from training.importers import import_tutorial_dcgan
     from training.metrics.evaluate import evaluate_bundle
     from training.metrics.side_by_side import SideBySide
+    from training.untrusted.importers import import_tutorial_dcgan
 
     mine = load_bundle(import_tutorial_dcgan(netg, tmp_path / "mine", trained_on="toyfaces", checkpoints=root))
     ours = load_bundle(root / "toyfaces" / "dcgan")
@@ -118,8 +118,8 @@ def test_side_by_side_gives_the_figures_of_evaluate_and_keeps_known_rows(root, n
 
 
 def test_a_new_dataset_choice_must_fit_and_drops_the_old_scores(root, netg, tmp_path):
-    from training.importers import import_tutorial_dcgan
-    from training.trained_on import record_trained_on
+    from training.bundle.trained_on import record_trained_on
+    from training.untrusted.importers import import_tutorial_dcgan
 
     out = import_tutorial_dcgan(netg, tmp_path / "mine", checkpoints=root)
     assert read_config(out)["dataset"]["name"] == "imported"
@@ -201,7 +201,7 @@ def test_a_grey_generator_marked_as_a_colour_dataset_gets_one_sentence_on_the_pa
 def test_the_experiments_comparison_includes_a_scored_import_of_the_same_dataset(root, page, tmp_path, monkeypatch):
     from latent_bundles import tiny_faces, train_tiny
 
-    from training import experiments
+    from training.recipes import experiments
 
     group = experiments.Group(name="tiny-dcgan", title="Tiny DCGAN", question="Is a tiny DCGAN any good?",
                               dataset="", base=("--model", "dcgan", "--data", "toyfaces"), keep=("generator",),

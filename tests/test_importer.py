@@ -12,10 +12,10 @@ import torch
 from torch import nn
 
 from training.__main__ import main
-from training.checkpoint import load_bundle
+from training.bundle import load_bundle
 from training.errors import LatentExplorerError
-from training.importers import import_tutorial_dcgan, load_state_dict
 from training.models.dcgan import DCGANConfig, Generator
+from training.untrusted.importers import import_tutorial_dcgan, load_state_dict
 
 
 class TutorialGenerator(nn.Module):

@@ -6,10 +6,10 @@ import torch
 
 from explorer.core import inference
 from explorer.logic.diagnostics import first_layer_shift
-from training import sampling
-from training.checkpoint import load_bundle
+from training.bundle import load_bundle
 from training.errors import LatentExplorerError
-from training.latent import LatentDistribution, sample_latents
+from training.latent import sampling
+from training.latent.priors import LatentDistribution, sample_latents
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 NO_GPU = "no CUDA GPU on this machine: the device checks run where torch sees one"

@@ -5,11 +5,11 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from training.checkpoint import load_bundle
+from training.bundle import load_bundle
 from training.errors import LatentExplorerError
 from training.loops.config import TrainConfig
+from training.loops.trainer import train
 from training.models import infogan
-from training.trainer import train
 
 TINY = dict(latent_dim=8, image_size=32, g_width=8, d_width=8)
 

@@ -10,7 +10,7 @@ import torch
 from explorer.logic.diagnostics import prior_norm_reference
 from explorer.logic.interpolate import compare_paths, explain_paths, interpolate, lerp, slerp
 from training.errors import LatentExplorerError
-from training.latent import STANDARD_NORMAL, sample_latents
+from training.latent.priors import STANDARD_NORMAL, sample_latents
 
 
 def test_orthogonal_unit_codes_lerp_dips_to_one_over_root_two_slerp_stays_on_the_circle():

@@ -17,15 +17,21 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from training import checkpoint
 from training.__main__ import main
-from training.checkpoint import TRAINING_STATE_FILE, load_bundle, load_training_state
+from training.bundle import (
+    CONFIG_FILE,
+    TRAINING_STATE_FILE,
+    WEIGHTS_FILE,
+    load_bundle,
+    load_training_state,
+    save_training_state,
+)
 from training.data.registry import load_dataset
 from training.errors import LatentExplorerError
 from training.loops import disk
 from training.loops.config import TrainConfig
+from training.loops.trainer import train
 from training.models.dcgan import DCGANConfig
-from training.trainer import train
 
 REPO = Path(__file__).resolve().parent.parent
 TINY = dict(latent_dim=8, image_size=32, g_width=8, d_width=8)
@@ -43,7 +49,7 @@ def _start(out, *flags):
 
 def _check_after_kill(out):
     """What a reader finds after a kill: no bundle yet, or one that loads with a consistent history."""
-    if not (out / checkpoint.CONFIG_FILE).exists():
+    if not (out / CONFIG_FILE).exists():
         return None
     bundle = load_bundle(out, with_training_networks=True)
     steps = bundle.history["step"]
@@ -84,8 +90,8 @@ def test_sigkill_at_random_moments_then_resume(tmp_path):
     straight = train("dcgan", dataset, DCGANConfig(**TINY),
                      TrainConfig(steps=STEPS, batch_size=8, snapshot_steps=(0,), checkpoint_every=1000),
                      tmp_path / "straight", progress=False)
-    resumed = load_file(str(out / checkpoint.WEIGHTS_FILE))
-    expected = load_file(str(straight / checkpoint.WEIGHTS_FILE))
+    resumed = load_file(str(out / WEIGHTS_FILE))
+    expected = load_file(str(straight / WEIGHTS_FILE))
     assert sorted(resumed) == sorted(expected)
     assert all(torch.equal(resumed[k], expected[k]) for k in expected)
     assert json.loads((out / "history.json").read_text()) == json.loads((straight / "history.json").read_text())
@@ -147,19 +153,19 @@ def test_the_space_estimate_matches_the_files(tiny_faces, tmp_path):
                 tmp_path / "b", progress=False, keep_training_state=True)
     need = disk.estimate_save_bytes(load_bundle(out, with_training_networks=True).networks, snapshots=1,
                                       image_size=32, steps=2)
-    for key, file in (("weights", checkpoint.WEIGHTS_FILE), ("training_state", TRAINING_STATE_FILE)):
+    for key, file in (("weights", WEIGHTS_FILE), ("training_state", TRAINING_STATE_FILE)):
         assert need[key] == pytest.approx((out / file).stat().st_size, rel=0.05)
 
 
 def test_a_disk_that_fills_up_during_training_names_the_last_good_bundle(tiny_faces, tmp_path, monkeypatch):
-    original = checkpoint.save_training_state
+    original = save_training_state
 
     def full_on_step_3(path, tensors, state):
         if state["step"] == 3:
             raise OSError(28, "No space left on device")
         return original(path, tensors, state)
 
-    monkeypatch.setattr(checkpoint, "save_training_state", full_on_step_3)
+    monkeypatch.setattr("training.loops.run.save_training_state", full_on_step_3)
     out = tmp_path / "b"
     with pytest.raises(LatentExplorerError, match=f"could not write the bundle at step 3 to {out}: No space left on "
                                                   f"device. The last good bundle is {out} \\(step 2\\)"):

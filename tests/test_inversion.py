@@ -8,11 +8,11 @@ import pytest
 import torch
 
 from training.errors import LatentExplorerError
-from training.inversion import InversionSettings, Inverter, feature_distance, invert
-from training.latent import STANDARD_NORMAL, LatentDistribution, sample_latents
+from training.latent.inversion import InversionSettings, Inverter, feature_distance, invert
+from training.latent.priors import STANDARD_NORMAL, LatentDistribution, sample_latents
+from training.latent.typicality import reference_norms, typicality
 from training.models.dcgan import DCGANConfig, Generator, weights_init
 from training.models.featurenet import FeatureNet, FeatureNetConfig
-from training.typicality import reference_norms, typicality
 
 SETTINGS = InversionSettings(starts=3, candidates=24, steps=40, lr=0.1)
 

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from training.errors import LatentExplorerError
-from training.latent import PRESETS, LatentDistribution, sample_latents
+from training.latent.priors import PRESETS, LatentDistribution, sample_latents
 
 
 def test_same_seed_same_codes_and_shared_base_noise():

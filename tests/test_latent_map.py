@@ -114,7 +114,7 @@ def test_reconstruction_mse_per_image():
 
 
 def test_scatter_keeps_value_order_named_colours_and_code_indices():
-    from explorer.core.figures import NAMED_COLOURS, latent_scatter
+    from explorer.logic.figures import NAMED_COLOURS, latent_scatter
 
     xy = np.arange(12, dtype=float).reshape(6, 2)
     groups = np.array(["red", "black", "red", "blue", "black", "red"])

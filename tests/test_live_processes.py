@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from training.checkpoint import find_bundles, load_bundle
+from training.bundle import find_bundles, load_bundle
 from training.live import protocol
 from training.live.manager import LiveRuns
 from training.live.settings import LiveSettings

@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from training.checkpoint import load_bundle
+from training.bundle import load_bundle
 from training.errors import LatentExplorerError
 from training.live.settings import LiveSettings, data_folder
 from training.live.trainer import (

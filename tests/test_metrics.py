@@ -12,10 +12,10 @@ from torch import nn
 
 from tests.conftest import REPO
 from training.attributes import Attribute
-from training.checkpoint import Bundle, load_bundle, read_config
+from training.bundle import Bundle, load_bundle, read_config
 from training.data.base import ImageDataset, images_to_tensor
 from training.errors import LatentExplorerError
-from training.latent import STANDARD_NORMAL
+from training.latent.priors import STANDARD_NORMAL
 from training.metrics import distances
 from training.metrics.evaluate import (
     conditional_attribute_accuracy,
@@ -408,10 +408,10 @@ def test_collapse_has_a_number(faces32, tiny_featurenet, tmp_path):
     """On a briefly trained model (300 steps at 32px, ~10 s), z ~ N(-10, 1) (one saturated image for every code)
     and z ~ U(0, 1) (codes squeezed into one corner) recall less of the real data than the training prior does."""
     from training.loops.config import TrainConfig
-    from training.loops.gan import train_dcgan
+    from training.loops.trainer import train
     from training.models.dcgan import DCGANConfig
 
-    out = train_dcgan(faces32.train, DCGANConfig(latent_dim=16, image_size=32, g_width=16, d_width=16),
+    out = train("dcgan", faces32.train, DCGANConfig(latent_dim=16, image_size=32, g_width=16, d_width=16),
                       TrainConfig(steps=300, batch_size=32, lr_g=3e-4, lr_d=3e-4, snapshot_steps=(),
                                   checkpoint_every=1000, device="cpu"),
                       tmp_path / "dcgan", source=faces32.train_source, progress=False)
@@ -425,7 +425,7 @@ def test_collapse_has_a_number(faces32, tiny_featurenet, tmp_path):
 
 
 def test_shipped_toyfaces_featurenet():
-    from training.bundle_paths import featurenet_path
+    from training.bundle.paths import featurenet_path
 
     path = REPO / "checkpoints" / "toyfaces" / "featurenet"
     assert path.exists(), f"the shipped feature network {path} is missing"

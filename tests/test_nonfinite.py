@@ -15,14 +15,14 @@ from streamlit.testing.v1 import AppTest
 from torch import nn
 from wrapped import bundle_of
 
-from explorer.core.figures import cross_out_nonfinite, crossed_out_note, image_grid
 from explorer.logic.compare import ModelScores, comparison_rows, explain_comparison
 from explorer.logic.diagnostics import diagnose, explain, nonfinite_count, prior_norm_reference, rounded, shown
+from explorer.logic.figures import cross_out_nonfinite, crossed_out_note, image_grid
 from explorer.logic.sweep import explain_sweep, mean_sweep, summarise
 from training.errors import LatentExplorerError
-from training.latent import MAX_MAGNITUDE, STANDARD_NORMAL, LatentDistribution, sample_latents
+from training.latent.priors import MAX_MAGNITUDE, STANDARD_NORMAL, LatentDistribution, sample_latents
+from training.latent.sampling import decode
 from training.models.dcgan import DCGANConfig, Generator
-from training.sampling import decode
 
 DIM = 16
 # "nan" or "inf" printed as a number ("diversity nan%", "inf x"); the words NaN and infinite are fine.
@@ -128,7 +128,7 @@ def test_a_huge_distribution_is_refused_with_a_reason(make):
 
 
 def test_shipped_priors_are_within_the_bound():
-    # The presets are built when training.latent is imported, so they are checked by importing it.
+    # The presets are built when training.latent.priors is imported, so they are checked by importing it.
     for config in Path(__file__).resolve().parent.parent.glob("checkpoints/*/*/config.json"):
         prior = json.loads(config.read_text()).get("prior")
         if prior is not None:

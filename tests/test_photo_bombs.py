@@ -19,9 +19,9 @@ from PIL import Image
 
 from training.data.prepare import Preprocessing
 from training.data.toyfaces import generate_toyfaces
-from training.decode_cost import MAX_JPEG_SCANS, read_layout
 from training.errors import LatentExplorerError
-from training.photos import content_check, read_photo_bytes
+from training.untrusted.decode_cost import MAX_JPEG_SCANS, read_layout
+from training.untrusted.photos import content_check, read_photo_bytes
 
 PREP = Preprocessing(32, 0.0, "RGB")
 HINT = "Upload a JPEG or PNG photo of a face."
@@ -104,7 +104,7 @@ def test_the_bombs_cost_little_memory():
 import json, sys
 from training.data.prepare import Preprocessing
 from training.errors import LatentExplorerError
-from training.photos import read_photo_bytes
+from training.untrusted.photos import read_photo_bytes
 def kb(key):
     return int(next(line.split()[1] for line in open("/proc/self/status") if line.startswith(key)))
 bombs = {name: bytes.fromhex(data) for name, data in json.loads(sys.stdin.read()).items()}
@@ -220,9 +220,8 @@ def test_a_training_image_is_said_to_be_one(tiny, face):
     # The tiny VAE was trained on 24 of 48 toy faces and held the other 24 out (latent_bundles).
     import json as json_module
 
-    from training.loops.vae import holdout_split
-
     from training.data.registry import load_dataset
+    from training.loops.vae import holdout_split
 
     config = json_module.loads((tiny / "toyfaces" / "vae" / "config.json").read_text())
     trained, held = holdout_split(48, config["holdout"]["fraction"], config["holdout"]["seed"])

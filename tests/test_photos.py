@@ -12,7 +12,7 @@ from training.data.prepare import Preprocessing, decode_file
 from training.data.registry import load_dataset
 from training.data.toyfaces import generate_toyfaces
 from training.errors import LatentExplorerError
-from training.photos import (
+from training.untrusted.photos import (
     MAX_PHOTO_PIXELS,
     content_check,
     read_photo,
@@ -148,7 +148,7 @@ def test_every_bad_upload_gets_one_sentence_naming_it(faces, name):
 
 
 def test_an_upload_over_the_byte_limit_is_refused_before_writing(monkeypatch):
-    import training.photos as photos
+    import training.untrusted.photos as photos
 
     monkeypatch.setattr(photos, "MAX_PHOTO_BYTES", 1000)
     with pytest.raises(LatentExplorerError, match=r"^huge.jpg: the photo is 0 MB, more than the 0 MB"):

@@ -18,10 +18,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from torch_files import as_torch_zip
 
-from training import pickle_scan
 from training.errors import LatentExplorerError
-from training.importers import load_state_dict
 from training.models.dcgan import DCGANConfig, Generator
+from training.untrusted import pickle_scan
+from training.untrusted.importers import load_state_dict
 
 REPO = Path(__file__).resolve().parent.parent
 REFUSAL_SECONDS = 10  # the refusal takes milliseconds; this only separates "fast" from "hung"

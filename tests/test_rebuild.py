@@ -10,7 +10,7 @@ from safetensors.torch import load_file
 from training.__main__ import main
 from training.data.location import data_root_variable
 from training.errors import LatentExplorerError
-from training.rebuild import dataset_arguments, recipe
+from training.recipes.rebuild import dataset_arguments, recipe
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -62,8 +62,8 @@ def test_shipped_bundles_carry_no_images_of_real_datasets(tmp_path):
 
     import numpy as np
 
-    from training.checkpoint import find_bundles, read_config
-    from training.rebuild import PROCEDURAL_DATASETS, strip_dataset_images
+    from training.bundle import find_bundles, read_config
+    from training.recipes.rebuild import PROCEDURAL_DATASETS, strip_dataset_images
 
     for bundle in find_bundles(REPO / "checkpoints"):
         latents = bundle / "latents.npz"
@@ -84,7 +84,7 @@ def test_shipped_bundles_carry_no_images_of_real_datasets(tmp_path):
 
 def test_shipped_bundles_stay_small():
     """Issue #6's budget: every bundle under 15 MB and checkpoints/ under 150 MB (each retrain grows git forever)."""
-    from training.checkpoint import find_bundles
+    from training.bundle import find_bundles
 
     sizes = {bundle: sum(f.stat().st_size for f in bundle.rglob("*") if f.is_file())
              for bundle in find_bundles(REPO / "checkpoints")}

@@ -6,12 +6,22 @@ from training.errors import LatentExplorerError
 from training.models import registry
 
 
-def test_every_family_has_a_capability_record():
-    assert set(registry.CAPABILITIES) == set(registry.FAMILIES)
+def test_every_family_has_one_record_that_says_everything():
     for family in registry.FAMILIES:
-        caps = registry.capabilities(family)
-        assert caps.generates == (family in registry.GENERATOR_NAME)
-        assert (caps.loop is None) == (not caps.generates)
+        record = registry.family(family)
+        caps = record.capabilities
+        assert record.name == family and record.display
+        assert caps.generates == (record.generator is not None)
+        assert caps.trainable == (record.steps is not None) == caps.generates
+        assert caps.adversarial == (record.game is not None)
+        if caps.trainable:
+            assert record.steps_class().__name__ in ("AdversarialSteps", "VAESteps")
+            assert record.history_keys(record.config())
+        if caps.adversarial:
+            assert record.game_class().__name__.endswith("Game")
+    assert registry.LIVE == ("dcgan", "vae", "cgan")
+    assert "class_weight" in registry.family("cgan").live_knobs
+    assert "class_weight" not in registry.family("dcgan").live_knobs
 
 
 def test_capabilities_say_what_each_family_takes():
@@ -29,7 +39,7 @@ def test_unknown_family_is_refused():
 def test_the_train_command_offers_every_trainable_family():
     from training.cli.train import TRAINABLE_FAMILIES
 
-    assert TRAINABLE_FAMILIES == registry.TRAINABLE == ("dcgan", "vae", "cgan", "infogan")
+    assert tuple(TRAINABLE_FAMILIES) == registry.TRAINABLE == ("dcgan", "vae", "cgan", "infogan")
     assert registry.capabilities("cgan").generator_input == "labels"
     assert registry.capabilities("infogan").generator_input == "codes"
     assert registry.capabilities("dcgan").generator_input is None

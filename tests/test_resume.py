@@ -9,18 +9,17 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from training import checkpoint
 from training.__main__ import main
-from training.checkpoint import TRAINING_STATE_FILE, load_bundle, load_training_state
+from training.bundle import TRAINING_STATE_FILE, WEIGHTS_FILE, load_bundle, load_training_state, save_training_state
 from training.errors import LatentExplorerError
 from training.loops.batches import EpochBatches
 from training.loops.config import TrainConfig
 from training.loops.run import Run
+from training.loops.trainer import train
 from training.models.cgan import CGANConfig
 from training.models.dcgan import DCGANConfig
 from training.models.infogan import InfoGANConfig
 from training.models.vae import VAEConfig
-from training.trainer import train
 
 TINY = dict(latent_dim=8, image_size=32, g_width=8, d_width=8)
 STEPS = 7
@@ -63,7 +62,7 @@ def kill_at(monkeypatch):
 
 
 def assert_same_bundle(a, b):
-    wa, wb = load_file(str(a / checkpoint.WEIGHTS_FILE)), load_file(str(b / checkpoint.WEIGHTS_FILE))
+    wa, wb = load_file(str(a / WEIGHTS_FILE)), load_file(str(b / WEIGHTS_FILE))
     assert sorted(wa) == sorted(wb)
     different = [k for k in wa if not torch.equal(wa[k], wb[k])]
     assert not different, f"tensors differ after resuming: {different[:5]}"
@@ -122,7 +121,7 @@ def test_load_bundle_ignores_the_training_state(tiny_faces, tmp_path):
     out = train("dcgan", tiny_faces, _model("dcgan", tiny_faces), _options("dcgan", steps=2), tmp_path / "b",
                 progress=False, keep_training_state=True)
     state_size = (out / TRAINING_STATE_FILE).stat().st_size
-    weights_size = (out / checkpoint.WEIGHTS_FILE).stat().st_size
+    weights_size = (out / WEIGHTS_FILE).stat().st_size
     # The weights, plus Adam's two moments per parameter, plus a few kB of random-stream states and JSON.
     assert 2.5 * weights_size < state_size < 3 * weights_size + 200_000
     bundle = load_bundle(out)
@@ -214,6 +213,6 @@ def test_a_run_saved_before_an_option_existed_resumes_as_running_without_it(tiny
     tensors, state = load_training_state(out)
     for name in ADDED_FIELDS:
         del state["config"]["training"][name]
-    checkpoint.save_training_state(out, tensors, state)
+    save_training_state(out, tensors, state)
     train("dcgan", tiny_faces, model, _options("dcgan"), out, progress=False, resume=True)
     assert_same_bundle(straight, out)

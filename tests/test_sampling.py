@@ -1,4 +1,4 @@
-"""training.sampling: the one entry point that turns a bundle's codes into images."""
+"""training.latent.sampling: the one entry point that turns a bundle's codes into images."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import pytest
 import torch
 from latent_bundles import tiny_faces, train_tiny
 
-from training import sampling
-from training.checkpoint import load_bundle
-from training.latent import LatentDistribution
+from training.bundle import load_bundle
+from training.latent import sampling
+from training.latent.priors import LatentDistribution
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -13,10 +13,10 @@ import zipfile
 import pytest
 import torch
 
-from training import sandboxed_load
 from training.errors import LatentExplorerError
-from training.importers import load_state_dict
-from training.sandboxed_load import read_tensors
+from training.untrusted import sandboxed_load
+from training.untrusted.importers import load_state_dict
+from training.untrusted.sandboxed_load import read_tensors
 
 pytestmark = pytest.mark.skipif(not sandboxed_load.isolation_available(), reason="needs fork and fd passing")
 

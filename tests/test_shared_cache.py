@@ -11,7 +11,7 @@ import torch
 
 from explorer.core import shared_cache, torch_worker
 from explorer.core.shared_cache import SharedCache, Uncacheable, request_key, size_of
-from training.latent import LatentDistribution
+from training.latent.priors import LatentDistribution
 
 MB = 2**20
 
@@ -146,8 +146,8 @@ def test_a_changed_bundle_is_a_new_request(tmp_path):
 def test_shared_work_on_a_real_bundle_is_computed_once_and_misses_when_the_bundle_changes(tiny_bundle, tmp_path):
     import shutil
 
-    from training.checkpoint import load_bundle
-    from training.sampling import sample
+    from training.bundle import load_bundle
+    from training.latent.sampling import sample
 
     folder = tmp_path / "copy"
     shutil.copytree(tiny_bundle, folder)

@@ -8,9 +8,9 @@ import shutil
 import pytest
 import torch
 
-from training.checkpoint import CONFIG_FILE, WEIGHTS_FILE, load_bundle
+from training.bundle import CONFIG_FILE, WEIGHTS_FILE, load_bundle
+from training.bundle.slim import keep_networks
 from training.errors import LatentExplorerError
-from training.slim import keep_networks
 
 
 @pytest.fixture

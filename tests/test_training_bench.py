@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from training import bench
+from training.bench import train_speed as bench
 
 TINY = ["--num-images", "40", "--steps-per-round", "1", "--rounds", "2", "--warmup-steps", "1", "--batch-size", "8",
         "--g-width", "8", "--d-width", "8", "--workers", "1", "--threads", "1"]

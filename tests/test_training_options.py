@@ -8,17 +8,17 @@ import pytest
 import torch
 
 from training.__main__ import main
-from training.checkpoint import load_bundle
+from training.bundle import load_bundle
 from training.errors import LatentExplorerError
-from training.latent import LatentDistribution
+from training.latent.priors import LatentDistribution
 from training.loops import gan
 from training.loops.config import TrainConfig
 from training.loops.divergence import D_WON_THRESHOLD, DivergenceGuard
 from training.loops.gan import discriminator_targets
 from training.loops.run import Run
+from training.loops.trainer import train
 from training.models.cgan import CGANConfig
 from training.models.dcgan import DCGANConfig
-from training.trainer import train
 
 TINY = dict(latent_dim=8, image_size=32, g_width=8, d_width=8)
 

@@ -21,12 +21,12 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch_files import as_torch_zip
 
-from training import pickle_scan
-from training.checkpoint import LATENTS_FILE, find_bundles, load_bundle, read_config
+from training.bundle import LATENTS_FILE, find_bundles, load_bundle, read_config
 from training.errors import LatentExplorerError
-from training.importers import load_state_dict
 from training.models.dcgan import DCGANConfig, Generator
-from training.untrusted import read_image_rgb
+from training.untrusted import pickle_scan
+from training.untrusted.checks import read_image_rgb
+from training.untrusted.importers import load_state_dict
 
 REPO = Path(__file__).resolve().parent.parent
 APP = str(REPO / "explorer" / "app.py")

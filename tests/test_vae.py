@@ -6,13 +6,13 @@ import torch
 from safetensors.torch import load_file
 
 from explorer.logic.diagnostics import first_layer_shift
-from training.checkpoint import load_bundle
+from training.bundle import load_bundle
 from training.errors import LatentExplorerError
-from training.latent import LatentDistribution
+from training.latent.priors import LatentDistribution
 from training.loops.config import TrainConfig
+from training.loops.trainer import train
 from training.loops.vae import holdout_split
 from training.models import dcgan, vae
-from training.trainer import train
 
 TINY = dict(latent_dim=8, image_size=32, g_width=8, d_width=8)
 

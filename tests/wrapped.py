@@ -6,7 +6,7 @@ from pathlib import Path
 
 from torch import nn
 
-from training.checkpoint import Bundle
+from training.bundle import Bundle
 from training.models import registry
 
 
@@ -18,7 +18,7 @@ def bundle_of(network: nn.Module, family: str = "dcgan", latent_dim: int = 100, 
               "dataset": {"name": "toyfaces"}}
     if prior is not None:
         config["prior"] = prior
-    networks = {registry.GENERATOR_NAME[family]: network}
+    networks = {registry.generator_name(family): network}
     if encoder is not None:
         networks["encoder"] = encoder
     return Bundle(Path("."), config, networks)

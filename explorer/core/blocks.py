@@ -1,7 +1,7 @@
 """The sampling page's batches, made of blocks of rows that every session shares, in one job per page run.
 
 A batch of n samples from a distribution and seed is the first n rows of the same long batch whatever n
-(training.latent.sample_latents), so it is assembled from blocks of BLOCK_ROWS rows kept in the shared cache:
+(training.latent.priors.sample_latents), so it is assembled from blocks of BLOCK_ROWS rows kept in the shared cache:
 a student who changes the number of samples only waits for the blocks nobody has computed yet, and the training
 prior's blocks, which every batch is compared with, are computed once per model and seed for the whole class.
 
@@ -29,10 +29,10 @@ from explorer.logic.sample import (
     sample_blocks,
     split_blocks,
 )
-from training import sampling
-from training.checkpoint import Bundle
-from training.latent import LatentDistribution
-from training.sampling import Samples
+from training.bundle import Bundle
+from training.latent import sampling
+from training.latent.priors import LatentDistribution
+from training.latent.sampling import Samples
 
 PREVIEW_ENV = "LATENT_EXPLORER_BUSY_PREVIEW_S"
 _LOG = logging.getLogger(__name__)

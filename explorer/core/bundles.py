@@ -14,9 +14,9 @@ import streamlit as st
 from streamlit.logger import get_logger
 
 from explorer.core import inference, shared_cache
-from training import bundle_paths
-from training.checkpoint import CONFIG_FILE, METRICS_FILE, Bundle, config_problems, find_bundles, load_bundle
-from training.checkpoint import read_config as read_config_file
+from training.bundle import CONFIG_FILE, METRICS_FILE, Bundle, config_problems, find_bundles, load_bundle
+from training.bundle import paths as bundle_paths
+from training.bundle import read_config as read_config_file
 from training.errors import LatentExplorerError
 from training.models import registry
 

@@ -15,7 +15,7 @@ import numpy as np
 import streamlit as st
 import torch
 
-from explorer.core.figures import image_grid
+from explorer.logic.figures import image_grid
 
 ENLARGED = 4  # the enlarged PNG: every pixel becomes a 4x4 block
 _UNSAFE = re.compile(r"[^A-Za-z0-9._+-]+")

@@ -7,7 +7,7 @@ import streamlit as st
 
 from explorer.core import bundles
 from explorer.logic.recognition import FEATURENET_NETWORK, FeatureNetwork
-from training.checkpoint import Bundle
+from training.bundle import Bundle
 from training.errors import LatentExplorerError
 
 

@@ -26,10 +26,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from training.checkpoint import Bundle
+from training.bundle import Bundle
 from training.errors import LatentExplorerError
-from training.latent import sample_latents
-from training.sampling import whole_batch_inputs
+from training.latent.priors import sample_latents
+from training.latent.sampling import whole_batch_inputs
 
 DEVICE_ENV = "LATENT_EXPLORER_DEVICE"
 PRECISION_ENV = "LATENT_EXPLORER_PRECISION"

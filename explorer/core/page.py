@@ -10,21 +10,20 @@ import streamlit as st
 
 from explorer.core import bundles, links, torch_worker
 from explorer.logic.links import Field
-from training.checkpoint import Bundle
+from training.bundle import Bundle
 from training.errors import LatentExplorerError
+from training.models import registry
 
 # A wait for the torch worker this long is still mentioned where the picture appears once it has arrived.
 QUEUE_NOTE_AFTER = 2.0
-# Pages that feed the generator codes z alone (no condition, no extra codes).
-Z_ONLY_PAGES = ("sweep", "interpolate", "arithmetic", "photo")
-# What a page needs, for the sentence that says why it does not apply: (what the model lacks, so ... and;
-# what to pick; the --model that trains one).
+# What a page needs, for the sentence that says why it does not apply: (what the model lacks, so ... and; what to
+# pick). The --model that trains one is the first family whose registry record lists the page.
 NEEDS = {
-    "vae_map": ("has no encoder, so there is no map of encoded images and", "a VAE", "vae"),
-    "conditions": ("takes no conditions, so there are no attributes to ask for and", "a conditional GAN", "cgan"),
-    "codes": ("has no InfoGAN codes, so there are no codes to turn and", "an InfoGAN", "infogan"),
+    "vae_map": ("has no encoder, so there is no map of encoded images and", "a VAE"),
+    "conditions": ("takes no conditions, so there are no attributes to ask for and", "a conditional GAN"),
+    "codes": ("has no InfoGAN codes, so there are no codes to turn and", "an InfoGAN"),
     "directions": ("takes a condition or extra codes beside z, so its attributes are set on the other attribute "
-                   "pages and", "a VAE or an unconditional GAN", "dcgan"),
+                   "pages and", "a VAE or an unconditional GAN"),
 }
 
 
@@ -111,7 +110,7 @@ def latent_caption(bundle: Bundle) -> str:
 def page_problem(bundle: Bundle, page: str) -> str | None:
     """Why the page does not apply to this bundle (said on the page), or None when it does."""
     capabilities = bundle.capabilities
-    if page in Z_ONLY_PAGES:
+    if page in registry.Z_ONLY_PAGES and page not in NEEDS:
         if not capabilities.generates:
             return (f"**{bundle.name}** is a {bundle.family} bundle, not a generator, so this page does not apply to "
                     "it. Pick a DCGAN or a VAE in the sidebar.")
@@ -123,7 +122,8 @@ def page_problem(bundle: Bundle, page: str) -> str | None:
         return None
     if page in capabilities.pages:
         return None
-    lacks, kind, model = NEEDS.get(page, ("has no generator for it, so", "a generator", "dcgan"))
+    lacks, kind = NEEDS.get(page, ("has no generator for it, so", "a generator"))
+    model = registry.first_family_for(page)
     names = list(bundles.applicable(page))
     return (f"**{bundle.name}** ({bundle.family}) {lacks} this page does not apply to it. "
             + (f"Pick {kind} in the sidebar: {', '.join(names)}." if names else

@@ -8,11 +8,11 @@ import streamlit as st
 import torch
 
 from explorer.core import torch_worker
-from explorer.core.figures import labelled_rows
 from explorer.logic.directions import walk
+from explorer.logic.figures import labelled_rows
 from explorer.logic.your_photo import codes_for
-from training.latent import STANDARD_NORMAL, sample_latents
-from training.sampling import decode
+from training.latent.priors import STANDARD_NORMAL, sample_latents
+from training.latent.sampling import decode
 
 PHOTO_PREFIX = "your photo: "
 

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from explorer.logic.recognition import FeatureNetwork
-from training.checkpoint import Bundle
+from training.bundle import Bundle
 
 T = TypeVar("T")
 

@@ -13,7 +13,7 @@ from explorer.logic import links
 from explorer.logic.real_images import DATA_ROOT_LABEL, remembered_data_root
 from training.data.location import DATA_ROOT_VARIABLE, PROCEDURAL_DATASETS
 from training.errors import LatentExplorerError
-from training.latent import PRESETS, LatentDistribution
+from training.latent.priors import PRESETS, LatentDistribution
 
 DATA_ROOT_KEY = "data_root"
 # Streamlit forgets a widget's value on a page that does not draw it; the setting is kept here between pages.

@@ -14,11 +14,11 @@ import numpy as np
 import torch
 
 from explorer.logic.recognition import FeatureNetwork
-from training import sampling
 from training.attributes import Attribute
-from training.checkpoint import Bundle
+from training.bundle import Bundle
 from training.errors import LatentExplorerError
-from training.latent import sample_latents
+from training.latent import sampling
+from training.latent.priors import sample_latents
 
 EXEMPLARS = 3  # codes averaged per concept, as in the paper
 POOL_SEED = 20160107  # the generated samples the feature network labels (the paper's arXiv date)

@@ -1,7 +1,7 @@
 """The InfoGAN's codes: the grid of fixed z with every code set by hand, one code swept at a time, and how much
 each code changes the image compared with changing z. No Streamlit here.
 
-An InfoGAN generator takes its structured codes as `info` (training.sampling), built by
+An InfoGAN generator takes its structured codes as `info` (training.latent.sampling), built by
 `generator.make_codes(categories, continuous)` from the bundle's code layout (`bundle.codes`).
 """
 
@@ -13,10 +13,10 @@ import numpy as np
 import torch
 
 from explorer.logic.image_change import between_faces, mean_abs_difference
-from training import sampling
-from training.checkpoint import Bundle
+from training.bundle import Bundle
 from training.errors import LatentExplorerError
-from training.sampling import Samples
+from training.latent import sampling
+from training.latent.sampling import Samples
 
 SWEPT_CODES = 8  # the z of the sweep grid: the first codes of the main grid
 

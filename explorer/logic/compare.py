@@ -20,14 +20,14 @@ from explorer.logic.real_images import real_images
 from explorer.logic.replay import summarise_metrics
 from explorer.logic.sample import sample_and_diagnose
 from explorer.logic.sharpness import mean_sharpness, sharpness_spread
-from training.checkpoint import Bundle
+from training.bundle import Bundle
 from training.errors import LatentExplorerError
-from training.experiments import ROOT_NAME as EXPERIMENTS_FOLDER
-from training.latent import LatentDistribution
+from training.latent.priors import LatentDistribution
 from training.metrics import scoring, wording
 from training.metrics.intervals import Estimate
 from training.metrics.manifold import SCORES
 from training.models import registry
+from training.recipes.experiments import ROOT_NAME as EXPERIMENTS_FOLDER
 
 
 @dataclass(frozen=True)
@@ -108,7 +108,7 @@ class Pairing:
 
     @property
     def gans(self) -> list[str]:
-        return self._with(lambda c: c.loop == "gan")
+        return self._with(lambda c: c.adversarial)
 
     def dataset_of(self, name: str) -> str | None:
         return self.known[name][1]["dataset"].get("name")

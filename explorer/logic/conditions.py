@@ -1,7 +1,8 @@
 """The conditional GAN's attributes: label rows that ask for chosen values, the grid of fixed codes with those
 values, and the "10 pairs" (the same z generated twice with one attribute changed). No Streamlit here.
 
-A conditional generator takes int64 label rows (B, A) in the order of the bundle's `conditions`; training.sampling
+A conditional generator takes int64 label rows (B, A) in the order of the bundle's `conditions`;
+training.latent.sampling
 passes them along with the codes.
 """
 
@@ -13,12 +14,12 @@ import numpy as np
 import torch
 
 from explorer.logic.image_change import between_faces, mean_abs_difference
-from training import sampling
 from training.attributes import Attribute
-from training.checkpoint import Bundle
+from training.bundle import Bundle
 from training.errors import LatentExplorerError
-from training.latent import sample_latents
-from training.sampling import Samples
+from training.latent import sampling
+from training.latent.priors import sample_latents
+from training.latent.sampling import Samples
 
 
 def value_index(attribute: Attribute, value: str) -> int:

@@ -18,7 +18,7 @@ from explorer.logic.diversity import (
     judged_features,
     same_image_distance,
 )
-from training.latent import LatentDistribution, sample_latents
+from training.latent.priors import LatentDistribution, sample_latents
 
 SATURATION_THRESHOLD = 0.98  # |x| above this after tanh: the pixel is pinned to black or white
 VARIED_RATIO = 0.8  # below this share of the prior's diversity the samples look alike ("reduced diversity")

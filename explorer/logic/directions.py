@@ -20,11 +20,11 @@ import torch
 
 from explorer.logic.held_out import HeldOutCodes
 from explorer.logic.recognition import FeatureNetwork, predict_labels, recognition_rate
-from training import sampling
 from training.attributes import Attribute
-from training.checkpoint import Bundle
+from training.bundle import Bundle
 from training.errors import LatentExplorerError
-from training.latent import sample_latents
+from training.latent import sampling
+from training.latent.priors import sample_latents
 
 METHODS = {"mean difference": "mean_difference", "logistic regression": "logistic_regression"}
 MIN_GROUP = 2  # codes needed on each side of the attribute to estimate anything

@@ -25,8 +25,8 @@ import torch
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
-from training import bundle_paths
-from training.checkpoint import CONFIG_FILE, Bundle, load_bundle
+from training.bundle import CONFIG_FILE, Bundle, load_bundle
+from training.bundle import paths as bundle_paths
 from training.errors import LatentExplorerError
 from training.models.featurenet import to_input
 

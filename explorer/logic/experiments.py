@@ -4,6 +4,7 @@ verdict per run computed from those numbers against its group's baseline (never 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -11,12 +12,19 @@ import numpy as np
 
 from explorer.logic.replay import SERIES_LABELS, series, smooth, summarise_metrics
 from explorer.logic.run_collapse import collapse_against, collapsed_by_scores
-from training.checkpoint import HISTORY_FILE, METRICS_FILE, Bundle, config_problems, find_bundles, read_config
+from training.bundle import (
+    EXPERIMENT_KEY,
+    Bundle,
+    config_problems,
+    find_bundles,
+    read_config,
+    read_history,
+    read_metrics,
+)
 from training.errors import LatentExplorerError
-from training.experiments import EXPERIMENT_KEY, GROUPS
 from training.loops.divergence import D_WON_THRESHOLD
 from training.models import registry
-from training.untrusted import read_json
+from training.recipes.experiments import GROUPS
 
 # Relative differences smaller than these are not worth a sentence.
 RATE_TOLERANCE = 0.05  # precision, recall, attribute accuracy (absolute, on a 0..1 scale)
@@ -66,20 +74,19 @@ class ExperimentRun:
         return self.bundle().snapshot_paths()
 
 
-def _read_optional(file: Path, what: str) -> dict:
-    if not file.exists():
-        return {}
+def _read_optional(read: Callable[[Path], dict], path: Path) -> dict:
+    """A run's history or metrics, with the checks load_bundle makes; {} when the file is missing or refused (the
+    run is still listed: its config was readable)."""
     try:
-        data = read_json(file, what)
+        return read(path)
     except LatentExplorerError:
         return {}
-    return data if isinstance(data, dict) else {}
 
 
 def read_run(path: str | Path, title: str | None = None) -> ExperimentRun:
     path = Path(path)
-    return ExperimentRun(path, read_config(path), _read_optional(path / HISTORY_FILE, "training history"),
-                         _read_optional(path / METRICS_FILE, "metrics"), title)
+    return ExperimentRun(path, read_config(path), _read_optional(read_history, path),
+                         _read_optional(read_metrics, path), title)
 
 
 def scored_outsiders(models: dict[str, str]) -> list[ExperimentRun]:
@@ -203,7 +210,7 @@ def code_statistics(run: ExperimentRun) -> dict[str, float] | None:
     """How the VAE's held-out code means (mu, what latents.npz stores) spread: N(0,1) has |mean| 0 and std 1 per
     dimension. A strong KL weight pulls the means towards 0 (std below 1) and leaves the rest to the encoder's
     sigma; how far each image's code distribution is from N(0,1) is the KL curve's job."""
-    if run.config.get("family") != "vae":
+    if not registry.capabilities(run.config.get("family", "")).has_encoder:
         return None
     try:
         latents = run.bundle().latents()
@@ -419,7 +426,8 @@ def missing_parts(run: ExperimentRun) -> str:
     """What a run does not ship, and what that costs, in one sentence."""
     shipped = run.config.get("networks_shipped")
     notes = []
-    capabilities = registry.CAPABILITIES.get(run.config.get("family"))
+    family = run.config.get("family")
+    capabilities = registry.capabilities(family) if family in registry.FAMILIES else None
     pages = [title for page, title in PAGE_TITLES.items() if capabilities and page in capabilities.pages]
     if shipped:
         notes.append(f"ships only its {' and '.join(shipped)} (float16), so it cannot be trained further")

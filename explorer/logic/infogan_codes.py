@@ -11,8 +11,8 @@ import torch
 
 from explorer.logic.codes import CodeSetting, code_sweep, sweep_change
 from explorer.logic.image_change import between_faces
-from training.checkpoint import Bundle
-from training.latent import sample_latents
+from training.bundle import Bundle
+from training.latent.priors import sample_latents
 from training.models.featurenet import FeatureNet, to_input
 
 PURE = 0.5  # a categorical value "means a class" when at least half of its images are that class

@@ -8,10 +8,10 @@ import numpy as np
 import torch
 
 from explorer.logic.diagnostics import NormReference, nonfinite_count
-from training import sampling
-from training.checkpoint import Bundle
+from training.bundle import Bundle
 from training.errors import LatentExplorerError
-from training.latent import sample_latents
+from training.latent import sampling
+from training.latent.priors import sample_latents
 
 METHODS = ("linear", "spherical")
 

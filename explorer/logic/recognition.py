@@ -9,8 +9,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from training import bundle_paths
 from training.attributes import Attribute
+from training.bundle import paths as bundle_paths
 
 FEATURENET_NETWORK = "featurenet"  # the network's name in a feature-network bundle
 

@@ -10,9 +10,8 @@ from pathlib import Path
 import numpy as np
 
 from explorer.logic.curves import DRAWN_POINTS, downsample_curves
-from training.checkpoint import METRICS_FILE, read_config
+from training.bundle import read_config, read_metrics
 from training.errors import LatentExplorerError
-from training.untrusted import read_json
 
 # History keys the loss plot knows, in display order, with their labels.
 GAN_SERIES = {"loss_g": "G loss", "loss_d": "D loss", "d_real": "D(x)", "d_fake": "D(G(z))"}
@@ -243,7 +242,7 @@ def _label(key: str) -> str:
 
 def _option_value(value: object) -> object:
     if isinstance(value, dict) and "kind" in value:
-        from training.latent import LatentDistribution
+        from training.latent.priors import LatentDistribution
 
         try:
             return LatentDistribution.from_json(value).label
@@ -317,9 +316,8 @@ def experiment_table(paths: list[str | Path]) -> list[dict[str, object]]:
             config = read_config(path)
         except LatentExplorerError:
             continue
-        metrics_file = Path(path) / METRICS_FILE
         try:
-            metrics = summarise_metrics(read_json(metrics_file, "metrics")) if metrics_file.exists() else {}
+            metrics = summarise_metrics(read_metrics(path))
         except (LatentExplorerError, AttributeError, TypeError):
             metrics = {}
         options: dict[str, object] = {"family": config["family"]}

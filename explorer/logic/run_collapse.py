@@ -23,9 +23,9 @@ from explorer.logic.diversity import (
     same_image_distance,
     spread_beyond,
 )
-from training import sampling
-from training.checkpoint import CONFIG_FILE, load_bundle
+from training.bundle import CONFIG_FILE, load_bundle
 from training.errors import LatentExplorerError
+from training.latent import sampling
 
 SEED = 0  # every run draws the same codes of its prior: the fixed-noise idea of the snapshot grids
 # Without samples to measure: scores that only a collapsed model reaches. Recall near zero alone is common for

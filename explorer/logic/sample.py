@@ -17,10 +17,10 @@ from explorer.logic.diagnostics import (
     prior_numbers,
 )
 from explorer.logic.diversity import feature_judge
-from training import sampling
-from training.checkpoint import Bundle
-from training.latent import ROW_BLOCK, LatentDistribution, sample_latents
-from training.sampling import Samples
+from training.bundle import Bundle
+from training.latent import sampling
+from training.latent.priors import ROW_BLOCK, LatentDistribution, sample_latents
+from training.latent.sampling import Samples
 
 BLOCK_ROWS = ROW_BLOCK  # the sampling page computes (and every session shares) its batches in blocks of rows
 # Above this expected wait the sampling page computes one block first (a preview) rather than the whole batch:

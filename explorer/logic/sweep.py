@@ -19,10 +19,10 @@ from explorer.logic.diagnostics import (
     rounded,
 )
 from explorer.logic.diversity import feature_judge
-from training import sampling
-from training.checkpoint import Bundle
+from training.bundle import Bundle
 from training.errors import LatentExplorerError
-from training.latent import LatentDistribution
+from training.latent import sampling
+from training.latent.priors import LatentDistribution
 
 MAX_ROWS = 41  # -10..10 in steps of 0.5; each row costs a batch through the generator
 

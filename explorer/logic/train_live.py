@@ -9,9 +9,9 @@ import numpy as np
 import plotly.graph_objects as go
 import torch
 
-from explorer.core.figures import TEXT_PX, loss_figure
 from explorer.logic.curves import downsample_curves
 from explorer.logic.diagnostics import image_diversity
+from explorer.logic.figures import TEXT_PX, loss_figure
 from explorer.logic.replay import (
     EQUILIBRIUM_LOSS_D,
     EQUILIBRIUM_LOSS_G,

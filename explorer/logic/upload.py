@@ -9,13 +9,13 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from training import bundle_paths
+from training.bundle import paths as bundle_paths
+from training.bundle.trained_on import TRAINED_ON, UNKNOWN, record_trained_on, shipped_generator
 from training.data.location import PROCEDURAL_DATASETS, find_dataset_folder
 from training.errors import LatentExplorerError
-from training.importers import import_tutorial_dcgan
 from training.metrics import scoring, wording
 from training.metrics.manifold import SCORES
-from training.trained_on import TRAINED_ON, UNKNOWN, record_trained_on, shipped_generator
+from training.untrusted.importers import import_tutorial_dcgan
 
 EXTENSIONS = ("pth", "pt", "pkl")  # many courses name their torch.save files .pkl
 # The "trained on" choices, "something else" first: a file says nothing about its data, so none is assumed.

@@ -14,11 +14,11 @@ import numpy as np
 import torch
 
 from explorer.logic.held_out import HeldOutCodes
-from training import sampling
-from training.checkpoint import Bundle
+from training.bundle import Bundle
 from training.data.base import images_to_tensor
 from training.errors import LatentExplorerError
-from training.latent import LatentDistribution, sample_latents
+from training.latent import sampling
+from training.latent.priors import LatentDistribution, sample_latents
 
 MAX_TSNE_POINTS = 2000
 TSNE_ITERATIONS = 500  # scikit-learn's minimum is 250; 500 settles small maps and keeps a classroom waiting < 30 s

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from training.inversion import InversionResult
+from training.latent.inversion import InversionResult
 
 PHOTO_CODES_KEY = "photo_codes"
 TSNE_NEIGHBOURS = 10

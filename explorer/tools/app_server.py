@@ -16,7 +16,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parent.parent.parent
+from training.bundle import paths as bundle_paths
+
+REPO_ROOT = bundle_paths.REPO_ROOT
 APP = REPO_ROOT / "explorer" / "app.py"
 HOST = "127.0.0.1"  # the harnesses never leave this machine
 LOAD_LOG_LINE = "loaded model bundle"  # written by explorer.core.bundles on every real model load

@@ -24,7 +24,10 @@ import time
 import urllib.request
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent.parent
+from training.bench.report import emit
+from training.bundle import paths as bundle_paths
+
+REPO = bundle_paths.REPO_ROOT
 APP = REPO / "explorer" / "app.py"
 DEFAULT_BUNDLE = REPO / "checkpoints" / "toyfaces" / "dcgan"
 TSNE_BUNDLE = REPO / "checkpoints" / "toyfaces" / "vae"
@@ -33,11 +36,6 @@ MEANS = [m / 2 for m in range(-20, 21)]
 # A pause between the timed paths: the server and this process each keep a team of torch threads, and a team that
 # has just worked spins for a while; timing one while the other spins would measure their fight for the cores.
 SETTLE_S = 0.1
-
-
-def emit(figure: str, value: float | None, unit: str, **extra) -> None:
-    print(json.dumps({"figure": figure, "value": None if value is None else round(value, 4), "unit": unit, **extra}),
-          flush=True)
 
 
 def p95(values: list[float]) -> float:
@@ -84,8 +82,8 @@ def rerun_vs_bare(reruns: int, n: int = 64) -> None:
     from explorer.logic.sample import prior_batch_numbers, prior_samples, sample_and_diagnose
     from explorer.tools.app_server import Server, one_model
     from explorer.tools.stream_session import Session
-    from training.checkpoint import load_bundle
-    from training.latent import LatentDistribution
+    from training.bundle import load_bundle
+    from training.latent.priors import LatentDistribution
 
     bundle = inference.prepare(load_bundle(DEFAULT_BUNDLE))
     prior_batch = prior_samples(bundle, n, 0)

@@ -16,7 +16,9 @@ from pathlib import Path
 
 import torch
 
-REPO = Path(__file__).resolve().parent.parent.parent
+from training.bundle import paths as bundle_paths
+
+REPO = bundle_paths.REPO_ROOT
 GENERATORS = tuple(f"{dataset}/{family}" for dataset in ("toyfaces", "celeba", "anime") for family in
                    ("dcgan", "vae", "cgan")) + ("fashion-mnist/cgan", "fashion-mnist/vae")
 PAGE_SAMPLES, SWEEP_SAMPLES, SEED = 64, 32, 0
@@ -56,7 +58,7 @@ def harmless_share(bundle, judge) -> float | None:
     """How far the harmless change moves a prior sample in the feature network, as a share of the median distance
     between two prior samples (the median over SWEEP_SAMPLES samples): what the same-image share is calibrated on."""
     from explorer.logic.diversity import judged_features
-    from training import sampling
+    from training.latent import sampling
 
     if judge is None:
         return None
@@ -69,7 +71,7 @@ def harmless_share(bundle, judge) -> float | None:
 def both_measures(bundle, dist, n: int, prior_batch, reference, judge) -> tuple:
     """(old diagnostics in pixels, new diagnostics in the feature network, images) of one batch."""
     from explorer.logic.diagnostics import diagnose
-    from training import sampling
+    from training.latent import sampling
 
     drawn = sampling.sample(bundle, dist, n, SEED)
     args = (bundle.generator, dist, bundle.prior, drawn.codes, drawn.images, prior_batch.codes, prior_batch.images,
@@ -83,9 +85,9 @@ def generator_rows(path: Path, out: Path) -> list[dict]:
     from explorer.logic.diversity import feature_judge
     from explorer.logic.sample import sample_and_diagnose
     from explorer.logic.sweep import mean_sweep
-    from training import sampling
-    from training.checkpoint import load_bundle
-    from training.latent import LatentDistribution
+    from training.bundle import load_bundle
+    from training.latent import sampling
+    from training.latent.priors import LatentDistribution
 
     bundle = load_bundle(path)
     judge = feature_judge(bundle)
@@ -146,7 +148,7 @@ def main(argv: list[str] | None = None) -> None:
             continue
         start = time.perf_counter()
         from explorer.logic.diversity import feature_judge
-        from training.checkpoint import load_bundle
+        from training.bundle import load_bundle
 
         bundle = load_bundle(path)
         print(markdown(generator, generator_rows(path, out), docs, harmless_share(bundle, feature_judge(bundle))))

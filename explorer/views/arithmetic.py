@@ -6,7 +6,6 @@ import torch
 from explorer.core import torch_worker
 from explorer.core.downloads import file_stem, picture_downloads
 from explorer.core.featurenets import featurenet_for, needs_featurenet_text
-from explorer.core.figures import labelled_rows
 from explorer.core.page import preamble, said_on_error
 from explorer.logic import links
 from explorer.logic.arithmetic import (
@@ -22,6 +21,7 @@ from explorer.logic.arithmetic import (
     verdict,
     work_example,
 )
+from explorer.logic.figures import labelled_rows
 from training.errors import LatentExplorerError
 
 POOL = 1024  # generated samples the feature network labels, once per model for every session

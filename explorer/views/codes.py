@@ -8,10 +8,10 @@ import streamlit as st
 from explorer.core import links as page_links
 from explorer.core import torch_worker
 from explorer.core.downloads import file_stem, grid_downloads, picture_downloads
-from explorer.core.figures import grid_jpeg, labelled_rows
 from explorer.core.page import preamble, said_on_error
 from explorer.logic import links
 from explorer.logic.codes import CodeSetting, code_effects, code_grid
+from explorer.logic.figures import grid_jpeg, labelled_rows
 
 DEFAULTS = {"attr_n": 16, "attr_seed": 0}
 LINKED = [links.whole("attr_n", 4, 64, 4, name="n"), links.seed("attr_seed", name="seed")]

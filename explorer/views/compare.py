@@ -9,7 +9,6 @@ from explorer.core import bundles, torch_worker
 from explorer.core import links as page_links
 from explorer.core.bundles import BundleKey, key_of, read_config
 from explorer.core.downloads import file_stem, grid_downloads
-from explorer.core.figures import crossed_out_note, grid_jpeg
 from explorer.core.page import preamble
 from explorer.core.widgets import (
     chosen_distribution,
@@ -30,10 +29,11 @@ from explorer.logic.compare import (
     verdict_tone,
 )
 from explorer.logic.diagnostics import shown
+from explorer.logic.figures import crossed_out_note, grid_jpeg
 from explorer.logic.real_images import real_images
 from explorer.logic.recognition import featurenet_path
 from training.errors import LatentExplorerError
-from training.latent import LatentDistribution
+from training.latent.priors import LatentDistribution
 from training.metrics.nearest import copy_verdict, nearest_real, tiles
 
 DEFAULTS = distribution_defaults("compare_", n=32)

@@ -9,10 +9,10 @@ from explorer.core import links as page_links
 from explorer.core import torch_worker
 from explorer.core.downloads import file_stem, grid_downloads, picture_downloads
 from explorer.core.featurenets import featurenet_for, needs_featurenet_text
-from explorer.core.figures import grid_jpeg, labelled_rows
 from explorer.core.page import preamble, said_on_error
 from explorer.logic import links
 from explorer.logic.conditions import conditional_grid, explain_pairs, seeded_pairs
+from explorer.logic.figures import grid_jpeg, labelled_rows
 
 DEFAULTS = {"attr_n": 16, "attr_seed": 0, "attr_pairs": 10}
 LINKED = [links.whole("attr_n", 4, 64, 4, name="n"), links.seed("attr_seed", name="seed"),

@@ -9,7 +9,6 @@ from explorer.core import photo_hooks, torch_worker
 from explorer.core.bundles import BundleKey, key_of
 from explorer.core.downloads import file_stem, picture_downloads
 from explorer.core.featurenets import featurenet_at, featurenet_for, needs_featurenet_text
-from explorer.core.figures import labelled_rows, walk_figure
 from explorer.core.page import preamble, said_on_error
 from explorer.logic import links
 from explorer.logic.directions import (
@@ -26,8 +25,9 @@ from explorer.logic.directions import (
     walk_a_direction,
     walk_positions,
 )
+from explorer.logic.figures import labelled_rows, walk_figure
 from explorer.logic.held_out import held_out_codes
-from training.checkpoint import LATENTS_FILE
+from training.bundle import LATENTS_FILE
 from training.errors import LatentExplorerError
 
 DEFAULTS = {"attr_dir_method": "mean difference", "attr_dir_t": 1.5, "attr_dir_faces": 8, "attr_dir_seed": 0,

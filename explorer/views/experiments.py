@@ -8,7 +8,6 @@ import torch
 from explorer.core import bundles, torch_worker
 from explorer.core import links as page_links
 from explorer.core.downloads import file_stem, picture_downloads
-from explorer.core.figures import grid_corner, labelled_rows, overlay_figure, upscale
 from explorer.core.widgets import data_root_setting
 from explorer.logic import links
 from explorer.logic.codes import CodeSetting, code_sweep
@@ -29,17 +28,18 @@ from explorer.logic.experiments import (
     scored_outsiders,
     verdict,
 )
+from explorer.logic.figures import grid_corner, labelled_rows, overlay_figure, upscale
 from explorer.logic.infogan_codes import code_findings
 from explorer.logic.real_images import real_images
 from explorer.logic.replay import SERIES_LABELS
 from explorer.logic.vae_map import reconstruct
-from training.bundle_paths import featurenet_path
-from training.checkpoint import CONFIG_FILE, HISTORY_FILE, METRICS_FILE, find_bundles
+from training.bundle import CONFIG_FILE, HISTORY_FILE, METRICS_FILE, find_bundles
+from training.bundle.paths import featurenet_path
 from training.errors import LatentExplorerError
-from training.experiments import ROOT_NAME
-from training.latent import sample_latents
+from training.latent.priors import sample_latents
 from training.models import registry
-from training.untrusted import read_image_rgb
+from training.recipes.experiments import ROOT_NAME
+from training.untrusted.checks import read_image_rgb
 
 EXPERIMENTS = bundles.CHECKPOINTS / ROOT_NAME
 # Faces of a 32 px grid drawn at least 64 px wide: 2 runs a row, each its grid's top-left 4 x 4 faces enlarged 3 times
@@ -113,7 +113,8 @@ groups = _groups(str(EXPERIMENTS), signature)
 for problem in _refused(str(EXPERIMENTS), signature).values():
     st.warning(f"Not shown: {problem}")
 if not groups:
-    st.info(f"No experiment runs under `{EXPERIMENTS}`. Train a group with `python -m training.experiments GROUP` "
+    st.info(f"No experiment runs under `{EXPERIMENTS}`. Train a group with "
+            "`python -m training.recipes.experiments GROUP` "
             "(see Experiment groups in docs/teachers-guide.md).")
     st.stop()
 

@@ -6,13 +6,13 @@ import streamlit as st
 
 from explorer.core import photo_hooks, torch_worker
 from explorer.core.downloads import file_stem, picture_downloads
-from explorer.core.figures import crossed_out_note, labelled_rows, path_norms_figure
 from explorer.core.page import preamble
 from explorer.logic import links
 from explorer.logic.diagnostics import nonfinite_images_sentence, prior_norm_reference
+from explorer.logic.figures import crossed_out_note, labelled_rows, path_norms_figure
 from explorer.logic.interpolate import end_code, explain_paths, interpolation
 from training.errors import LatentExplorerError
-from training.latent import LatentDistribution
+from training.latent.priors import LatentDistribution
 
 DEFAULTS = {"interp_seed_a": 0, "interp_seed_b": 1, "interp_steps": 9}
 LINKED = [links.seed("interp_seed_a", name="from"), links.seed("interp_seed_b", name="to"),

@@ -6,10 +6,10 @@ import streamlit as st
 
 from explorer.core import bundles, torch_worker
 from explorer.core.downloads import file_stem, picture_downloads
-from explorer.core.figures import MAX_CURVES, grid_jpeg, loss_figure, upscale
 from explorer.core.page import preamble
 from explorer.core.widgets import data_root_setting
 from explorer.logic import links
+from explorer.logic.figures import MAX_CURVES, grid_jpeg, loss_figure, upscale
 from explorer.logic.real_images import real_images
 from explorer.logic.replay import (
     EQUILIBRIUM_LOSS_D,
@@ -27,9 +27,9 @@ from explorer.logic.replay import (
     run_status,
     vae_story,
 )
-from training import sampling
 from training.errors import LatentExplorerError
-from training.untrusted import read_image_rgb
+from training.latent import sampling
+from training.untrusted.checks import read_image_rgb
 
 COMPARE_SAMPLES = 16
 DEFAULTS = {"replay_smooth": True, "replay_window": 50, "replay_seed": 0}

@@ -4,14 +4,14 @@ import streamlit as st
 
 from explorer.core import blocks, photo_hooks, torch_worker
 from explorer.core.downloads import file_stem, grid_downloads
-from explorer.core.figures import crossed_out_note, grid_jpeg, norm_histogram
 from explorer.core.page import page_fragment, preamble
 from explorer.core.widgets import chosen_distribution, distribution_controls, distribution_defaults, distribution_links
 from explorer.logic.diagnostics import explain, prior_norm_reference, shown
 from explorer.logic.diversity import JUDGED_IMAGES
+from explorer.logic.figures import crossed_out_note, grid_jpeg, norm_histogram
 from explorer.logic.sample import FIRST_BLOCK_NOTE, diagnostics_rows, prior_norms, shown_count
-from training.checkpoint import Bundle
-from training.latent import LatentDistribution
+from training.bundle import Bundle
+from training.latent.priors import LatentDistribution
 
 ALL_ASKED_KEY = "sample_all_asked"  # the setting for which the student asked to see every sample while busy
 

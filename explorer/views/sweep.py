@@ -7,13 +7,13 @@ import streamlit as st
 
 from explorer.core import torch_worker
 from explorer.core.downloads import file_stem, picture_downloads
-from explorer.core.figures import crossed_out_note, labelled_rows, sweep_figure
 from explorer.core.page import preamble
 from explorer.logic import links
 from explorer.logic.diagnostics import nonfinite_count
 from explorer.logic.diversity import COLLAPSED_AT_MOST
+from explorer.logic.figures import crossed_out_note, labelled_rows, sweep_figure
 from explorer.logic.sweep import VARIED_RATIO, explain_sweep, headline, mean_sweep, summarise, sweep_means, sweep_table
-from training.checkpoint import Bundle
+from training.bundle import Bundle
 from training.errors import LatentExplorerError
 
 DIAGNOSTIC_SAMPLES = 32  # the numbers use this many codes per mean; the rows show the first few

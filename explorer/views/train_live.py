@@ -8,9 +8,9 @@ import streamlit as st
 
 from explorer.core import bundles, torch_worker
 from explorer.core import links as page_links
-from explorer.core.figures import grid_jpeg
 from explorer.core.widgets import data_root_setting
 from explorer.logic import links
+from explorer.logic.figures import grid_jpeg
 from explorer.logic.train_live import (
     curves_figure,
     describe_change,
@@ -24,7 +24,7 @@ from explorer.logic.train_live import (
 from training.errors import LatentExplorerError
 from training.live import protocol
 from training.live.manager import NAME_LENGTH, manager, runs_folder
-from training.live.settings import ACTIVATIONS, CHANGEABLE, D_RATIOS, FAMILIES, LiveSettings, fashion_mnist_missing
+from training.live.settings import ACTIVATIONS, D_RATIOS, LiveSettings, fashion_mnist_missing
 from training.models import registry
 
 DATASET_LABELS = {"toyfaces": "toy faces (drawn by the app)", "fashion-mnist": "Fashion-MNIST",
@@ -36,7 +36,7 @@ KL_WEIGHTS = [1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0]
 ACTIVE = ("loading", "running", "paused", "saving")  # states in which the fixed settings cannot change
 TICKING = ("loading", "running", "saving")  # states in which the panel refreshes itself
 KEEP_TEMPORARY, KEEP_FOLDER = "only in this browser tab, until the server stops", "in the server's runs folder"
-DEFAULTS = {"live_dataset": "toyfaces", "live_family": "dcgan", "live_image_size": 32, "live_latent_dim": 100,
+DEFAULTS = {"live_dataset": "toyfaces", "live_family": registry.LIVE[0], "live_image_size": 32, "live_latent_dim": 100,
             "live_g_activation": "relu", "live_width": 32, "live_batch_size": 64, "live_num_images": 4096,
             "live_seed": 0, "live_lr_g": 2e-4, "live_lr_d": 2e-4, "live_d_ratio": "1", "live_label_smoothing": 0.0,
             "live_label_flip": 0.0, "live_class_weight": 1.0, "live_noise": "N(0,1)", "live_kl_weight": 1e-4,
@@ -46,7 +46,7 @@ BATCH_SIZES, IMAGE_COUNTS = [16, 32, 64, 128], [256, 1024, 4096, 10000, 30000]
 SMOOTHING, FLIPPING = (0.0, 0.4, 0.05), (0.0, 0.3, 0.01)
 # The settings a link carries (?family=vae&kl_weight=0.01); where a run is kept and its name stay the visitor's.
 LINKED = [links.choice("live_dataset", list(DATASET_LABELS), name="dataset"),
-          links.choice("live_family", list(FAMILIES), name="family"),
+          links.choice("live_family", list(registry.LIVE), name="family"),
           links.choice("live_image_size", IMAGE_SIZES, name="image_size"),
           links.choice("live_latent_dim", LATENT_SIZES, name="latent_dim"),
           links.choice("live_g_activation", list(ACTIVATIONS), name="g_activation"),
@@ -104,7 +104,8 @@ def chosen_settings() -> LiveSettings:
 def knob_values(settings: LiveSettings) -> dict:
     """The knobs on screen that differ from the run's: what Resume or One step sends first."""
     chosen = chosen_settings()
-    return {k: getattr(chosen, k) for k in CHANGEABLE[settings.family] if getattr(chosen, k) != getattr(settings, k)}
+    knobs = registry.family(settings.family).live_knobs
+    return {k: getattr(chosen, k) for k in knobs if getattr(chosen, k) != getattr(settings, k)}
 
 
 # -- actions (button callbacks: they run before the page is drawn again) ---------------------------------------
@@ -160,7 +161,8 @@ def run_settings(disabled: bool) -> None:
     c1, c2, c3 = st.columns(3)
     c1.selectbox("Dataset", list(DATASET_LABELS), format_func=DATASET_LABELS.get, key="live_dataset",
                  disabled=disabled)
-    c2.radio("Model", list(FAMILIES), format_func=FAMILIES.get, key="live_family", horizontal=True,
+    c2.radio("Model", list(registry.LIVE), format_func=lambda name: registry.family(name).display, key="live_family",
+             horizontal=True,
              disabled=disabled)
     c3.radio("Image size", IMAGE_SIZES, format_func=lambda s: f"{s} px", key="live_image_size", horizontal=True,
              disabled=disabled)

@@ -9,9 +9,9 @@ import streamlit as st
 from explorer.core import bundles, torch_worker
 from explorer.core import links as page_links
 from explorer.core.downloads import file_stem, grid_downloads
-from explorer.core.figures import grid_jpeg
 from explorer.core.widgets import data_root_setting
 from explorer.logic import links
+from explorer.logic.figures import grid_jpeg
 from explorer.logic.real_images import APP_ASK, remembered_data_root
 from explorer.logic.upload import (
     EXTENSIONS,
@@ -26,8 +26,9 @@ from explorer.logic.upload import (
     scoring_problem,
     versus_sentence,
 )
-from training import bundle_paths, sampling
+from training.bundle import paths as bundle_paths
 from training.errors import LatentExplorerError
+from training.latent import sampling
 from training.metrics.evaluate import write_metrics
 from training.metrics.side_by_side import FLOOR, SideBySide
 

@@ -9,10 +9,10 @@ import streamlit as st
 from explorer.core import torch_worker
 from explorer.core.bundles import BundleKey, key_of
 from explorer.core.downloads import file_stem, grid_downloads, picture_downloads
-from explorer.core.figures import grid_jpeg, labelled_rows, latent_scatter
 from explorer.core.page import preamble
 from explorer.core.widgets import data_root_setting
 from explorer.logic import links
+from explorer.logic.figures import grid_jpeg, labelled_rows, latent_scatter
 from explorer.logic.held_out import held_out_codes
 from explorer.logic.real_images import real_images
 from explorer.logic.vae_map import (
@@ -28,10 +28,10 @@ from explorer.logic.vae_map import (
     reconstruct,
     tsne_map,
 )
-from training import sampling
-from training.checkpoint import LATENTS_FILE
+from training.bundle import LATENTS_FILE
 from training.errors import LatentExplorerError
-from training.latent import PRESETS
+from training.latent import sampling
+from training.latent.priors import PRESETS
 
 OVERLAY_CODES = 200
 NO_COLOUR = "(one colour)"

@@ -10,10 +10,10 @@ import torch
 
 from explorer.core import bundles, torch_worker
 from explorer.core.downloads import file_stem, picture_downloads
-from explorer.core.figures import image_grid, labelled_rows, latent_scatter
 from explorer.core.page import preamble
 from explorer.core.widgets import DATA_ROOT_KEPT
 from explorer.logic import links
+from explorer.logic.figures import image_grid, labelled_rows, latent_scatter
 from explorer.logic.held_out import held_out_codes
 from explorer.logic.real_images import remembered_data_root
 from explorer.logic.vae_map import pca_map, tsne_map
@@ -29,11 +29,11 @@ from explorer.logic.your_photo import (
     training_match,
     training_match_sentence,
 )
-from training.checkpoint import LATENTS_FILE
+from training.bundle import LATENTS_FILE
 from training.errors import LatentExplorerError
-from training.inversion import InversionSettings, Inverter
-from training.photos import content_check, read_photo_bytes, training_preprocessing
-from training.typicality import reference_norms, typicality
+from training.latent.inversion import InversionSettings, Inverter
+from training.latent.typicality import reference_norms, typicality
+from training.untrusted.photos import content_check, read_photo_bytes, training_preprocessing
 
 MAX_PHOTOS = 4
 PHOTO_SCALE = 4
@@ -90,7 +90,7 @@ def say_training_images(bundle, photos) -> None:
 
 @st.cache_data(max_entries=16)
 def cached_reference_norms(prior_json: str, dim: int) -> np.ndarray:
-    from training.latent import LatentDistribution
+    from training.latent.priors import LatentDistribution
 
     return reference_norms(LatentDistribution.from_json(json.loads(prior_json)), dim)
 

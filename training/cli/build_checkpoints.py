@@ -6,7 +6,7 @@ import argparse
 from functools import partial
 from pathlib import Path
 
-from training.bundle_paths import REPO_CHECKPOINTS
+from training.bundle.paths import REPO_CHECKPOINTS
 from training.cli.arguments import at_least
 
 
@@ -33,12 +33,12 @@ def run(args: argparse.Namespace) -> None:
 
     import torch
 
-    from training.checkpoint import METRICS_FILE, read_config
+    from training.bundle import METRICS_FILE, read_config
+    from training.bundle.output_folder import check_folder, remove_own_files
     from training.data.registry import load_dataset
-    from training.experiments import rebuild_run
-    from training.output_folder import check_folder, remove_own_files
-    from training.rebuild import dataset_arguments, recipe, select, strip_dataset_images
-    from training.trainer import train
+    from training.loops.trainer import train
+    from training.recipes.experiments import rebuild_run
+    from training.recipes.rebuild import dataset_arguments, recipe, select, strip_dataset_images
 
     at_least(args, 1, "--threads")
     if args.threads:

@@ -39,6 +39,10 @@ def add_parser(sub) -> None:
                         "(without it nothing is written: checking a shipped model leaves it as it was)")
     parser.add_argument("--no-write", action="store_true", help=argparse.SUPPRESS)  # the old opt-out; now the default
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.add_argument("--nearest", type=int, default=0, metavar="N",
+                        help="also check N samples for copies of training images: each one's nearest training image "
+                             "by features and by pixels, against the usual distance between two training images "
+                             "(stored as 'memorisation'; default 0: no check)")
 
 
 def _cell(row: dict, name: str) -> str:
@@ -84,20 +88,23 @@ def format_report(result: dict) -> str:
         rec = result["reconstruction"]
         lines += ["", f"reconstruction MSE on {rec['images']} held-out images: {rec['mse']:.5f} "
                       f"(pixels in [-1, 1]); {rec['mse_01']:.5f} (pixels in [0, 1])"]
+    if "memorisation" in result:
+        lines += ["", f"memorisation: {result['memorisation']['verdict']}"]
     lines.append(f"\n{result['seconds']:.0f} s")
     return "\n".join(lines)
 
 
 def run(args: argparse.Namespace) -> None:
     at_least(args, 1, "--samples", "--k", "--batch-size", "--set-size")
+    at_least(args, 0, "--nearest")
     seeds(args, "--seed")
     if args.write and args.no_write:
         raise LatentExplorerError("--write and --no-write contradict each other; pass one of them")
 
-    from training.checkpoint import METRICS_FILE, load_bundle, read_config
+    from training.bundle import METRICS_FILE, load_bundle, read_config
+    from training.bundle.output_folder import os_error
     from training.metrics.evaluate import evaluate_bundle, write_metrics
     from training.models.registry import capabilities
-    from training.output_folder import os_error
 
     family = read_config(args.bundle)["family"]
     # The VAE's encoder is a training network: load it for the reconstruction error.
@@ -105,6 +112,14 @@ def run(args: argparse.Namespace) -> None:
     result = evaluate_bundle(bundle, featurenet=args.feature_net, samples=args.samples, seed=args.seed,
                              data_root=args.data_root, k=args.k, set_size=args.set_size, batch_size=args.batch_size,
                              progress=not args.quiet)
+    if args.nearest:
+        from training.metrics.evaluate import featurenet_for
+        from training.metrics.memorisation import METRICS_KEY, memorisation_check
+        from training.metrics.real import load_real_for_bundle
+
+        real = load_real_for_bundle(bundle.config, data_root=args.data_root, n_test=2)
+        net = featurenet_for(bundle, args.feature_net)[0]
+        result[METRICS_KEY] = memorisation_check(bundle, real.train, net, samples=args.nearest, seed=args.seed)
     print(json.dumps(result, indent=1) if args.json else format_report(result))
     if args.write:
         try:  # the one file evaluate writes, beside the weights it scored

@@ -28,11 +28,11 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
-    from training.checkpoint import CONFIG_FILE, WEIGHTS_FILE, load_bundle
+    from training.bundle import CONFIG_FILE, WEIGHTS_FILE, load_bundle
+    from training.bundle.output_folder import check_folder, remove_own_files
+    from training.bundle.trained_on import check_choice
     from training.errors import LatentExplorerError
-    from training.importers import import_tutorial_dcgan
-    from training.output_folder import check_folder, remove_own_files
-    from training.trained_on import check_choice
+    from training.untrusted.importers import import_tutorial_dcgan
 
     check_choice(args.data)
     check_folder(args.out, overwrite=args.overwrite)  # before the file is read: a wrong --out fails at once

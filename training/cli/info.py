@@ -11,7 +11,7 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
-    from training.checkpoint import load_bundle
+    from training.bundle import load_bundle
 
     bundle = load_bundle(args.bundle)
     if not bundle.capabilities.generates:  # the feature network: a classifier for the metrics, no latent space

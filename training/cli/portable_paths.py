@@ -21,12 +21,12 @@ def add_parser(sub) -> None:
 def run(args: argparse.Namespace) -> None:
     from pathlib import Path
 
-    from training.checkpoint import CONFIG_FILE, METRICS_FILE, atomic_write_json, find_bundles
+    from training.bundle import CONFIG_FILE, METRICS_FILE, atomic_write_json, find_bundles
+    from training.bundle.output_folder import os_error
     from training.cli.build_checkpoints import REPO_CHECKPOINTS
     from training.data.location import portable_record
     from training.errors import LatentExplorerError
-    from training.output_folder import os_error
-    from training.untrusted import read_json
+    from training.untrusted.checks import read_json
 
     bundles = [b for folder in args.folders for b in find_bundles(folder)]
     if not bundles:

@@ -27,11 +27,11 @@ def run(args: argparse.Namespace) -> None:
     at_least(args, 1, "--nrow")
     seeds(args, "--seed")
 
-    from training import sampling
-    from training.checkpoint import load_bundle
-    from training.grids import save_grid
-    from training.latent import LatentDistribution
-    from training.output_folder import check_file, check_output_folder, os_error
+    from training.bundle import load_bundle
+    from training.bundle.grids import save_grid
+    from training.bundle.output_folder import check_file, check_output_folder, os_error
+    from training.latent import sampling
+    from training.latent.priors import LatentDistribution
 
     out = Path(args.out)
     check_file(out, overwrite=args.overwrite)

@@ -6,8 +6,23 @@ import argparse
 
 from training.cli.arguments import add_overwrite, at_least, device, names_list, seeds
 
-# registry.TRAINABLE, written out so that `--help` need not import torch (tests/test_registry.py keeps them equal).
-TRAINABLE_FAMILIES = ("dcgan", "vae", "cgan", "infogan")
+
+class _Trainable:
+    """registry.TRAINABLE, looked up only when argparse asks (building the parser must not import torch)."""
+
+    def _names(self) -> tuple[str, ...]:
+        from training.models import registry
+
+        return registry.TRAINABLE
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._names()
+
+    def __iter__(self):
+        return iter(self._names())
+
+
+TRAINABLE_FAMILIES = _Trainable()
 
 
 def _steps_list(text: str) -> tuple[int, ...]:
@@ -158,13 +173,13 @@ def run(args: argparse.Namespace) -> None:
     import os
     from dataclasses import asdict
 
+    from training.bundle.output_folder import check_folder, remove_own_files
     from training.data.registry import load_dataset
-    from training.distributed import shutdown
-    from training.latent import LatentDistribution
+    from training.latent.priors import LatentDistribution
     from training.loops.config import TrainConfig
+    from training.loops.distributed import shutdown
+    from training.loops.trainer import train
     from training.models import registry
-    from training.output_folder import check_folder, remove_own_files
-    from training.trainer import train
 
     noise = LatentDistribution.parse(args.noise)
     train_config = TrainConfig(

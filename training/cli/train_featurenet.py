@@ -51,11 +51,11 @@ def run(args: argparse.Namespace) -> None:
 
     from pathlib import Path
 
-    from training.bundle_paths import featurenet_path
-    from training.checkpoint import CONFIG_FILE, HISTORY_FILE, METRICS_FILE, WEIGHTS_FILE, read_config
+    from training.bundle import CONFIG_FILE, HISTORY_FILE, METRICS_FILE, WEIGHTS_FILE, read_config
+    from training.bundle.output_folder import check_folder, os_error, remove_own_files
+    from training.bundle.paths import featurenet_path
     from training.metrics.real import load_real
     from training.metrics.train_featurenet import FeatureNetTrainConfig, config_for, train_featurenet
-    from training.output_folder import check_folder, os_error, remove_own_files
 
     out = Path(args.out or featurenet_path(args.data))
     check_folder(out, overwrite=args.overwrite)  # before minutes of training, not after

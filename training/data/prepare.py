@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from training.atomic import atomic_write, atomic_write_bytes, replacing
+from training.bundle.atomic import atomic_write, atomic_write_json, replacing
 from training.data.base import cache_dir
 from training.data.pool import ordered_map, progress_bar
 from training.errors import LatentExplorerError
@@ -114,9 +114,10 @@ def preprocess_image(img: Image.Image, prep: Preprocessing) -> np.ndarray:
 
 def decode_file(path: str | os.PathLike, prep: Preprocessing) -> np.ndarray:
     """Open, fully decode (so truncated files fail here, not later) and preprocess one image file. A JPEG or PNG
-    whose decoding would cost more than training/decode_cost.py allows (a frame declared 13370 px wide, thousands
+    whose decoding would cost more than training/untrusted/decode_cost.py allows
+    (a frame declared 13370 px wide, thousands
     of scans or chunks) is refused before any pixel is decoded, and skipped like any unreadable file."""
-    from training.decode_cost import check_decode_cost
+    from training.untrusted.decode_cost import check_decode_cost
 
     data = Path(path).read_bytes()
     check_decode_cost(data, str(path), "image")
@@ -161,10 +162,6 @@ def cache_paths(name: str, size: int, key: str) -> tuple[Path, Path]:
     stem = f"{name}-{size}px-{key}"
     root = cache_dir()
     return root / f"{stem}-images.npy", root / f"{stem}.json"
-
-
-def write_json_atomic(path: Path, data: dict) -> None:
-    atomic_write_bytes(path, json.dumps(data, indent=1).encode("utf-8"))
 
 
 def save_npy_atomic(path: Path, array: np.ndarray) -> None:
@@ -252,7 +249,7 @@ def prepare_images(paths: Sequence[str], prep: Preprocessing, name: str, progres
         if bar is not None:
             bar.close()
     # The description goes last: it is what marks the cache entry as complete.
-    write_json_atomic(meta_path, {"name": name, "num_images": filled, "num_files": len(paths),
+    atomic_write_json(meta_path, {"name": name, "num_images": filled, "num_files": len(paths),
                                   "preprocessing": prep.to_json(), "skipped": skipped})
     if skipped:
         first = skipped[0]
@@ -275,7 +272,7 @@ def cached_array(name: str, key_parts: dict, shape_tail: tuple[int, ...], build:
         return cached[0], images_path, True
     images = build()
     save_npy_atomic(images_path, images)
-    write_json_atomic(meta_path, {"name": name, "num_images": len(images), "key": key_parts})
+    atomic_write_json(meta_path, {"name": name, "num_images": len(images), "key": key_parts})
     cached = read_cache(images_path, meta_path, shape_tail)
     if cached is None:
         raise LatentExplorerError(f"could not read back the prepared {name} images just written to {images_path}")

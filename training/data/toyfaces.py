@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from training.atomic import atomic_write
+from training.bundle.atomic import atomic_write
 from training.data.base import ImageDataset, cache_dir
 from training.data.pool import ordered_map, progress_bar
 from training.data.toyface_drawing import ATTRIBUTES, check_size, render_face

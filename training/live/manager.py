@@ -29,11 +29,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from training.bundle import paths as bundle_paths
 from training.errors import LatentExplorerError
 from training.live import protocol
 from training.live.settings import LiveSettings
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = bundle_paths.REPO_ROOT
 LIMIT_VARIABLE, THREADS_VARIABLE, MINUTES_VARIABLE, HEARTBEAT_VARIABLE, RUNS_VARIABLE = (
     "LATENT_EXPLORER_LIVE_RUNS", "LATENT_EXPLORER_LIVE_THREADS", "LATENT_EXPLORER_LIVE_MINUTES",
     "LATENT_EXPLORER_LIVE_HEARTBEAT", "LATENT_EXPLORER_RUNS")

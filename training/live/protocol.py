@@ -15,15 +15,14 @@ Files, not pipes: either side may die at any moment, every reader sees a whole f
 from __future__ import annotations
 
 import io
-import json
 import os
 import time
 from pathlib import Path
 
 import numpy as np
 
-from training.atomic import atomic_write_bytes
-from training.untrusted import finite_json, read_json
+from training.bundle.atomic import atomic_write_bytes, atomic_write_json
+from training.untrusted.checks import read_json
 
 REQUEST, STATUS, HISTORY, SAMPLES, REAL, HEARTBEAT, INBOX = (
     "request.json", "status.json", "history.json", "samples.npy", "real.npy", "heartbeat", "inbox")
@@ -31,10 +30,6 @@ COMMANDS = ("run", "pause", "step", "set", "stop", "abandon")
 # The worker's states: loading (reading the data, building the networks), running, paused, saving, then one of the
 # ends: done (saved), failed (an error; message says what), abandoned (the tab or the server went away).
 ENDED = ("done", "failed", "abandoned")
-
-
-def write_json(path: Path, data: dict) -> None:
-    atomic_write_bytes(path, json.dumps(finite_json(data), allow_nan=False).encode())
 
 
 def read_json_file(path: Path, what: str) -> dict | None:
@@ -47,14 +42,14 @@ def read_json_file(path: Path, what: str) -> dict | None:
 def write_request(folder: Path, request: dict) -> None:
     (folder / INBOX).mkdir(parents=True, exist_ok=True)
     beat(folder)
-    write_json(folder / REQUEST, request)
+    atomic_write_json(folder / REQUEST, request, indent=None)
 
 
 def send(folder: Path, seq: int, command: str, **payload) -> None:
     """Command number `seq` (1, 2, ...): the worker takes the inbox in number order."""
     if command not in COMMANDS:
         raise ValueError(f"unknown live command {command!r}")
-    write_json(folder / INBOX / f"{seq:06d}.json", {"seq": seq, "command": command, **payload})
+    atomic_write_json(folder / INBOX / f"{seq:06d}.json", {"seq": seq, "command": command, **payload}, indent=None)
 
 
 def take_commands(folder: Path) -> list[dict]:

@@ -9,21 +9,14 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 from training.errors import LatentExplorerError
-from training.latent import LatentDistribution
+from training.latent.priors import LatentDistribution
 from training.models import registry
 
-FAMILIES = {"dcgan": "DCGAN", "vae": "VAE", "cgan": "conditional GAN"}
 DATASETS = ("toyfaces", "fashion-mnist", "celeba", "anime")
 IMAGE_SIZES = (32, 64)
 ACTIVATIONS = ("relu", "leaky_relu")
 # "D updates per G update" as the page offers it: (d_every, d_steps) of TrainConfig.
 D_RATIOS = {"1/4": (4, 1), "1/3": (3, 1), "1/2": (2, 1), "1": (1, 1), "2": (1, 2), "3": (1, 3), "5": (1, 5)}
-# The knobs a paused run may change, by family; everything else is fixed by the networks and data it started with.
-CHANGEABLE = {
-    "dcgan": ("lr_g", "lr_d", "d_ratio", "label_smoothing", "label_flip", "noise"),
-    "cgan": ("lr_g", "lr_d", "d_ratio", "label_smoothing", "label_flip", "noise", "class_weight"),
-    "vae": ("lr_g", "lr_d", "kl_weight"),
-}
 # A conditional GAN on CelebA conditions on a few attributes that are easy to see, not all 40.
 CONDITIONS = {"celeba": ["Smiling", "Male", "Eyeglasses"]}
 # Where the datasets' folders usually sit under a data root (the shipped bundles record celeba64 and anime64).
@@ -39,7 +32,7 @@ class LiveSettings:
     """Everything the page asks for. Field names follow TrainConfig where they mean the same thing."""
 
     dataset: str = "toyfaces"
-    family: str = "dcgan"
+    family: str = registry.LIVE[0]  # the first family Train live offers (DCGAN)
     image_size: int = 32
     latent_dim: int = 100
     g_activation: str = "relu"
@@ -48,7 +41,7 @@ class LiveSettings:
     num_images: int = 4096
     data_root: str = ""
     seed: int = 0
-    # The knobs a paused run may change (CHANGEABLE says which apply to which family).
+    # The knobs a paused run may change (each family's registry record says which: live_knobs).
     lr_g: float = 2e-4
     lr_d: float = 2e-4
     d_ratio: str = "1"
@@ -62,8 +55,8 @@ class LiveSettings:
         problems = []
         if self.dataset not in DATASETS:
             problems.append(f"dataset must be one of {', '.join(DATASETS)}, not {self.dataset!r}")
-        if self.family not in FAMILIES:
-            problems.append(f"family must be one of {', '.join(FAMILIES)}, not {self.family!r}")
+        if self.family not in registry.LIVE:
+            problems.append(f"family must be one of {', '.join(registry.LIVE)}, not {self.family!r}")
         if self.image_size not in IMAGE_SIZES:
             problems.append(f"image size must be one of {IMAGE_SIZES}, not {self.image_size}")
         if self.g_activation not in ACTIVATIONS:
@@ -116,14 +109,15 @@ class LiveSettings:
 
     def knobs(self) -> dict:
         """The knobs this family may change while paused, with their current values."""
-        return {name: getattr(self, name) for name in CHANGEABLE[self.family]}
+        return {name: getattr(self, name) for name in registry.family(self.family).live_knobs}
 
     def changed(self, **values) -> tuple[LiveSettings, dict[str, tuple]]:
         """A copy with the given knobs set, and {knob: (old, new)} for those that really changed. A knob this family
         cannot change while training, or an impossible value, raises LatentExplorerError."""
-        fixed = [k for k in values if k not in CHANGEABLE[self.family]]
+        fixed = [k for k in values if k not in registry.family(self.family).live_knobs]
         if fixed:
-            raise LatentExplorerError(f"{', '.join(fixed)} cannot change during a {FAMILIES[self.family]} run; "
+            raise LatentExplorerError(f"{', '.join(fixed)} cannot change during a "
+                                      f"{registry.family(self.family).display} run; "
                                       "stop it and start a new one")
         new = LiveSettings(**{**asdict(self), **values})
         new.validate()
@@ -138,7 +132,7 @@ class LiveSettings:
         return LiveSettings(**{k: v for k, v in data.items() if k in known})
 
     def title(self) -> str:
-        return f"{self.dataset} {FAMILIES[self.family]}"
+        return f"{self.dataset} {registry.family(self.family).display}"
 
 
 def data_folder(dataset: str, data_root: str = "") -> str | None:

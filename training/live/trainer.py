@@ -15,12 +15,10 @@ import torch
 
 from training.data.base import ImageDataset
 from training.errors import LatentExplorerError
-from training.latent import LatentDistribution, sample_latents
+from training.latent.priors import LatentDistribution, sample_latents
 from training.live.settings import DIVERGE_PATIENCE, LiveSettings
 from training.loops.config import SNAPSHOT_SAMPLES
 from training.loops.divergence import D_WON_THRESHOLD
-from training.loops.gan import AdversarialSteps
-from training.loops.vae import VAESteps
 from training.models import registry
 
 GOOD_COPY_EVERY = 25  # steps between copies of the weights a blown-up run rewinds to
@@ -62,11 +60,9 @@ class LiveTrainer:
         model_config.channels = dataset.channels
         train_config = settings.train_config()
         work = partial_folder(out)
-        if registry.trains_as_vae(settings.family):
-            self.loop = VAESteps(dataset, model_config, train_config, work, source, progress=False, name=name)
-        else:
-            self.loop = AdversarialSteps(settings.family, dataset, model_config, train_config, work, source,
-                                         progress=False, name=name)
+        steps = registry.family(settings.family).steps_class()
+        self.loop = steps(settings.family, dataset, model_config, train_config, work, source, progress=False,
+                          name=name)
         self.run = self.loop.run
         (work / OWNER_FILE).write_text(str(os.getpid()))  # remove_stale_partials asks whether this process lives
         self.step_count = 0
@@ -144,7 +140,7 @@ class LiveTrainer:
         else:
             self.loop.opt_g.param_groups[0]["lr"] = settings.lr_g
             self.loop.opt_d.param_groups[0]["lr"] = settings.lr_d
-            if hasattr(self.loop.game, "weight"):
+            if "class_weight" in registry.family(settings.family).live_knobs:
                 self.loop.game.weight = settings.class_weight
         if "noise" in changes:
             self._use_noise(settings.noise_distribution())

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import torch
 
+from training.bundle.atomic import atomic_write_json
 from training.errors import LatentExplorerError
 from training.live import protocol
 from training.live.settings import CONDITIONS, LiveSettings, data_folder
@@ -129,16 +130,16 @@ class Worker:
         # version, so the page draws its curves once instead of on every status update.
         if trainer is not None and self.state not in protocol.ENDED and trainer.step_count != self.published_step:
             protocol.write_array(self.folder / protocol.SAMPLES, trainer.samples())
-            protocol.write_json(self.folder / protocol.HISTORY, trainer.run.history)
+            atomic_write_json(self.folder / protocol.HISTORY, trainer.run.history, indent=None)
             self.published_step = trainer.step_count
-        protocol.write_json(self.folder / protocol.STATUS, {
+        atomic_write_json(self.folder / protocol.STATUS, {
             "state": self.state, "step": trainer.step_count if trainer else 0,
             "steps_per_second": round(self.steps_per_second(), 3), "elapsed": round(now - self.started, 1),
             "time_limit": self.time_limit, "message": self.message, "event": self.event,
             "done_seq": self.done_seq, "settings": self.settings.to_json(),
             "changes": trainer.changes if trainer else [], "bundle": self.bundle, "out": str(self.out),
             "name": self.name, "pid": os.getpid(), "updated": now,
-        })
+        }, indent=None)
 
     # -- training -------------------------------------------------------------------------------------------
 

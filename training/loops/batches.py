@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import numpy as np
 import torch
 
@@ -56,11 +54,6 @@ class EpochBatches:
         else:  # drawing the order again leaves the generator exactly where it was
             self.order = torch.randperm(self.n, generator=self.generator).numpy()
             self.taken = taken
-
-
-def epoch_batches(n: int, batch_size: int, generator: torch.Generator) -> Iterator[np.ndarray]:
-    """Endless shuffled batches of positions 0..n-1 (drop_last), reproducible from the generator."""
-    return EpochBatches(n, batch_size, generator)
 
 
 def stream_seed(seed: int, stream: int, rank: int) -> int:

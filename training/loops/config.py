@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import torch
 
 from training.errors import LatentExplorerError
-from training.latent import LatentDistribution
+from training.latent.priors import LatentDistribution
 from training.loops import speed
 
 DEFAULT_SNAPSHOT_STEPS = (0, 200, 1000, 2500, 5000, 10000, 20000)

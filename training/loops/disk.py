@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from training import checkpoint
+from training.bundle import TRAINING_STATE_FILE, WEIGHTS_FILE
 from training.errors import LatentExplorerError
 from training.loops.config import SNAPSHOT_SAMPLES
 
@@ -42,7 +42,7 @@ def estimate_save_bytes(networks: dict[str, nn.Module], snapshots: int, image_si
 def check_free_space(out: Path, need: dict[str, int]) -> None:
     """Refuse to start when the disk under `out` cannot hold the bundle (files already there are rewritten
     in place, so their size counts as available)."""
-    existing = sum((out / f).stat().st_size for f in (checkpoint.WEIGHTS_FILE, checkpoint.TRAINING_STATE_FILE)
+    existing = sum((out / f).stat().st_size for f in (WEIGHTS_FILE, TRAINING_STATE_FILE)
                    if (out / f).exists())
     free = shutil.disk_usage(out).free
     if free + existing < need["peak"]:

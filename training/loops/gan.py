@@ -7,7 +7,8 @@ One step, with the defaults exactly the PyTorch DCGAN tutorial's:
      family's extra terms (classification of real and fake for ACGAN, Q's code loss for InfoGAN);
      otherwise D is only evaluated, so the history still has D's numbers for every step;
   3. update G with the non-saturating loss (make D call the fakes real) plus the family's extra term.
-What differs between families lives in the small `_Family` classes below; the loop is written once.
+What differs between families lives in the small `Game` classes below (each family's registry record names
+its own); the loop is written once.
 The losses see D through `_Critic`, whose one forward(x, heads=False) is what DistributedDataParallel wraps under
 torchrun; G's own update goes through the unwrapped critic (D's gradients from it are thrown away anyway).
 With --precision bf16 both networks run under autocast (speed.Autocast) and hand float32 outputs to the losses.
@@ -26,9 +27,7 @@ from training.data.base import ImageDataset
 from training.errors import LatentExplorerError
 from training.loops.config import TrainConfig
 from training.loops.run import Run
-from training.models import cgan, dcgan, infogan
-
-BASE_KEYS = ("loss_g", "loss_d", "d_real", "d_fake")
+from training.models import cgan, dcgan, infogan, registry
 
 
 def discriminator_targets(batch: int, smoothing: float, flip: float, generator: torch.Generator,
@@ -58,23 +57,13 @@ class _Critic(nn.Module):
         return self.d.heads(x) if heads else self.d(x)
 
 
-class _Family:
+class Game:
     """DCGAN: G(z), D(x) -> one logit. The conditional families override the hooks."""
-
-    display = "DCGAN"
-    extra_keys: tuple[str, ...] = ()
-
-    @classmethod
-    def history_keys(cls, model_config) -> tuple[str, ...]:
-        return BASE_KEYS + cls.extra_keys
 
     def __init__(self, model_config, train_config: TrainConfig, run: Run, dataset: ImageDataset):
         self.model_config = model_config
         self.train_config = train_config
         self.run = run
-
-    def networks(self) -> tuple[nn.Module, nn.Module]:
-        return dcgan.Generator(self.model_config), dcgan.Discriminator(self.model_config)
 
     def bundle_entries(self) -> dict:
         """What config.json records about G's extra inputs, beside the model config."""
@@ -97,11 +86,8 @@ class _Family:
         return F.binary_cross_entropy_with_logits(logit, torch.ones_like(logit)), {}
 
 
-class _Conditional(_Family):
+class ConditionalGame(Game):
     """ACGAN: G(z, labels); D(x) -> real/fake logit + one classifier per condition (the anime lab)."""
-
-    display = "conditional GAN"
-    extra_keys = ("class_real", "class_fake", "acc_real", "acc_fake")
 
     def __init__(self, model_config: cgan.CGANConfig, train_config: TrainConfig, run: Run, dataset: ImageDataset):
         super().__init__(model_config, train_config, run, dataset)
@@ -120,9 +106,6 @@ class _Conditional(_Family):
         self.value_weights = cgan.balancing_weights(
             torch.as_tensor(np.asarray(dataset.labels)[:, columns]), self.conditions) \
             if train_config.balance_classes else None
-
-    def networks(self) -> tuple[nn.Module, nn.Module]:
-        return cgan.ConditionalGenerator(self.model_config), cgan.ACDiscriminator(self.model_config)
 
     def bundle_entries(self) -> dict:
         return {"conditions": list(self.model_config.conditions)}
@@ -155,22 +138,13 @@ class _Conditional(_Family):
                       "acc_fake": cgan.classification_accuracy(aux, extra, self.conditions)}
 
 
-class _Info(_Family):
+class InfoGame(Game):
     """InfoGAN: G(z, codes); D(x) -> real/fake logit + Q's guess of the codes."""
-
-    display = "InfoGAN"
-
-    @classmethod
-    def history_keys(cls, model_config) -> tuple[str, ...]:
-        return BASE_KEYS + ("loss_info",) + (("info_acc",) if model_config.categorical_codes else ())
 
     def __init__(self, model_config: infogan.InfoGANConfig, train_config: TrainConfig, run: Run,
                  dataset: ImageDataset):
         super().__init__(model_config, train_config, run, dataset)
         self.weight = train_config.info_weight
-
-    def networks(self) -> tuple[nn.Module, nn.Module]:
-        return infogan.InfoGenerator(self.model_config), infogan.InfoDiscriminator(self.model_config)
 
     def bundle_entries(self) -> dict:
         return {"codes": self.model_config.code_layout()}
@@ -199,23 +173,22 @@ class _Info(_Family):
         return loss, values
 
 
-FAMILIES = {"dcgan": _Family, "cgan": _Conditional, "infogan": _Info}
-
-
 class AdversarialSteps:
-    """A GAN run set up and ready: `self(step)` is one training step and returns its logged numbers. `train_gan`
-    repeats it; `python -m training.bench` times it, and may swap `batches` for batches already in memory."""
+    """A GAN run set up and ready: `self(step)` is one training step and returns its logged numbers.
+    training.loops.trainer repeats it; `python -m training.bench` times it, and may swap `batches` for batches
+    already in memory."""
 
     def __init__(self, family: str, dataset: ImageDataset, model_config, train_config: TrainConfig,
                  out: str | Path, source: dict | None = None, progress: bool = True, name: str | None = None,
                  resume: bool = False, keep_training_state: bool = False):
-        cls = FAMILIES[family]
-        self.run = run = Run(family, cls.display, dataset, model_config, train_config, out,
-                             cls.history_keys(model_config), source, name, progress, resume=resume,
+        record = registry.family(family)
+        self.run = run = Run(family, record.display, dataset, model_config, train_config, out,
+                             record.history_keys(model_config), source, name, progress, resume=resume,
                              keep_training_state=keep_training_state)
         self.config = train_config
-        self.game = cls(model_config, train_config, run, dataset)
-        self.generator, self.discriminator = (net.to(run.device) for net in self.game.networks())
+        self.game = record.game_class()(model_config, train_config, run, dataset)
+        networks = record.build(model_config, training=True)
+        self.generator, self.discriminator = (networks[n].to(run.device) for n in ("generator", "discriminator"))
         self.generator.apply(dcgan.weights_init)
         self.discriminator.apply(dcgan.weights_init)
         betas = (train_config.beta1, train_config.beta2)
@@ -272,40 +245,3 @@ class AdversarialSteps:
         """The final bundle, written by Run.finish with this run's networks."""
         return self.run.finish(self.networks)
 
-
-def train_gan(family: str, dataset: ImageDataset, model_config, train_config: TrainConfig, out: str | Path,
-              source: dict | None = None, progress: bool = True, name: str | None = None, resume: bool = False,
-              keep_training_state: bool = False) -> Path:
-    """Train one of the adversarial families and write a bundle to `out`; returns the bundle path.
-    resume=True continues the interrupted run saved in `out` (see Run)."""
-    training = AdversarialSteps(family, dataset, model_config, train_config, out, source, progress, name, resume,
-                                keep_training_state)
-    run = training.run
-    for step in run.steps():
-        run.record(step, training(step))
-        run.maybe_snapshot_and_save(step, training.generator, training.networks)
-    return training.finish()
-
-
-def train_dcgan(dataset: ImageDataset, model_config: dcgan.DCGANConfig, train_config: TrainConfig, out: str | Path,
-                source: dict | None = None, progress: bool = True, name: str | None = None, resume: bool = False,
-                keep_training_state: bool = False) -> Path:
-    """Train a DCGAN (the tutorial recipe by default) and write a bundle to `out`."""
-    return train_gan("dcgan", dataset, model_config, train_config, out, source, progress, name, resume,
-                     keep_training_state)
-
-
-def train_cgan(dataset: ImageDataset, model_config: cgan.CGANConfig, train_config: TrainConfig, out: str | Path,
-               source: dict | None = None, progress: bool = True, name: str | None = None, resume: bool = False,
-               keep_training_state: bool = False) -> Path:
-    """Train an ACGAN-style conditional GAN (conditions from `model_config.conditions`)."""
-    return train_gan("cgan", dataset, model_config, train_config, out, source, progress, name, resume,
-                     keep_training_state)
-
-
-def train_infogan(dataset: ImageDataset, model_config: infogan.InfoGANConfig, train_config: TrainConfig,
-                  out: str | Path, source: dict | None = None, progress: bool = True, name: str | None = None,
-                  resume: bool = False, keep_training_state: bool = False) -> Path:
-    """Train an InfoGAN (codes laid out by `model_config.code_layout()`, recorded in the bundle as `codes`)."""
-    return train_gan("infogan", dataset, model_config, train_config, out, source, progress, name, resume,
-                     keep_training_state)

@@ -15,19 +15,20 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from training import checkpoint, distributed
+from training.bundle import SNAPSHOT_DIR, TRAINING_STATE_FILE, save_bundle, save_training_state
+from training.bundle.grids import save_grid
+from training.bundle.output_folder import check_output_folder, remove_stale_temporaries
 from training.data.base import ImageDataset
 from training.errors import LatentExplorerError
-from training.grids import save_grid
-from training.latent import LatentDistribution, sample_latents
-from training.loops import speed
+from training.latent.priors import LatentDistribution, sample_latents
+from training.loops import distributed, speed
 from training.loops.batches import EpochBatches, stream_seed
 from training.loops.config import SNAPSHOT_SAMPLES, TrainConfig, resolve_device
 from training.loops.disk import check_free_space, estimate_save_bytes
 from training.loops.divergence import DivergenceGuard
+from training.loops.optimizer_state import load_optimizer_state, optimizer_state
 from training.loops.provenance import dataset_summary, versions
-from training.loops.resume import read_resume_state, restore, training_state
-from training.output_folder import check_output_folder, remove_stale_temporaries
+from training.loops.resume import TRAINING_STATE_VERSION, comparable_config, read_resume_state
 
 
 class Run:
@@ -35,7 +36,7 @@ class Run:
 
     Random streams are separate generators so that adding an option never shifts another stream:
     data order (seed), training noise (seed + 1), label flips (seed + 2), InfoGAN codes (seed + 3).
-    Under torchrun (training.distributed) only rank 0 writes files; the noise, flip and code streams are
+    Under torchrun (training.loops.distributed) only rank 0 writes files; the noise, flip and code streams are
     seeded per rank so the ranks' fakes differ.
 
     The loops call `start(networks, optimizers, generator)` once (it restores a resumed run, or saves the
@@ -100,10 +101,11 @@ class Run:
         if self.is_main:
             check_output_folder(self.out)
             remove_stale_temporaries(self.out)
-        self.resumed = read_resume_state(self) if resume else None
-        if not resume and self.is_main and (self.out / checkpoint.TRAINING_STATE_FILE).exists():
+        self.resumed = read_resume_state(self.out, self.bundle_config, train_config.steps,
+                                         self.processes.world_size, self.progress) if resume else None
+        if not resume and self.is_main and (self.out / TRAINING_STATE_FILE).exists():
             # A fresh run replaces whatever was in `out`; a stale state must not be resumed into it later.
-            (self.out / checkpoint.TRAINING_STATE_FILE).unlink()
+            (self.out / TRAINING_STATE_FILE).unlink()
 
     # -- the loop's side of a run -------------------------------------------------------------------------
 
@@ -126,10 +128,10 @@ class Run:
                                     self.processes.world_size)
         if self.resumed is not None:
             try:
-                restore(self, *self.resumed)
+                self.load_state_dict(*self.resumed)
             except (KeyError, TypeError, ValueError, RuntimeError) as exc:  # a tensor missing or of another shape
                 raise LatentExplorerError(
-                    f"{self.out / checkpoint.TRAINING_STATE_FILE}: the training state does not fit the networks "
+                    f"{self.out / TRAINING_STATE_FILE}: the training state does not fit the networks "
                     f"({type(exc).__name__}: {str(exc)[:200]}), so it is damaged; train again with --overwrite "
                     "instead of --resume"
                 ) from None
@@ -182,7 +184,7 @@ class Run:
         was_training = generator.training
         generator.eval()
         with torch.no_grad():
-            save_grid(generator(self.fixed_noise), self.out / checkpoint.SNAPSHOT_DIR / f"step_{step:06d}.png")
+            save_grid(generator(self.fixed_noise), self.out / SNAPSHOT_DIR / f"step_{step:06d}.png")
         generator.train(was_training)
 
     def maybe_snapshot_and_save(self, step: int, generator: nn.Module, networks: dict[str, nn.Module]) -> None:
@@ -201,13 +203,13 @@ class Run:
                         f"{self.guard.last_good(self.saved_step)}"
                     )
         keep_state = not final or self.keep_training_state
-        state = training_state(self, step) if keep_state and self.sampler is not None else None
+        state = self.state_dict(step) if keep_state and self.sampler is not None else None
         if self.is_main:
-            state_file = self.out / checkpoint.TRAINING_STATE_FILE
+            state_file = self.out / TRAINING_STATE_FILE
             try:
-                checkpoint.save_bundle(self.out, {**self.bundle_config, "step": step}, networks, self.history)
+                save_bundle(self.out, {**self.bundle_config, "step": step}, networks, self.history)
                 if state is not None:
-                    checkpoint.save_training_state(self.out, *state)
+                    save_training_state(self.out, *state)
                 elif state_file.exists():
                     state_file.unlink()
             except OSError as exc:
@@ -216,6 +218,59 @@ class Run:
                     f"{self.guard.last_good(self.saved_step)}"
                 ) from None
         self.saved_step = step
+
+    def state_dict(self, step: int) -> tuple[dict[str, torch.Tensor], dict]:
+        """Everything `start` needs to continue after `step` exactly (tensors, and the JSON part).
+        Collective under torchrun: every rank calls it (their random streams are gathered), rank 0 writes."""
+        tensors: dict[str, torch.Tensor] = {}
+        for net_name, net in self.networks.items():
+            for key, tensor in net.state_dict().items():
+                tensors[f"network.{net_name}.{key}"] = tensor
+        optimizers = {}
+        for opt_name, optimizer in self.optimizers.items():
+            opt_tensors, optimizers[opt_name] = optimizer_state(opt_name, optimizer)
+            tensors.update(opt_tensors)
+        epoch_start, taken = self.sampler.state()
+        tensors["rng.data_epoch_start"] = epoch_start
+        # Not drawn from after initialisation today; kept so that a future dropout layer resumes exactly too.
+        tensors["rng.torch"] = torch.get_rng_state()
+        for stream in ("noise", "flip", "code"):
+            local = getattr(self, f"{stream}_rng").get_state()
+            for rank, state in enumerate(distributed.gather_tensors(local, self.processes, self.device)):
+                tensors[f"rng.{stream}.{rank}"] = state
+        state = {
+            "version": TRAINING_STATE_VERSION,
+            "step": step,
+            "images_seen": self.images_seen,
+            "seconds": round(time.time() - self.started, 3),
+            "data_batches_taken": taken,
+            "diverge_won_for": self.guard.won_for,
+            "ranks": list(range(self.processes.world_size)),
+            "optimizers": optimizers,
+            "history": self.history,
+            "resumed_at_steps": self.bundle_config.get("resumed_at_steps", []),
+            "config": comparable_config(self.bundle_config),
+        }
+        return tensors, state
+
+    def load_state_dict(self, tensors: dict[str, torch.Tensor], state: dict) -> None:
+        """Put a run back where `state_dict` left it: networks, optimizers, data order, random streams, counters."""
+        for net_name, net in self.networks.items():
+            prefix = f"network.{net_name}."
+            net.load_state_dict({k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)})
+        for opt_name, optimizer in self.optimizers.items():
+            load_optimizer_state(opt_name, optimizer, tensors, state["optimizers"][opt_name])
+        self.sampler.restore(tensors["rng.data_epoch_start"], state["data_batches_taken"])
+        torch.set_rng_state(tensors["rng.torch"])
+        rank = self.processes.rank
+        for stream in ("noise", "flip", "code"):
+            getattr(self, f"{stream}_rng").set_state(tensors[f"rng.{stream}.{rank}"])
+        self.history = state["history"]
+        self.images_seen = state["images_seen"]
+        self.guard.won_for = state["diverge_won_for"]
+        self.start_step = self.saved_step = state["step"]
+        self.started = time.time() - state["seconds"]
+        self.bundle_config["resumed_at_steps"] = state.get("resumed_at_steps", []) + [state["step"]]
 
     def finish(self, networks: dict[str, nn.Module]) -> Path:
         """The final bundle, with how long the run took and how fast it went."""

@@ -17,14 +17,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from training import checkpoint
-from training.atomic import atomic_write_bytes
+from training.bundle import LATENTS_FILE, update_metrics
+from training.bundle.atomic import atomic_write_bytes
 from training.data.base import ImageDataset
 from training.errors import LatentExplorerError
-from training.latent import STANDARD_NORMAL, LatentDistribution
+from training.latent.priors import STANDARD_NORMAL, LatentDistribution
 from training.loops.config import TrainConfig
 from training.loops.run import Run
-from training.models import dcgan, vae
+from training.models import dcgan, registry, vae
 
 MAX_LATENT_CODES = 5000
 RECONSTRUCTION_IMAGES = 64
@@ -81,15 +81,15 @@ def evaluate(encoder: vae.Encoder, decoder: torch.nn.Module, dataset: ImageDatas
 def write_latents(path: Path, arrays: dict[str, np.ndarray]) -> None:
     buffer = BytesIO()
     np.savez_compressed(buffer, **arrays)
-    atomic_write_bytes(path / checkpoint.LATENTS_FILE, buffer.getvalue())
+    atomic_write_bytes(path / LATENTS_FILE, buffer.getvalue())
 
 
 class VAESteps:
     """A VAE run set up and ready: `self(step)` is one training step and returns its logged numbers, `finish()`
-    evaluates the held-out split and writes the final bundle. `train_vae` repeats the step; the live trainer
+    evaluates the held-out split and writes the final bundle. training.loops.trainer repeats the step; the live trainer
     (training.live) calls it one step at a time and may change `kl_weight` or the learning rates between steps."""
 
-    def __init__(self, dataset: ImageDataset, model_config: vae.VAEConfig, train_config: TrainConfig,
+    def __init__(self, family: str, dataset: ImageDataset, model_config: vae.VAEConfig, train_config: TrainConfig,
                  out: str | Path, source: dict | None = None, progress: bool = True, name: str | None = None,
                  resume: bool = False, keep_training_state: bool = False):
         if LatentDistribution.from_json(train_config.noise) != STANDARD_NORMAL:
@@ -97,8 +97,10 @@ class VAESteps:
                 "a VAE's prior is N(0,1) by construction (its KL term pulls the codes there); drop --noise for "
                 "--model vae"
             )
-        self.run = run = Run("vae", "VAE", dataset, model_config, train_config, out, ("loss", "recon", "kl"), source,
-                             name, progress, resume=resume, keep_training_state=keep_training_state)
+        record = registry.family(family)
+        self.run = run = Run(family, record.display, dataset, model_config, train_config, out,
+                             record.history_keys(model_config), source, name, progress, resume=resume,
+                             keep_training_state=keep_training_state)
         self.dataset, self.model_config, self.progress = dataset, model_config, progress
         self.kl_weight = model_config.kl_weight
         train_positions, self.held_positions = holdout_split(len(dataset), train_config.holdout_fraction,
@@ -137,22 +139,9 @@ class VAESteps:
             return run.finish(self.networks)
         metrics, latents = evaluate(self.encoder, self.decoder, self.dataset, self.held_positions, run.device)
         write_latents(run.out, latents)
-        checkpoint.update_metrics(run.out, "holdout_reconstruction", metrics)
+        update_metrics(run.out, "holdout_reconstruction", metrics)
         if self.progress:
             print(f"test MSE {metrics['mse']:.4f} (pixels in [-1, 1]; {metrics['mse_01']:.4f} in [0, 1]) "
                   f"on {metrics['images']} held-out images")
         return run.finish(self.networks)
 
-
-def train_vae(dataset: ImageDataset, model_config: vae.VAEConfig, train_config: TrainConfig, out: str | Path,
-              source: dict | None = None, progress: bool = True, name: str | None = None, resume: bool = False,
-              keep_training_state: bool = False) -> Path:
-    """Train a VAE and write a bundle (with latents.npz and the test MSE in metrics.json) to `out`;
-    resume=True continues the interrupted run saved there."""
-    training = VAESteps(dataset, model_config, train_config, out, source, progress, name, resume,
-                        keep_training_state)
-    run = training.run
-    for step in run.steps():
-        run.record(step, training(step))
-        run.maybe_snapshot_and_save(step, training.decoder, training.networks)
-    return training.finish()

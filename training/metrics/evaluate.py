@@ -12,19 +12,19 @@ import numpy as np
 import torch
 from torch import nn
 
-from training import bundle_paths, checkpoint
 from training.attributes import Attribute
-from training.checkpoint import Bundle
+from training.bundle import METRICS_FILE, WEIGHTS_FILE, Bundle, atomic_write_json, load_bundle
+from training.bundle import paths as bundle_paths
+from training.bundle.trained_on import TRAINED_ON, UNKNOWN
 from training.data.base import ImageDataset
 from training.data.location import portable_source, recorded_bundle_path
 from training.errors import LatentExplorerError
-from training.latent import LatentDistribution, sample_latents
+from training.latent.priors import LatentDistribution, sample_latents
 from training.metrics import scoring
 from training.metrics.features import generated_features, real_features
 from training.metrics.real import RealData, load_real_for_bundle
 from training.models.featurenet import FeatureNet, to_input
-from training.trained_on import TRAINED_ON, UNKNOWN
-from training.untrusted import read_json
+from training.untrusted.checks import read_json
 
 REPO_ROOT = bundle_paths.REPO_ROOT
 METRICS_VERSION = 2  # 2: set size, density, coverage, KID and intervals
@@ -42,7 +42,7 @@ WHAT = ("Fréchet distance (FD), kernel distance (KID, unbiased) and precision/r
 
 
 def load_featurenet(path: str | Path) -> tuple[FeatureNet, Bundle]:
-    bundle = checkpoint.load_bundle(path)
+    bundle = load_bundle(path)
     if bundle.capabilities.generates:
         raise LatentExplorerError(f"{path}: this is a {bundle.family} bundle, not a feature network")
     return bundle.networks["featurenet"], bundle
@@ -192,14 +192,15 @@ def result_record(bundle: Bundle, net: FeatureNet, net_bundle: Bundle, real: Rea
             "feature_dim": net.config.feature_dim,
             "image_size": net.config.image_size,
             "heldout_accuracy": net_bundle.config.get("accuracy", {}),
-            "weights_sha256": _sha256(net_bundle.path / checkpoint.WEIGHTS_FILE),
+            "weights_sha256": _sha256(net_bundle.path / WEIGHTS_FILE),
         },
         "samples": samples,
         "real_samples": {"train": n_real, "test": n_real},
         "seed": seed,
         "k": k,
         "set_size": set_size,
-        "interval": {"level": 0.95, "method": scoring.INTERVAL_METHOD, "repeats": scoring.intervals.DEFAULT_REPEATS},
+        "interval": {"level": scoring.intervals.LEVEL, "method": scoring.INTERVAL_METHOD,
+                     "repeats": scoring.intervals.DEFAULT_REPEATS},
         "lead": scoring.LEAD,
         "real": {"train": portable_source(real.train_source), "test": portable_source(real.test_source)},
         "fd_precision_recall": rows,
@@ -288,7 +289,7 @@ def evaluate_bundle(bundle: Bundle, featurenet: str | Path | None = None, sample
 
 def write_metrics(bundle_path: str | Path, result: dict) -> Path:
     """Store the result in the bundle's metrics.json, atomically, keeping any other keys already there."""
-    file = Path(bundle_path) / checkpoint.METRICS_FILE
+    file = Path(bundle_path) / METRICS_FILE
     existing = {}
     if file.exists():
         try:
@@ -297,5 +298,5 @@ def write_metrics(bundle_path: str | Path, result: dict) -> Path:
             existing = {}
         if not isinstance(existing, dict):
             existing = {}
-    checkpoint.atomic_write_json(file, {**existing, **result})
+    atomic_write_json(file, {**existing, **result})
     return file

@@ -10,11 +10,11 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from training import sampling
+from training.latent import sampling
 from training.models.featurenet import FeatureNet, to_input
 
 if TYPE_CHECKING:
-    from training.checkpoint import Bundle
+    from training.bundle import Bundle
     from training.data.base import ImageDataset
 
 BATCH = 250
@@ -47,7 +47,7 @@ def real_features(net: FeatureNet, dataset: ImageDataset, index: np.ndarray | No
 def generated_features(bundle: Bundle, net: FeatureNet, codes: torch.Tensor, labels: torch.Tensor | None = None,
                        batch_size: int = BATCH, progress: bool = False, desc: str = "") -> torch.Tensor:
     """Features of the images the bundle makes from `codes` (and condition rows `labels`), through
-    training.sampling; a generator's default inputs are made once for the whole set, as sampling.sample does."""
+    training.latent.sampling; a generator's default inputs are made once for the whole set, as sampling.sample does."""
     net.eval()
     labels, info = sampling.whole_batch_inputs(bundle.generator, len(codes), labels, None)
     out = []

@@ -25,8 +25,8 @@ import torch
 from training.errors import LatentExplorerError
 from training.metrics.manifold import SCORES, as_features, manifold_scores
 
-LEVEL = 0.95
-Z = 1.959963984540054  # two-sided 95% normal quantile
+LEVEL = 0.95  # the intervals' confidence level; Z is its two-sided normal quantile
+Z = 1.959963984540054
 DEFAULT_REPEATS = 20
 SHARES = ("precision", "recall", "coverage")  # bounded in [0, 1]; density is not
 

@@ -48,15 +48,23 @@ def _smallest(queries: torch.Tensor, pool: torch.Tensor, j: int, exclude_self: b
     return torch.cat(values), torch.cat(indices)
 
 
-def nearest(queries: torch.Tensor, pool: torch.Tensor, j: int = 3) -> Neighbours:
-    """The j nearest rows of `pool` (N, D) to each row of `queries` (n, D), Euclidean."""
+def nearest(queries: torch.Tensor, pool: torch.Tensor, j: int = 3, typical_of: int | None = None) -> Neighbours:
+    """The j nearest rows of `pool` (N, D) to each row of `queries` (n, D), Euclidean. The pool's typical
+    nearest-neighbour distance is measured for every pool item, or for `typical_of` of them spread evenly (a
+    pool of 10,000 images compared with itself is 10^8 distances; 500 of them give the same median to a few %)."""
     if queries.ndim != 2 or pool.ndim != 2 or queries.shape[1] != pool.shape[1]:
         raise LatentExplorerError(f"cannot compare vectors of shapes {tuple(queries.shape)} and {tuple(pool.shape)}")
     if len(pool) < 2:
         raise LatentExplorerError("the nearest-image search needs at least two real images")
     j = min(j, len(pool))
     distance, index = _smallest(queries, pool, j)
-    typical, _ = _smallest(pool, pool, 1, exclude_self=True)
+    if typical_of is None or typical_of >= len(pool):
+        typical, _ = _smallest(pool, pool, 1, exclude_self=True)
+    else:
+        picked = torch.from_numpy(np.linspace(0, len(pool) - 1, typical_of).round().astype(np.int64))
+        distances = torch.cdist(pool[picked].double(), pool.double())
+        distances[torch.arange(len(picked)), picked] = float("inf")  # not the item itself
+        typical = distances.min(dim=1).values
     return Neighbours(index.numpy(), distance.float().numpy(), float(typical.median()))
 
 
@@ -71,16 +79,16 @@ def pixel_vectors(images: torch.Tensor, size: tuple[int, int] | None = None) -> 
 
 
 def nearest_real(generated: torch.Tensor, real: torch.Tensor, net: FeatureNet | None = None,
-                 j: int = 3) -> dict[str, Neighbours]:
+                 j: int = 3, typical_of: int | None = None) -> dict[str, Neighbours]:
     """Nearest real images of each generated image: {"pixel": ..., "feature": ...} ("feature" only with a
     feature network). Generated images are resized to the real images' size; channels must match."""
     if generated.shape[1] != real.shape[1]:
         raise LatentExplorerError(f"generated images have {generated.shape[1]} channels, the real ones "
                                   f"{real.shape[1]}")
     size = tuple(real.shape[-2:])
-    out = {"pixel": nearest(pixel_vectors(generated, size), pixel_vectors(real), j)}
+    out = {"pixel": nearest(pixel_vectors(generated, size), pixel_vectors(real), j, typical_of)}
     if net is not None:
-        out["feature"] = nearest(image_features(net, generated), image_features(net, real), j)
+        out["feature"] = nearest(image_features(net, generated), image_features(net, real), j, typical_of)
     return out
 
 

@@ -1,6 +1,6 @@
 """One row of figures for a generated set against real images: FD, KID and the k-NN scores with intervals.
 
-The defaults are chosen from the metrics study (docs/metrics-study.md, `python -m training.metrics.study`).
+The defaults are chosen from the metrics study (docs/metrics-study.md, `python -m training.bench.metrics_study`).
 """
 
 from __future__ import annotations

@@ -14,11 +14,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from training import sampling
-from training.checkpoint import Bundle
+from training.bundle import Bundle
 from training.data.base import ImageDataset
 from training.errors import LatentExplorerError
-from training.latent import sample_latents
+from training.latent import sampling
+from training.latent.priors import sample_latents
 from training.metrics import scoring
 from training.metrics.evaluate import condition_rows, featurenet_for, held_out_subsets, result_record
 from training.metrics.features import BATCH, real_features

@@ -162,7 +162,7 @@ def train_featurenet(train: ImageDataset, heldout: ImageDataset, model_config: F
                      train_config: FeatureNetTrainConfig, out: str | Path, train_source: dict | None = None,
                      heldout_source: dict | None = None, progress: bool = True, name: str | None = None) -> Path:
     """Train on `train`, measure per-attribute accuracy on `heldout`, write a featurenet bundle to `out`."""
-    from training import checkpoint
+    from training.bundle import METRICS_FILE, atomic_write_json, save_bundle
     from training.loops.config import resolve_device
     from training.loops.provenance import dataset_summary, versions
 
@@ -241,8 +241,8 @@ def train_featurenet(train: ImageDataset, heldout: ImageDataset, model_config: F
         "accuracy": held,
         "versions": versions(),
     }
-    checkpoint.save_bundle(out, config, {"featurenet": net.cpu()}, history)
-    checkpoint.atomic_write_json(out / checkpoint.METRICS_FILE, {
+    save_bundle(out, config, {"featurenet": net.cpu()}, history)
+    atomic_write_json(out / METRICS_FILE, {
         "heldout_accuracy": held,
         "heldout": heldout_record,
         "what": "fraction of held-out real images whose attribute the feature network predicts correctly",

@@ -1,4 +1,7 @@
-"""Which networks make up each model family, and how to build them from a bundle's config.
+"""One record per model family: everything the package and the app need to know about it.
+
+Adding a family means adding its model file (training/models/) and one `Family` record below; nothing else
+compares family names.
 
 Families and their networks (names are the prefixes of the tensors in weights.safetensors):
 
@@ -10,26 +13,21 @@ Families and their networks (names are the prefixes of the tensors in weights.sa
 | "infogan" | InfoGANConfig   | generator (z, codes)       | discriminator (real/fake + Q head) |
 | "featurenet" | FeatureNetConfig | featurenet (evaluation classifier for training.metrics; no generator) | (nothing) |
 
-`GENERATOR_NAME[family]` names the network that maps z (B, latent_dim) to images in [-1, 1]; every one of
+`generator_name(family)` names the network that maps z (B, latent_dim) to images in [-1, 1]; every one of
 them accepts `net(z)` alone and exposes `first_layer_preactivation(z)` and `first_batchnorm`.
 """
 
 from __future__ import annotations
 
+import importlib
+from collections.abc import Callable
 from dataclasses import dataclass, fields
+from typing import Any
 
 from torch import nn
 
 from training.errors import LatentExplorerError
 from training.models import cgan, dcgan, featurenet, infogan, vae
-
-FAMILIES = ("dcgan", "vae", "cgan", "infogan", "featurenet")
-# The network that turns a latent code into an image, per family.
-GENERATOR_NAME = {"dcgan": "generator", "vae": "decoder", "cgan": "generator", "infogan": "generator"}
-_CONFIGS = {"dcgan": dcgan.DCGANConfig, "vae": vae.VAEConfig, "cgan": cgan.CGANConfig,
-            "infogan": infogan.InfoGANConfig, "featurenet": featurenet.FeatureNetConfig}
-_BUILDERS = {"dcgan": dcgan.build_networks, "vae": vae.build_networks, "cgan": cgan.build_networks,
-             "infogan": infogan.build_networks, "featurenet": featurenet.build_networks}
 
 
 @dataclass(frozen=True)
@@ -39,16 +37,18 @@ class Capabilities:
     conditional: the generator takes condition rows (`labels`) described by the bundle's `conditions`;
     info_codes: the generator takes InfoGAN codes (`codes`) described by the bundle's code layout;
     has_encoder: images can be encoded to codes (x -> (mu, logvar)); generates: it has a generator at all;
-    loop: the training loop that trains it ("gan", "vae" or None when it is not trained by `train`);
+    adversarial: trained against a discriminator (its history has D's numbers; the GAN loop trains it);
+    trainable: `python -m training train` trains it (the others have their own command or are imported);
     pages: the explorer pages that apply to it (ids: sample, sweep, conditions, codes, directions, vae_map,
-    compare, interpolate, arithmetic, replay; sweep, interpolate and arithmetic feed z alone).
+    compare, interpolate, arithmetic, replay, photo; sweep, interpolate and arithmetic feed z alone).
     """
 
     generates: bool
     conditional: bool = False
     info_codes: bool = False
     has_encoder: bool = False
-    loop: str | None = None
+    adversarial: bool = False
+    trainable: bool = False
     pages: frozenset[str] = frozenset()
 
     @property
@@ -58,37 +58,109 @@ class Capabilities:
         return "labels" if self.conditional else "codes" if self.info_codes else None
 
 
+@dataclass(frozen=True)
+class Family:
+    """A model family. `steps` and `game` name classes as "module:Class" and are imported only when training:
+    the training loops import this registry, so it cannot import them."""
+
+    name: str
+    display: str  # how the app and messages name it ("conditional GAN")
+    config: type  # its config dataclass, saved in every bundle's config.json as "model"
+    build: Callable[..., dict[str, nn.Module]]  # build(config, training=False) -> networks by name
+    capabilities: Capabilities
+    generator: str | None = None  # the network that maps codes to images
+    steps: str | None = None  # its training step: set up with (family, dataset, ...), then `steps(step)` per step
+    game: str | None = None  # the adversarial families: their inputs and losses inside the GAN loop
+    history_keys: Callable[[Any], tuple[str, ...]] = lambda config: ()  # the curves its training logs
+    live_knobs: tuple[str, ...] = ()  # what a paused Train live run may change; () when Train live does not offer it
+
+    def steps_class(self) -> type:
+        return _resolve(self.steps, f"{self.name} has no training step")
+
+    def game_class(self) -> type:
+        return _resolve(self.game, f"{self.name} is not trained adversarially")
+
+
+def _resolve(target: str | None, missing: str):
+    if target is None:
+        raise LatentExplorerError(missing)
+    module, name = target.split(":")
+    return getattr(importlib.import_module(module), name)
+
+
+GAN_HISTORY = ("loss_g", "loss_d", "d_real", "d_fake")
+_GAN_KNOBS = ("lr_g", "lr_d", "d_ratio", "label_smoothing", "label_flip", "noise")
 _GENERATOR_PAGES = frozenset({"sample", "compare", "replay"})
 # The generator takes a code z alone on these pages.
-_Z_ONLY_PAGES = frozenset({"sweep", "interpolate", "directions", "arithmetic", "photo"})
-CAPABILITIES = {
-    "dcgan": Capabilities(generates=True, loop="gan", pages=_GENERATOR_PAGES | _Z_ONLY_PAGES),
-    "vae": Capabilities(generates=True, has_encoder=True, loop="vae",
-                        pages=_GENERATOR_PAGES | _Z_ONLY_PAGES | {"vae_map"}),
-    "cgan": Capabilities(generates=True, conditional=True, loop="gan", pages=_GENERATOR_PAGES | {"conditions"}),
-    "infogan": Capabilities(generates=True, info_codes=True, loop="gan", pages=_GENERATOR_PAGES | {"codes"}),
-    "featurenet": Capabilities(generates=False),
-}
+Z_ONLY_PAGES = frozenset({"sweep", "interpolate", "directions", "arithmetic", "photo"})
+
+
+def _infogan_history(config) -> tuple[str, ...]:
+    return GAN_HISTORY + ("loss_info",) + (("info_acc",) if config.categorical_codes else ())
+
+
+_RECORDS = (
+    Family("dcgan", "DCGAN", dcgan.DCGANConfig, dcgan.build_networks,
+           Capabilities(generates=True, adversarial=True, trainable=True, pages=_GENERATOR_PAGES | Z_ONLY_PAGES),
+           generator="generator", steps="training.loops.gan:AdversarialSteps", game="training.loops.gan:Game",
+           history_keys=lambda config: GAN_HISTORY, live_knobs=_GAN_KNOBS),
+    Family("vae", "VAE", vae.VAEConfig, vae.build_networks,
+           Capabilities(generates=True, has_encoder=True, trainable=True,
+                        pages=_GENERATOR_PAGES | Z_ONLY_PAGES | {"vae_map"}),
+           generator="decoder", steps="training.loops.vae:VAESteps",
+           history_keys=lambda config: ("loss", "recon", "kl"), live_knobs=("lr_g", "lr_d", "kl_weight")),
+    Family("cgan", "conditional GAN", cgan.CGANConfig, cgan.build_networks,
+           Capabilities(generates=True, conditional=True, adversarial=True, trainable=True,
+                        pages=_GENERATOR_PAGES | {"conditions"}),
+           generator="generator", steps="training.loops.gan:AdversarialSteps",
+           game="training.loops.gan:ConditionalGame",
+           history_keys=lambda config: GAN_HISTORY + ("class_real", "class_fake", "acc_real", "acc_fake"),
+           live_knobs=_GAN_KNOBS + ("class_weight",)),
+    Family("infogan", "InfoGAN", infogan.InfoGANConfig, infogan.build_networks,
+           Capabilities(generates=True, info_codes=True, adversarial=True, trainable=True,
+                        pages=_GENERATOR_PAGES | {"codes"}),
+           generator="generator", steps="training.loops.gan:AdversarialSteps", game="training.loops.gan:InfoGame",
+           history_keys=_infogan_history),
+    Family("featurenet", "feature network", featurenet.FeatureNetConfig, featurenet.build_networks,
+           Capabilities(generates=False)),
+)
+_BY_NAME = {record.name: record for record in _RECORDS}
+FAMILIES = tuple(_BY_NAME)
 # The families `python -m training train` trains (the others are trained by their own command or imported).
-TRAINABLE = tuple(family for family in FAMILIES if CAPABILITIES[family].loop is not None)
+TRAINABLE = tuple(record.name for record in _RECORDS if record.capabilities.trainable)
+# The families Train live offers.
+LIVE = tuple(record.name for record in _RECORDS if record.live_knobs)
 
 
-def capabilities(family: str) -> Capabilities:
-    if family not in CAPABILITIES:
-        raise LatentExplorerError(f"unknown model family {family!r} (known: {', '.join(FAMILIES)})")
-    return CAPABILITIES[family]
+def family(name: str) -> Family:
+    if name not in _BY_NAME:
+        raise LatentExplorerError(f"unknown model family {name!r} (known: {', '.join(FAMILIES)})")
+    return _BY_NAME[name]
 
 
-def config_class(family: str) -> type:
+def capabilities(name: str) -> Capabilities:
+    return family(name).capabilities
+
+
+def config_class(name: str) -> type:
     """The family's config dataclass (DCGANConfig, VAEConfig, ...)."""
-    if family not in _CONFIGS:
-        raise LatentExplorerError(f"unknown model family {family!r} (known: {', '.join(FAMILIES)})")
-    return _CONFIGS[family]
+    return family(name).config
 
 
-def trains_as_vae(family: str) -> bool:
-    """True for the families the VAE loop trains (one loss, an encoder and a decoder, no discriminator)."""
-    return capabilities(family).loop == "vae"
+def generator_name(name: str) -> str | None:
+    """The network that turns a latent code into an image; None for a family without one."""
+    return family(name).generator
+
+
+def first_family_for(page: str) -> str:
+    """The first family a page applies to: the one whose `--model` a page suggests training."""
+    return next(record.name for record in _RECORDS if page in record.capabilities.pages)
+
+
+def trains_as_vae(name: str) -> bool:
+    """True for the families trained with one loss, an encoder and a decoder and no discriminator."""
+    caps = capabilities(name)
+    return caps.trainable and not caps.adversarial
 
 
 def model_config(family: str, data: dict):
@@ -119,4 +191,4 @@ def model_config(family: str, data: dict):
 def build_networks(family: str, data: dict, training: bool = False) -> dict[str, nn.Module]:
     """Fresh (untrained) networks for a family: what the explorer needs, plus the rest when training."""
     config = model_config(family, data)
-    return _BUILDERS[family](config, training=training)
+    return _BY_NAME[family].build(config, training=training)
