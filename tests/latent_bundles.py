@@ -119,6 +119,15 @@ def pick_model(at, family: str):
     return name
 
 
+def open_with_link(page: str, params: dict, timeout: int = 300) -> AppTest:
+    """The app opened straight on `page` ("views/sample.py") with these query parameters, as a link opens it."""
+    at = AppTest.from_file(APP, default_timeout=timeout)
+    at.query_params.update(params)
+    at.switch_page(page).run()
+    assert not at.exception, at.exception
+    return at
+
+
 def open_page(page: str, family: str, timeout: int = 180) -> AppTest:
     at = AppTest.from_file(APP, default_timeout=timeout)
     at.run()

@@ -10,12 +10,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from latent_bundles import open_with_link
 from PIL import Image
-from streamlit.testing.v1 import AppTest
 
 from explorer.core import downloads
 
-APP = str(Path(__file__).resolve().parent.parent / "explorer" / "app.py")
 EXPERIMENTS = Path(__file__).resolve().parent.parent / "checkpoints" / "experiments" / "data-size"
 
 
@@ -31,14 +30,6 @@ def offered(monkeypatch):
 
     monkeypatch.setattr(downloads, "_buttons", record)
     return found
-
-
-def opened(page: str, params: dict) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=300)
-    at.query_params.update(params)
-    at.switch_page(page).run()
-    assert not at.exception, at.exception
-    return at
 
 
 def picture(data: bytes) -> np.ndarray:
@@ -62,13 +53,13 @@ def check(found: tuple, *in_name: str) -> str:
 
 
 def test_the_sweep_offers_its_rows_and_their_numbers(offered):
-    opened("views/sweep.py", {"model": "toyfaces/dcgan", "range": "-4,4", "step": "2", "seed": "3"})
+    open_with_link("views/sweep.py", {"model": "toyfaces/dcgan", "range": "-4,4", "step": "2", "seed": "3"})
     table = check(offered["sweep_download"], "toyfaces_dcgan", "sweep", "N-m-1", "seed3")
     assert table.startswith("mean,") and table.count("\n") == 6  # the header and m = -4, -2, 0, 2, 4
 
 
 def test_vae_vs_gan_offers_both_grids_and_the_comparison(offered):
-    opened("views/compare.py", {"model": "toyfaces/vae", "mean": "-3", "seed": "2", "n": "8"})
+    open_with_link("views/compare.py", {"model": "toyfaces/vae", "mean": "-3", "seed": "2", "n": "8"})
     for role in ("VAE", "GAN"):
         table = check(offered[f"compare_download_{role}"], "toyfaces", "N-3-1", "seed2", "8-samples")
         assert "sharpness" in table
@@ -76,7 +67,7 @@ def test_vae_vs_gan_offers_both_grids_and_the_comparison(offered):
 
 @pytest.mark.skipif(not EXPERIMENTS.is_dir(), reason="the shipped data-size group is not there")
 def test_the_experiments_offer_every_runs_grid_at_the_step_and_the_metrics(offered):
-    opened("views/experiments.py", {"group": "data-size", "step": "500"})
+    open_with_link("views/experiments.py", {"group": "data-size", "step": "500"})
     stem, native, _, numbers = offered["experiments_download"]
     check(offered["experiments_download"], "data-size", "step500")
     rows = numbers()
@@ -90,7 +81,7 @@ def test_the_upload_offers_its_first_look(offered):
     torch.manual_seed(0)
     buffer = io.BytesIO()
     torch.save(Generator(DCGANConfig(g_width=8)).state_dict(), buffer)
-    at = opened("views/upload.py", {})
+    at = open_with_link("views/upload.py", {})
     at.file_uploader(key="upload_file").set_value(("netG.pth", buffer.getvalue(), "application/octet-stream")).run()
     assert not at.exception, at.exception
     check(offered["upload_download"], "netG.pth", "N-0-1", "seed0", "16-samples")
@@ -100,7 +91,7 @@ def test_your_photo_offers_the_photo_beside_its_reconstruction(offered):
     face = (np.random.default_rng(0).random((64, 64, 3)) * 255).astype(np.uint8)
     buffer = io.BytesIO()
     Image.fromarray(face).save(buffer, format="PNG")
-    at = opened("views/your_photo.py", {"model": "toyfaces/vae"})
+    at = open_with_link("views/your_photo.py", {"model": "toyfaces/vae"})
     at.file_uploader(key="photo_files").set_value([("me.png", buffer.getvalue(), "image/png")]).run()
     assert not at.exception, at.exception
     table = check(offered["photo_vae_download"], "toyfaces_vae", "photo", "reconstruction")

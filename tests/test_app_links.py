@@ -7,11 +7,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from latent_bundles import open_with_link
 from streamlit.testing.v1 import AppTest
 
 from explorer.core.links import RUN_KEY
 
-APP = str(Path(__file__).resolve().parent.parent / "explorer" / "app.py")
 CHECKPOINTS = Path(__file__).resolve().parent.parent / "checkpoints"
 INFOGAN = next((f"experiments/infogan/{p.name}" for p in sorted((CHECKPOINTS / "experiments" / "infogan").glob("*"))
                 if (p / "config.json").is_file()), None)
@@ -81,14 +81,6 @@ PAGES = {
 }
 
 
-def opened(page: str, params: dict) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=300)
-    at.query_params.update(params)
-    at.switch_page(page).run()
-    assert not at.exception, at.exception
-    return at
-
-
 def link_warnings(at: AppTest) -> list[str]:
     return [w.value for w in at.warning if w.value.startswith(SENTENCE)]
 
@@ -98,7 +90,7 @@ def test_a_good_link_reproduces_the_settings_and_is_written_back(name):
     page, params, expected, _, _ = PAGES[name]
     if params.get("model") is None and "model" in params:
         pytest.skip("no shipped InfoGAN")
-    at = opened(page, params)
+    at = open_with_link(page, params)
     assert not link_warnings(at)
     for key, value in expected.items():
         assert at.session_state[key] == value, key
@@ -114,7 +106,7 @@ def test_a_hostile_link_falls_back_to_the_defaults_with_one_sentence(name):
     page, params, _, hostile, defaults = PAGES[name]
     if params.get("model") is None and "model" in params:
         pytest.skip("no shipped InfoGAN")
-    at = opened(page, hostile)
+    at = open_with_link(page, hostile)
     assert len(link_warnings(at)) == 1, [w.value for w in at.warning]
     sentence = link_warnings(at)[0]
     assert LONG not in sentence and len(sentence) < 400
@@ -125,19 +117,19 @@ def test_a_hostile_link_falls_back_to_the_defaults_with_one_sentence(name):
 
 
 def test_moving_a_control_updates_the_url_and_a_new_session_opening_it_sees_the_same():
-    at = opened("views/sample.py", {"model": "toyfaces/dcgan"})
+    at = open_with_link("views/sample.py", {"model": "toyfaces/dcgan"})
     at.slider(key="mean").set_value(-9.5).run()
     at.number_input(key="seed").set_value(11).run()
     assert not at.exception
     params = {k: at.query_params[k] for k in at.query_params}
     assert params == {"model": "toyfaces/dcgan", "mean": "-9.5", "seed": "11"}
-    again = opened("views/sample.py", params)
+    again = open_with_link("views/sample.py", params)
     assert (again.session_state["mean"], again.session_state["seed"]) == (-9.5, 11)
     assert again.subheader[0].value == at.subheader[0].value  # "64 samples from z ~ N(-9.5,1)"
 
 
 def test_a_second_run_of_the_same_link_does_not_undo_what_the_visitor_changed():
-    at = opened("views/sweep.py", {"model": "toyfaces/dcgan", "seed": "3"})
+    at = open_with_link("views/sweep.py", {"model": "toyfaces/dcgan", "seed": "3"})
     at.number_input(key="sweep_seed").set_value(4).run()
     at.run()
     assert at.session_state["sweep_seed"] == 4 and at.query_params["seed"] == "4"
@@ -158,7 +150,7 @@ def link_fields_match_their_controls(at: AppTest) -> bool:
 
 
 def test_vae_vs_gan_names_its_two_models_only_when_they_are_not_the_sidebars_pair():
-    at = opened("views/compare.py", {"model": "toyfaces/vae"})
+    at = open_with_link("views/compare.py", {"model": "toyfaces/vae"})
     assert "gan" not in at.query_params and "vae" not in at.query_params
     others = [g for g in at.selectbox(key="compare_gan").options if g != at.session_state["compare_gan"]]
     if not others:
@@ -166,7 +158,7 @@ def test_vae_vs_gan_names_its_two_models_only_when_they_are_not_the_sidebars_pai
     at.selectbox(key="compare_gan").set_value(others[0]).run()
     link = {k: at.query_params[k] for k in at.query_params}
     assert link["gan"] == others[0]
-    again = opened("views/compare.py", link)
+    again = open_with_link("views/compare.py", link)
     assert again.session_state["compare_gan"] == others[0] and not link_warnings(again)
 
 
@@ -180,7 +172,7 @@ def test_a_model_uploaded_in_this_tab_is_not_put_in_the_link_and_the_box_says_so
     torch.manual_seed(0)
     buffer = io.BytesIO()
     torch.save(Generator(DCGANConfig(g_width=8)).state_dict(), buffer)
-    at = opened("views/upload.py", {})
+    at = open_with_link("views/upload.py", {})
     at.file_uploader(key="upload_file").set_value(("netG.pth", buffer.getvalue(), "application/octet-stream")).run()
     at.switch_page("views/sample.py").run()
     assert not at.exception, at.exception
