@@ -10,7 +10,7 @@ latents_file, slim, output_folder, grids, trained_on.
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 _EXPORTS = {
     "atomic": ("atomic_write_json",),
@@ -33,12 +33,3 @@ def __getattr__(name: str) -> Any:
     globals()[name] = value  # once: later lookups are plain attribute reads
     return value
 
-
-if TYPE_CHECKING:  # for readers and type checkers: where each name comes from
-    from training.bundle.atomic import atomic_write_json  # noqa: F401
-    from training.bundle.discovery import find_bundles  # noqa: F401
-    from training.bundle.format import CONFIG_FILE, HISTORY_FILE, METRICS_FILE, WEIGHTS_FILE  # noqa: F401
-    from training.bundle.loaded import Bundle  # noqa: F401
-    from training.bundle.read import config_problems, load_bundle, read_config  # noqa: F401
-    from training.bundle.training_state import load_training_state, save_training_state  # noqa: F401
-    from training.bundle.write import save_bundle, update_metrics  # noqa: F401
